@@ -1,0 +1,120 @@
+"""One frozen, typed, keyword-only dataclass per job kind.
+
+The CLI flags are generated from these fields (their `help` metadata and defaults), so a
+parameter is declared exactly once. Validation lives in `__post_init__` and raises
+`Distw2vError` with one clear sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from .errors import Distw2vError
+
+Model = Literal["skipgram", "cbow"]
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True, kw_only=True)
+class VocabConfig:
+    """How text is tokenized and which words enter the vocabulary."""
+
+    lowercase: bool = _opt(False, "lower-case every token")
+    strip_punctuation: bool = _opt(False, "remove punctuation characters from tokens")
+    strip_digits: bool = _opt(False, "remove digits from tokens")
+    max_sentence_length: int = _opt(
+        10_000, "cut sentences longer than this many tokens into pieces"
+    )
+    min_count: int = _opt(5, "drop words seen fewer times than this")
+    max_vocab_size: int | None = _opt(
+        None,
+        "memory bound while counting: when more distinct words than this are held, "
+        "the rarest are pruned (as the original word2vec does)",
+        default_text="no bound",
+    )
+    max_final_vocab: int | None = _opt(
+        None, "keep at most this many of the most frequent words", default_text="no limit"
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.max_sentence_length >= 1, "max_sentence_length must be at least 1")
+        _require(self.min_count >= 1, "min_count must be at least 1")
+        _require(
+            self.max_vocab_size is None or self.max_vocab_size >= 1,
+            "max_vocab_size must be at least 1",
+        )
+        _require(
+            self.max_final_vocab is None or self.max_final_vocab >= 1,
+            "max_final_vocab must be at least 1",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Training hyper-parameters for skip-gram / CBOW with negative sampling."""
+
+    model: Model = _opt("skipgram", "skipgram or cbow", choices=("skipgram", "cbow"))
+    dim: int = _opt(100, "vector dimension")
+    window: int = _opt(5, "maximum distance between a word and its context (dynamic window)")
+    negative: int = _opt(5, "negative samples per positive pair")
+    epochs: int = _opt(5, "passes over the corpus")
+    alpha: float | None = _opt(
+        None, "initial learning rate", default_text="0.025 for skipgram, 0.05 for cbow"
+    )
+    min_alpha: float = _opt(0.0001, "final learning rate (linear decay over all epochs)")
+    sample: float = _opt(1e-3, "subsampling threshold for frequent words; 0 disables")
+    workers: int = _opt(2, "training threads")
+    seed: int = _opt(1, "random seed; with workers=1 the result is bit-identical run to run")
+    batch_words: int = _opt(
+        50_000, "words handed to a thread at a time (larger = less hand-off overhead)"
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.model in ("skipgram", "cbow"), "model must be 'skipgram' or 'cbow'")
+        _require(self.dim >= 1, "dim must be at least 1")
+        _require(self.window >= 1, "window must be at least 1")
+        _require(self.negative >= 1, "negative must be at least 1")
+        _require(self.epochs >= 1, "epochs must be at least 1")
+        _require(self.alpha is None or self.alpha > 0, "alpha must be greater than 0")
+        _require(self.min_alpha >= 0, "min_alpha must not be negative")
+        _require(self.sample >= 0, "sample must not be negative")
+        _require(self.workers >= 1, "workers must be at least 1")
+        _require(self.batch_words >= 1, "batch_words must be at least 1")
+        _require(0 <= self.seed < 2**63, "seed must be between 0 and 2**63 - 1")
+
+    @property
+    def start_alpha(self) -> float:
+        if self.alpha is not None:
+            return self.alpha
+        return 0.025 if self.model == "skipgram" else 0.05
+
+
+C = TypeVar("C", VocabConfig, TrainConfig)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise Distw2vError(message + ".")
+
+
+def to_dict(config: VocabConfig | TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build a config from a dict, refusing unknown keys with a clear message."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise Distw2vError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}.")
+    return cls(**data)
+
+
+def to_json(config: VocabConfig | TrainConfig) -> str:
+    return json.dumps(to_dict(config), sort_keys=True)

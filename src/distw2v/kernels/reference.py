@@ -1,0 +1,128 @@
+"""Slow, plain NumPy twins of the numba kernels, for tests on tiny inputs.
+
+They replay the same random stream (the LCG in Python integers) and the same algorithm, with
+vector arithmetic in NumPy, so a test can check a kernel against code simple enough to read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MUL = 6364136223846793005
+ADD = 1442695040888963407
+MASK64 = (1 << 64) - 1
+MAX_EXP = 8.0
+
+
+class Lcg:
+    def __init__(self, state: int) -> None:
+        self.state = state & MASK64
+
+    def next(self) -> int:
+        self.state = (self.state * MUL + ADD) & MASK64
+        return self.state
+
+    def uniform(self) -> float:
+        return (self.next() >> 40) / 16777216.0
+
+    def below(self, n: int) -> int:
+        return ((self.next() >> 32) * n) >> 32
+
+    def negative(self, prob: np.ndarray, alias: np.ndarray) -> int:
+        i = self.below(len(prob))
+        return int(i if self.uniform() < prob[i] else alias[i])
+
+
+def mix_seed(seed: int, a: int, b: int) -> int:
+    z = (seed ^ ((a * 0x9E3779B97F4A7C15) & MASK64) ^ ((b * 0xC2B2AE3D27D4EB4F) & MASK64))
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def _sigmoid(f: np.float32) -> np.float32:
+    f = np.float32(min(max(float(f), -MAX_EXP), MAX_EXP))
+    return np.float32(1.0 / (1.0 + np.exp(-float(f))))
+
+
+def _alpha(alpha0: float, alpha_min: float, done: int, total: int) -> np.float32:
+    return np.float32(max(alpha0 - (alpha0 - alpha_min) * (done / total), alpha_min))
+
+
+def _kept(rng: Lcg, ids: np.ndarray, keep: np.ndarray) -> list[int]:
+    return [int(w) for w in ids if rng.uniform() < keep[w]]
+
+
+def _window(rng: Lcg, i: int, n: int, window: int) -> tuple[int, int]:
+    reach = window - rng.below(window)
+    return max(0, i - reach), min(n, i + reach + 1)
+
+
+def skipgram_reference(
+    ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1: np.ndarray,
+    keep: np.ndarray, neg_prob: np.ndarray, neg_alias: np.ndarray, *,
+    window: int, negative: int, alpha0: float, alpha_min: float,
+    words_before: int, total_words: int, state: int,
+) -> int:
+    """Skip-gram over every sentence of (ids, offsets); returns the pairs trained."""
+    rng = Lcg(state)
+    words = pairs = 0
+    for s in range(len(offsets) - 1):
+        alpha = _alpha(alpha0, alpha_min, words_before + words, total_words)
+        words += int(offsets[s + 1] - offsets[s])
+        sent = _kept(rng, ids[offsets[s]:offsets[s + 1]], keep)
+        for i, center in enumerate(sent):
+            lo, hi = _window(rng, i, len(sent), window)
+            if hi - lo < 2:
+                continue
+            targets = [center] + [rng.negative(neg_prob, neg_alias) for _ in range(negative)]
+            grad_out = np.zeros((negative + 1, syn0.shape[1]), dtype=np.float32)
+            for j in range(lo, hi):
+                if j == i:
+                    continue
+                ctx = sent[j]
+                neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
+                for k, t in enumerate(targets):
+                    if k > 0 and t == center:
+                        continue
+                    g = (np.float32(k == 0) - _sigmoid(syn0[ctx] @ syn1[t])) * alpha
+                    neu1e += g * syn1[t]
+                    grad_out[k] += g * syn0[ctx]
+                syn0[ctx] += neu1e
+                pairs += 1
+            for k, t in enumerate(targets):
+                syn1[t] += grad_out[k]
+    return pairs
+
+
+def cbow_reference(
+    ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1: np.ndarray,
+    keep: np.ndarray, neg_prob: np.ndarray, neg_alias: np.ndarray, *,
+    window: int, negative: int, alpha0: float, alpha_min: float,
+    words_before: int, total_words: int, state: int,
+) -> int:
+    """CBOW (mean of the context) over every sentence; returns the centre words trained."""
+    rng = Lcg(state)
+    words = trained = 0
+    for s in range(len(offsets) - 1):
+        alpha = _alpha(alpha0, alpha_min, words_before + words, total_words)
+        words += int(offsets[s + 1] - offsets[s])
+        sent = _kept(rng, ids[offsets[s]:offsets[s + 1]], keep)
+        for i, center in enumerate(sent):
+            lo, hi = _window(rng, i, len(sent), window)
+            if hi - lo < 2:
+                continue
+            context = [sent[j] for j in range(lo, hi) if j != i]
+            neu1 = syn0[context].sum(axis=0, dtype=np.float32) / np.float32(len(context))
+            neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
+            for k in range(negative + 1):
+                t = center if k == 0 else rng.negative(neg_prob, neg_alias)
+                if k > 0 and t == center:
+                    continue
+                g = (np.float32(k == 0) - _sigmoid(neu1 @ syn1[t])) * alpha
+                neu1e += g * syn1[t]
+                syn1[t] += g * neu1
+            for ctx in context:
+                syn0[ctx] += neu1e
+            trained += 1
+    return trained

@@ -1,0 +1,186 @@
+"""Skip-gram and CBOW with negative sampling, as numba kernels over a chunk of sentences.
+
+Every kernel takes plain arrays and scalars, runs without the GIL, and updates `syn0` (input
+vectors) and `syn1` (output vectors) in place, hogwild style. A chunk is the sentences
+`[s_lo, s_hi)` of an encoded shard: `ids[offsets[s]:offsets[s + 1]]` is sentence `s`.
+
+The learning rate decays linearly with the number of corpus words processed over the whole
+run: a chunk knows how many words precede it (`words_before`) out of `total_words`, so the
+schedule does not depend on which thread runs which chunk.
+
+Skip-gram follows Ji et al. 2016 (HogBatch): the negatives are drawn once per centre word and
+shared by all its context words, so the k context rows and the 1 + negative output rows form
+a small dense block that stays in cache; output-row gradients are summed over the window and
+applied once. `reference.py` holds the same algorithm in slow NumPy for the tests.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .sampling import draw_negative, lcg_below, lcg_next, lcg_uniform
+
+MAX_EXP = np.float32(8.0)  # beyond this the sigmoid is 0 or 1 to float32 precision
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def sigmoid(f: np.float32) -> np.float32:
+    f = min(max(f, -MAX_EXP), MAX_EXP)
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-f))
+
+
+@numba.njit(inline="always", cache=True)
+def learning_rate(
+    alpha0: float, alpha_min: float, words_done: np.int64, total_words: np.int64
+) -> np.float32:
+    alpha = alpha0 - (alpha0 - alpha_min) * (words_done / total_words)
+    return np.float32(max(alpha, alpha_min))
+
+
+@numba.njit(inline="always", cache=True)
+def subsample(
+    ids: np.ndarray, start: np.int64, end: np.int64, keep: np.ndarray, out: np.ndarray,
+    state: np.uint64,
+) -> tuple[np.uint64, np.int64]:
+    """Copy the words of ids[start:end] that survive subsampling into out; return (state, n)."""
+    n = 0
+    for p in range(start, end):
+        w = ids[p]
+        state = lcg_next(state)
+        if lcg_uniform(state) < keep[w]:
+            out[n] = w
+            n += 1
+    return state, n
+
+
+@numba.njit(cache=True)
+def longest_sentence(offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64) -> np.int64:
+    longest = 0
+    for s in range(s_lo, s_hi):
+        longest = max(longest, offsets[s + 1] - offsets[s])
+    return longest
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def skipgram_chunk(
+    ids: np.ndarray, offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64,
+    syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
+    neg_prob: np.ndarray, neg_alias: np.ndarray,
+    window: np.int64, negative: np.int64, alpha0: float, alpha_min: float,
+    words_before: np.int64, total_words: np.int64, state: np.uint64,
+) -> tuple[np.int64, np.int64]:
+    """Train skip-gram on sentences [s_lo, s_hi); return (corpus words, pairs trained)."""
+    dim = syn0.shape[1]
+    sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
+    targets = np.empty(negative + 1, dtype=np.int64)
+    grad_out = np.empty((negative + 1, dim), dtype=np.float32)
+    neu1e = np.empty(dim, dtype=np.float32)
+    words = np.int64(0)
+    pairs = np.int64(0)
+    for s in range(s_lo, s_hi):
+        start = offsets[s]
+        end = offsets[s + 1]
+        alpha = learning_rate(alpha0, alpha_min, words_before + words, total_words)
+        words += end - start
+        state, n = subsample(ids, start, end, keep, sent, state)
+        for i in range(n):
+            state = lcg_next(state)
+            reach = window - lcg_below(state, window)
+            lo = max(0, i - reach)
+            hi = min(n, i + reach + 1)
+            if hi - lo < 2:
+                continue
+            center = sent[i]
+            targets[0] = center
+            for k in range(1, negative + 1):
+                state, targets[k] = draw_negative(state, neg_prob, neg_alias)
+            grad_out[:, :] = 0.0
+            for j in range(lo, hi):
+                if j == i:
+                    continue
+                ctx = sent[j]
+                neu1e[:] = 0.0
+                for k in range(negative + 1):
+                    t = targets[k]
+                    if k > 0 and t == center:
+                        continue  # a negative that is the true word teaches nothing
+                    f = np.float32(0.0)
+                    for x in range(dim):
+                        f += syn0[ctx, x] * syn1[t, x]
+                    label = np.float32(1.0) if k == 0 else np.float32(0.0)
+                    g = (label - sigmoid(f)) * alpha
+                    for x in range(dim):
+                        neu1e[x] += g * syn1[t, x]
+                        grad_out[k, x] += g * syn0[ctx, x]
+                for x in range(dim):
+                    syn0[ctx, x] += neu1e[x]
+                pairs += 1
+            for k in range(negative + 1):
+                t = targets[k]
+                for x in range(dim):
+                    syn1[t, x] += grad_out[k, x]
+    return words, pairs
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def cbow_chunk(
+    ids: np.ndarray, offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64,
+    syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
+    neg_prob: np.ndarray, neg_alias: np.ndarray,
+    window: np.int64, negative: np.int64, alpha0: float, alpha_min: float,
+    words_before: np.int64, total_words: np.int64, state: np.uint64,
+) -> tuple[np.int64, np.int64]:
+    """Train CBOW (mean of context vectors) on sentences [s_lo, s_hi); same returns."""
+    dim = syn0.shape[1]
+    sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
+    neu1 = np.empty(dim, dtype=np.float32)
+    neu1e = np.empty(dim, dtype=np.float32)
+    words = np.int64(0)
+    pairs = np.int64(0)
+    for s in range(s_lo, s_hi):
+        start = offsets[s]
+        end = offsets[s + 1]
+        alpha = learning_rate(alpha0, alpha_min, words_before + words, total_words)
+        words += end - start
+        state, n = subsample(ids, start, end, keep, sent, state)
+        for i in range(n):
+            state = lcg_next(state)
+            reach = window - lcg_below(state, window)
+            lo = max(0, i - reach)
+            hi = min(n, i + reach + 1)
+            if hi - lo < 2:
+                continue
+            center = sent[i]
+            neu1[:] = 0.0
+            for j in range(lo, hi):
+                if j != i:
+                    for x in range(dim):
+                        neu1[x] += syn0[sent[j], x]
+            inv = np.float32(1.0) / np.float32(hi - lo - 1)
+            for x in range(dim):
+                neu1[x] *= inv
+            neu1e[:] = 0.0
+            for k in range(negative + 1):
+                if k == 0:
+                    t = center
+                    label = np.float32(1.0)
+                else:
+                    state, t = draw_negative(state, neg_prob, neg_alias)
+                    if t == center:
+                        continue
+                    label = np.float32(0.0)
+                f = np.float32(0.0)
+                for x in range(dim):
+                    f += neu1[x] * syn1[t, x]
+                g = (label - sigmoid(f)) * alpha
+                for x in range(dim):
+                    neu1e[x] += g * syn1[t, x]
+                    syn1[t, x] += g * neu1[x]
+            for j in range(lo, hi):
+                if j != i:
+                    ctx = sent[j]
+                    for x in range(dim):
+                        syn0[ctx, x] += neu1e[x]
+            pairs += 1
+    return words, pairs

@@ -1,0 +1,138 @@
+"""The local trainer: `workers` threads run the numba kernels over an encoded corpus, hogwild.
+
+Work is cut into chunks of about `batch_words` corpus words. Each chunk knows its place in
+the run (epoch and offset), so its learning rate and its random seed are fixed in advance;
+with one worker the result is therefore bit-identical from run to run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import TrainConfig
+from .encode import EncodedCorpus
+from .kernels import cbow_chunk, mix_seed, skipgram_chunk
+from .vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class Chunk:
+    shard: int
+    s_lo: int
+    s_hi: int
+    words_before: int  # corpus words before this chunk within one epoch
+
+
+@dataclass(frozen=True)
+class Progress:
+    words_done: int
+    total_words: int
+    epoch: int  # 1-based epoch of the most recent chunk
+    alpha: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    syn0: np.ndarray
+    syn1: np.ndarray
+    words: int  # corpus words processed over all epochs (before subsampling)
+    pairs: int
+    seconds: float
+
+
+def plan_chunks(corpus: EncodedCorpus, batch_words: int) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    before = 0
+    for i in range(len(corpus.shards)):
+        _, offsets = corpus.load_shard(i)
+        # sentence boundaries nearest to every multiple of batch_words
+        cuts = np.searchsorted(offsets, np.arange(batch_words, offsets[-1], batch_words))
+        bounds = np.unique(np.concatenate([[0], cuts, [len(offsets) - 1]]))
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            chunks.append(Chunk(i, lo, hi, before + int(offsets[lo])))
+        before += int(offsets[-1])
+    return chunks
+
+
+def initial_vectors(vocab_size: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """word2vec's start: inputs uniform in (-0.5/dim, 0.5/dim), outputs zero."""
+    rng = np.random.default_rng(seed)
+    syn0 = rng.random((vocab_size, dim), dtype=np.float32)
+    syn0 -= np.float32(0.5)
+    syn0 /= np.float32(dim)
+    return syn0, np.zeros((vocab_size, dim), dtype=np.float32)
+
+
+def train(
+    corpus: EncodedCorpus,
+    vocab: Vocabulary,
+    config: TrainConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    report_every: float = 0.25,
+) -> TrainResult:
+    """Train input and output vectors on `corpus`; `on_progress` is called from this thread."""
+    corpus.check_matches(vocab)
+    syn0, syn1 = initial_vectors(len(vocab), config.dim, config.seed)
+    keep = vocab.keep_probabilities(config.sample)
+    neg_prob, neg_alias = vocab.negative_table()
+    shards = [corpus.load_shard(i) for i in range(len(corpus.shards))]
+    chunks = plan_chunks(corpus, config.batch_words)
+    kernel = skipgram_chunk if config.model == "skipgram" else cbow_chunk
+    total_words = corpus.words * config.epochs
+    tasks = [(epoch, c, chunk) for epoch in range(config.epochs) for c, chunk in enumerate(chunks)]
+
+    lock = threading.Lock()
+    next_task = 0
+    done = {"words": 0, "pairs": 0, "epoch": 1}
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        nonlocal next_task
+        while True:
+            with lock:
+                if next_task >= len(tasks) or errors:
+                    return
+                epoch, c, chunk = tasks[next_task]
+                next_task += 1
+            ids, offsets = shards[chunk.shard]
+            try:
+                words, pairs = kernel(
+                    ids, offsets, chunk.s_lo, chunk.s_hi, syn0, syn1, keep, neg_prob, neg_alias,
+                    config.window, config.negative, config.start_alpha, config.min_alpha,
+                    epoch * corpus.words + chunk.words_before, total_words,
+                    np.uint64(mix_seed(np.uint64(config.seed), np.uint64(epoch), np.uint64(c))),
+                )
+            except BaseException as exc:  # surfaced in the calling thread
+                with lock:
+                    errors.append(exc)
+                return
+            with lock:
+                done["words"] += words
+                done["pairs"] += pairs
+                done["epoch"] = max(done["epoch"], epoch + 1)
+
+    def snapshot() -> Progress:
+        with lock:
+            words, epoch = done["words"], done["epoch"]
+        alpha = config.start_alpha - (config.start_alpha - config.min_alpha) * words / total_words
+        return Progress(words, total_words, epoch, max(alpha, config.min_alpha))
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(config.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(report_every)
+            if on_progress is not None:
+                on_progress(snapshot())
+    if errors:
+        raise errors[0]
+    if on_progress is not None:
+        on_progress(snapshot())
+    return TrainResult(syn0, syn1, done["words"], done["pairs"], time.perf_counter() - start)

@@ -1,0 +1,164 @@
+"""Vocabulary: streaming counts with a memory bound, frequency order, sampling tables."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .config import VocabConfig, from_dict, to_dict
+from .errors import ModelFormatError, VocabularyError
+from .kernels.sampling import build_alias_table
+from .tsv import read_word_counts, write_word_counts
+
+FORMAT = "distw2v-vocab"
+FORMAT_VERSION = 1
+NEGATIVE_POWER = 0.75
+
+
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """Words in descending frequency order (ties broken alphabetically), with their counts."""
+
+    words: list[str]
+    counts: np.ndarray  # int64, same order as words
+    corpus_words: int  # every token read, including the ones outside the vocabulary
+    config: VocabConfig = field(default_factory=VocabConfig)
+    prune_passes: int = 0  # how often the max_vocab_size bound pruned rare words
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {word: i for i, word in enumerate(self.words)}
+
+    @property
+    def retained_words(self) -> int:
+        """Tokens of the corpus that are in the vocabulary."""
+        return int(self.counts.sum())
+
+    def keep_probabilities(self, sample: float) -> np.ndarray:
+        """Probability of keeping each occurrence of a word (word2vec's subsampling formula)."""
+        counts = self.counts.astype(np.float64)
+        if sample <= 0:
+            return np.ones(len(counts), dtype=np.float32)
+        threshold = sample * counts.sum()
+        keep = (np.sqrt(counts / threshold) + 1.0) * threshold / counts
+        return np.minimum(keep, 1.0).astype(np.float32)
+
+    def negative_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Alias table (probabilities, aliases) for O(1) draws from count**0.75."""
+        return build_alias_table(self.counts.astype(np.float64) ** NEGATIVE_POWER)
+
+    def save(self, path: str | Path) -> None:
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "size": len(self.words),
+            "corpus_words": self.corpus_words,
+            "prune_passes": self.prune_passes,
+            "config": to_dict(self.config),
+        }
+        tmp = Path(f"{path}.tmp")
+        write_word_counts(tmp, self.words, self.counts, header)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        header, words, counts = read_word_counts(path)
+        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+            raise ModelFormatError(f"{path} is not a distw2v vocabulary (format version 1).")
+        return cls(
+            words=words,
+            counts=counts,
+            corpus_words=int(header["corpus_words"]),
+            config=from_dict(VocabConfig, header.get("config", {})),
+            prune_passes=int(header.get("prune_passes", 0)),
+        )
+
+
+class _BoundedCounter:
+    """Counts words; past `limit` distinct words it drops the rarest, as word2vec's ReduceVocab."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.counts: Counter[str] = Counter()
+        self.limit = limit
+        self.min_reduce = 1
+        self.prune_passes = 0
+
+    def add(self, tokens: list[str]) -> None:
+        self.counts.update(tokens)
+        if self.limit is not None and len(self.counts) > self.limit:
+            self._prune(self.limit)
+
+    def _prune(self, limit: int) -> None:
+        # Raise the floor until the bound holds; each pass forgets counts at or below it.
+        while len(self.counts) > limit:
+            floor = self.min_reduce
+            self.counts = Counter({w: c for w, c in self.counts.items() if c > floor})
+            self.min_reduce += 1
+            self.prune_passes += 1
+
+
+def build_vocabulary(
+    sentences: Iterable[list[str]],
+    config: VocabConfig,
+    on_sentences: Callable[[int], None] | None = None,
+) -> Vocabulary:
+    """Count tokens from a stream of sentences and keep the frequent ones."""
+    counter = _BoundedCounter(config.max_vocab_size)
+    corpus_words = 0
+    batch = 0
+    for tokens in sentences:
+        counter.add(tokens)
+        corpus_words += len(tokens)
+        batch += 1
+        if on_sentences is not None and batch == 10_000:
+            on_sentences(batch)
+            batch = 0
+    if on_sentences is not None and batch:
+        on_sentences(batch)
+    if corpus_words == 0:
+        raise VocabularyError("the corpus is empty: it holds no words.")
+    return vocabulary_from_counts(counter.counts, corpus_words, config, counter.prune_passes)
+
+
+def vocabulary_from_counts(
+    counts: dict[str, int], corpus_words: int, config: VocabConfig, prune_passes: int = 0
+) -> Vocabulary:
+    kept = [(w, c) for w, c in counts.items() if c >= config.min_count]
+    if not kept:
+        best = max(counts.values(), default=0)
+        raise VocabularyError(
+            f"no word occurs at least min_count={config.min_count} times "
+            f"(the most frequent occurs {best} times); lower --min-count."
+        )
+    kept.sort(key=lambda wc: (-wc[1], wc[0]))
+    if config.max_final_vocab is not None:
+        kept = kept[: config.max_final_vocab]
+    words = [w for w, _ in kept]
+    return Vocabulary(
+        words=words,
+        counts=np.fromiter((c for _, c in kept), dtype=np.int64, count=len(kept)),
+        corpus_words=corpus_words,
+        config=config,
+        prune_passes=prune_passes,
+    )
+
+
+def describe(vocab: Vocabulary) -> str:
+    text = (
+        f"vocabulary: {len(vocab):,} words (min_count={vocab.config.min_count}) covering "
+        f"{vocab.retained_words:,} of {vocab.corpus_words:,} corpus words"
+    )
+    if vocab.prune_passes:
+        text += (
+            f"; counting hit max_vocab_size={vocab.config.max_vocab_size:,} and pruned rare "
+            f"words {vocab.prune_passes} time(s), so their counts are approximate"
+        )
+    return text
