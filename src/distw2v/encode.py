@@ -60,7 +60,9 @@ class EncodedCorpus:
             ids = np.load(self.path / shard.ids_file, mmap_mode="r")
             offsets = np.load(self.path / shard.offsets_file, mmap_mode="r")
         except (OSError, ValueError, EOFError) as exc:
-            raise ModelFormatError(f"encoded shard {i} in {self.path} is unreadable: {exc}.") from None
+            raise ModelFormatError(
+                f"encoded shard {i} in {self.path} is unreadable: {exc}."
+            ) from None
         if ids.dtype != np.int32 or offsets.dtype != np.int64 or len(ids) != shard.words:
             raise ModelFormatError(f"encoded shard {i} in {self.path} is corrupt or truncated.")
         return ids, offsets
@@ -77,7 +79,9 @@ class EncodedCorpus:
         try:
             manifest = json.loads((path / "manifest.json").read_text())
         except FileNotFoundError:
-            raise ModelFormatError(f"{path} holds no manifest.json; it is not an encoded corpus.")
+            raise ModelFormatError(
+                f"{path} holds no manifest.json; it is not an encoded corpus."
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ModelFormatError(f"{path}/manifest.json is corrupt.") from None
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:

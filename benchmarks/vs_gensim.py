@@ -1,0 +1,193 @@
+"""distw2v against gensim on the same corpus, settings and cores, in one run.
+
+Each (system, setting, seed) trains in its own subprocess so peak memory is its own. Both
+systems are timed from an existing vocabulary to trained vectors (distw2v: encoding +
+training; gensim: training from corpus_file), and words/s is the corpus word count times
+epochs over that wall time for both. Both are scored by distw2v's evaluator.
+
+    python benchmarks/vs_gensim.py                       # skip-gram/CBOW d=100, skip-gram d=300
+    python benchmarks/vs_gensim.py --settings sg100 --seeds 1 2 3 --scaling
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+SETTINGS = {
+    "sg100": {"model": "skipgram", "dim": 100},
+    "cbow100": {"model": "cbow", "dim": 100},
+    "sg300": {"model": "skipgram", "dim": 300},
+}
+COMMON = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-3, "epochs": 5}
+QUALITY = ("wordsim353", "simlex999", "analogy")
+
+
+def evaluate(words: list[str], matrix, eval_dir: Path) -> dict[str, float]:
+    from distw2v.evaluate import evaluate_analogies, evaluate_similarity
+    from distw2v.vectors import Vectors
+
+    vectors = Vectors(words, matrix)
+    return {
+        "wordsim353": evaluate_similarity(vectors, eval_dir / "wordsim353.tsv").spearman,
+        "simlex999": evaluate_similarity(vectors, eval_dir / "simlex999.txt").spearman,
+        "analogy": evaluate_analogies(vectors, eval_dir / "questions-words.txt").accuracy,
+    }
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_distw2v(corpus: Path, setting: dict, seed: int, workers: int, eval_dir: Path) -> dict:
+    from distw2v.config import TrainConfig, VocabConfig
+    from distw2v.pipeline import build_vocab, encode, train_vectors
+
+    vocab, _ = build_vocab([str(corpus)], VocabConfig(min_count=COMMON["min_count"]))
+    config = TrainConfig(model=setting["model"], dim=setting["dim"], window=COMMON["window"],
+                         negative=COMMON["negative"], sample=COMMON["sample"],
+                         epochs=COMMON["epochs"], workers=workers, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        encoded, _ = encode([str(corpus)], vocab, Path(tmp) / "enc")
+        vectors, _ = train_vectors(encoded, vocab, config)
+        wall = time.perf_counter() - start
+    return {"wall": wall, "corpus_words": vocab.corpus_words, "vocab": len(vocab),
+            **evaluate(vocab.words, vectors.matrix, eval_dir)}
+
+
+def run_gensim(plain: Path, setting: dict, seed: int, workers: int, eval_dir: Path) -> dict:
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(vector_size=setting["dim"], window=COMMON["window"],
+                     negative=COMMON["negative"], hs=0, min_count=COMMON["min_count"],
+                     sample=COMMON["sample"], sg=int(setting["model"] == "skipgram"),
+                     workers=workers, seed=seed, alpha=0.025 if setting["model"] == "skipgram"
+                     else 0.05)
+    model.build_vocab(corpus_file=str(plain))
+    start = time.perf_counter()
+    model.train(corpus_file=str(plain), total_words=model.corpus_total_words,
+                epochs=COMMON["epochs"])
+    wall = time.perf_counter() - start
+    wv = model.wv
+    return {"wall": wall, "corpus_words": model.corpus_total_words, "vocab": len(wv),
+            **evaluate(list(wv.index_to_key), wv.vectors, eval_dir)}
+
+
+def child(args: argparse.Namespace) -> None:
+    setting = SETTINGS[args.setting]
+    runner = run_distw2v if args.system == "distw2v" else run_gensim
+    source = Path(args.corpus) if args.system == "distw2v" else Path(args.plain)
+    result = runner(source, setting, args.seed, args.workers, Path(args.eval_dir))
+    result["words_per_second"] = result["corpus_words"] * COMMON["epochs"] / result["wall"]
+    result["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(result))
+
+
+def spawn(system: str, setting: str, seed: int, workers: int, args, plain: Path) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--system", system, "--setting", setting,
+           "--seed", str(seed), "--workers", str(workers), "--corpus", str(args.corpus),
+           "--plain", str(plain), "--eval-dir", str(args.eval_dir)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        sys.exit(f"{system} {setting} seed {seed} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    print(f"  {system:8} {setting:8} seed {seed} workers {workers}: "
+          f"{result['words_per_second']:>10,.0f} words/s  {result['wall']:6.1f} s", flush=True)
+    return result
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'setting':8} {'system':8} {'words/s':>10} {'ratio':>6} {'wall s':>7} "
+            f"{'peak MiB':>8} {'WS353':>6} {'SL999':>6} {'analogy':>7}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['setting']:8} {r['system']:8} {r['words_per_second']:>10,.0f} "
+            f"{r['ratio']:>5.2f}x {r['wall']:>7.1f} {r['peak_rss_mb']:>8,.0f} "
+            f"{r['wordsim353']:>6.3f} {r['simlex999']:>6.3f} {100 * r['analogy']:>6.1f}%")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default=str(SHARED / "english.txt.gz"))
+    parser.add_argument("--eval-dir", default=str(SHARED / "eval"))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1],
+                        help="quality figures are the median over seeds")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scaling", action="store_true",
+                        help="also time distw2v skip-gram d=100 with 1 worker")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "vs_gensim.json"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--system", help=argparse.SUPPRESS)
+    parser.add_argument("--setting", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--plain", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if not Path(args.corpus).exists():
+        sys.exit(f"corpus {args.corpus} not found; pass --corpus")
+
+    tmp = Path(tempfile.mkdtemp(prefix="vs-gensim-"))
+    try:
+        plain = tmp / "corpus.txt"  # gensim's corpus_file mode reads plain text only
+        with gzip.open(args.corpus, "rb") as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        rows = []
+        for setting in args.settings:
+            by_system = {}
+            for system in ("gensim", "distw2v"):
+                runs = [spawn(system, setting, seed, args.workers, args, plain)
+                        for seed in args.seeds]
+                by_system[system] = median_of(runs)
+            for system in ("gensim", "distw2v"):
+                row = {"setting": setting, "system": system, "workers": args.workers,
+                       "seeds": args.seeds, **by_system[system]}
+                row["ratio"] = row["words_per_second"] / by_system["gensim"]["words_per_second"]
+                rows.append(row)
+        scaling = None
+        if args.scaling:
+            one = spawn("distw2v", "sg100", args.seeds[0], 1, args, plain)
+            two = spawn("distw2v", "sg100", args.seeds[0], 2, args, plain)
+            scaling = {"workers_1": one["words_per_second"], "workers_2": two["words_per_second"],
+                       "speedup": two["words_per_second"] / one["words_per_second"]}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print(table(rows))
+    if scaling:
+        print(f"\nscaling (distw2v sg100): 1 worker {scaling['workers_1']:,.0f} words/s, "
+              f"2 workers {scaling['workers_2']:,.0f} words/s, speedup {scaling['speedup']:.2f}x")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    report = {"corpus": str(args.corpus), "cpu_count": os.cpu_count(), "common": COMMON,
+              "rows": rows, "scaling": scaling}
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The `distw2v` command: argument parsing, progress bars and exit codes, nothing more.
+
+Options for vocabulary and training settings are generated from the config dataclasses, so
+`--help` always lists every setting with its default. Errors the user can fix print one line
+and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from . import __version__
+from .config import TrainConfig, VocabConfig
+from .errors import Distw2vError
+
+EXIT_USAGE = 2
+
+
+# --- options generated from the config dataclasses ------------------------------------------
+
+
+def _scalar_type(annotation: Any) -> tuple[type, tuple[Any, ...] | None]:
+    """(python type, choices) of a field annotation such as `int | None` or a Literal."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return str, tuple(typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return _scalar_type(args[0])
+    return annotation, None
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kind, choices = _scalar_type(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=f.default, help=f"{help_text} (default: %(default)s)")
+        else:
+            shown = f.metadata.get("default_text", "%(default)s")
+            group.add_argument(flag, dest=f.name, type=kind, choices=choices, default=f.default,
+                               metavar=None if choices else f.name.upper(),
+                               help=f"{help_text} (default: {shown})")
+
+
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+# --- progress and output ---------------------------------------------------------------------
+
+
+def _progress(quiet: bool) -> Any:
+    def factory(**kwargs: Any) -> tqdm:
+        return tqdm(disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+                    **kwargs)
+
+    return factory
+
+
+def _log(quiet: bool) -> Any:
+    return (lambda _: None) if quiet else (lambda text: print(text, file=sys.stderr))
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_vocab(args: argparse.Namespace) -> None:
+    from .corpus import describe_stats
+    from .pipeline import build_vocab
+    from .vocab import describe
+
+    vocab, stats = build_vocab(args.sources, config_from_args(VocabConfig, args),
+                               _progress(args.quiet))
+    vocab.save(args.out)
+    _log(args.quiet)("read " + describe_stats(stats))
+    print(f"{describe(vocab)}; written to {args.out}")
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from .pipeline import encode
+    from .vocab import Vocabulary
+
+    vocab = Vocabulary.load(args.vocab)
+    encoded, _ = encode(args.sources, vocab, args.out, _progress(args.quiet))
+    print(f"encoded {encoded.words:,} of {encoded.corpus_words:,} corpus words into "
+          f"{len(encoded.shards)} shard(s) in {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .encode import EncodedCorpus
+    from .pipeline import run
+    from .vocab import Vocabulary
+
+    vocab_config = config_from_args(VocabConfig, args)
+    train_config = config_from_args(TrainConfig, args)
+    if not args.sources and args.encoded is None:
+        raise Distw2vError("give a corpus SOURCE, or --encoded DIR with --vocab FILE.")
+    if args.encoded is not None and args.vocab is None:
+        raise Distw2vError("--encoded needs the --vocab it was encoded with.")
+    vocab = Vocabulary.load(args.vocab) if args.vocab else None
+    encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
+    if args.out.exists() and not args.overwrite:
+        raise Distw2vError(f"{args.out} exists; pass --overwrite to replace it.")
+    vectors, summary = run(args.sources, args.out, vocab_config, train_config, vocab=vocab,
+                           encoded=encoded, progress=_progress(args.quiet), log=_log(args.quiet))
+    print(summary.line())
+    print(f"model: {len(vectors):,} words x {vectors.dim} dims written to {args.out}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_analogies, evaluate_similarity, format_table, results_to_json
+    from .vectors import Vectors
+
+    if not args.analogies and not args.similarity:
+        raise Distw2vError("give at least one --analogies or --similarity file.")
+    vectors = Vectors.load(args.model)
+    results: list[Any] = [
+        evaluate_analogies(vectors, path, restrict_vocab=args.restrict_vocab,
+                           case_insensitive=not args.case_sensitive)
+        for path in args.analogies
+    ]
+    results += [evaluate_similarity(vectors, path, case_insensitive=not args.case_sensitive)
+                for path in args.similarity]
+    print(format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results_to_json(results), indent=2) + "\n")
+
+
+def cmd_similar(args: argparse.Namespace) -> None:
+    from .vectors import Vectors
+
+    vectors = Vectors.load(args.model)
+    for word in args.words:
+        print(f"{word}:")
+        for other, score in vectors.most_similar(word, topn=args.topn):
+            print(f"  {other:<24} {score:.4f}")
+
+
+def cmd_analogy(args: argparse.Namespace) -> None:
+    from .vectors import Vectors
+
+    vectors = Vectors.load(args.model)
+    print(f"{args.a} : {args.b} :: {args.c} : ?")
+    for word, score in vectors.analogy(args.a, args.b, args.c, topn=args.topn,
+                                       method=args.method):
+        print(f"  {word:<24} {score:.4f}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .vectors import Vectors
+
+    vectors = Vectors.load(args.model)
+    vectors.save_word2vec(args.out, binary=args.format == "word2vec-bin")
+    print(f"wrote {len(vectors):,} vectors to {args.out} ({args.format})")
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distw2v",
+        description="Train word2vec (skip-gram / CBOW, negative sampling) on large corpora "
+        "and query the vectors. SOURCE is a file, a directory, a glob, or an fsspec URL "
+        "(s3://, https://, hdfs://); .gz .bz2 .xz .zst are decompressed; one sentence a line.",
+    )
+    parser.add_argument("--version", action="version", version=f"distw2v {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
+        return p
+
+    p = command("vocab", "count words in a corpus and save the vocabulary (TSV)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--out", required=True, help="vocabulary file to write")
+    add_config_options(p, VocabConfig, "vocabulary")
+    p.set_defaults(run=cmd_vocab)
+
+    p = command("encode", "turn a corpus into int32 id shards for repeated training")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--vocab", required=True, help="vocabulary file from `distw2v vocab`")
+    p.add_argument("--out", required=True, type=Path, help="directory to write the shards to")
+    p.set_defaults(run=cmd_encode)
+
+    p = command("train", "train vectors: vocabulary, encoding and training in one go")
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="corpus files, directories, globs or URLs (omit with --encoded)")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--vocab", help="use this vocabulary file instead of counting")
+    p.add_argument("--encoded", help="train on this encoded corpus (needs --vocab)")
+    add_config_options(p, VocabConfig, "vocabulary")
+    add_config_options(p, TrainConfig, "training")
+    p.set_defaults(run=cmd_train)
+
+    p = command("eval", "evaluate a model on analogy and word-similarity files")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--analogies", action="append", default=[], metavar="FILE",
+                   help="questions-words format file (repeatable)")
+    p.add_argument("--similarity", action="append", default=[], metavar="FILE",
+                   help="'word word score' file, e.g. WordSim353 or SimLex999 (repeatable)")
+    p.add_argument("--restrict-vocab", type=int, default=300_000,
+                   help="answer analogies among this many most frequent words "
+                   "(default: %(default)s)")
+    p.add_argument("--case-sensitive", action="store_true",
+                   help="do not lower-case evaluation words")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(run=cmd_eval)
+
+    p = command("similar", "nearest neighbours of words by cosine similarity")
+    p.add_argument("model", help="model directory")
+    p.add_argument("words", nargs="+", metavar="WORD")
+    p.add_argument("--topn", type=int, default=10, help="neighbours to show (default: 10)")
+    p.set_defaults(run=cmd_similar)
+
+    p = command("analogy", "a is to b as c is to ?")
+    p.add_argument("model", help="model directory")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("c")
+    p.add_argument("--topn", type=int, default=5, help="answers to show (default: 5)")
+    p.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd",
+                   help="3CosAdd or Levy & Goldberg's 3CosMul (default: 3cosadd)")
+    p.set_defaults(run=cmd_analogy)
+
+    p = command("export", "write a model in the word2vec text or binary format")
+    p.add_argument("model", help="model directory")
+    p.add_argument("out", help="file to write")
+    p.add_argument("--format", choices=("word2vec-bin", "word2vec-text"), default="word2vec-bin",
+                   help="output format (default: word2vec-bin)")
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except Distw2vError as exc:
+        print(f"distw2v {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"distw2v {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # disk full, permission denied, ...: the OS said it in one line
+        print(f"distw2v {args.command}: error: {exc.strerror or exc}: "
+              f"{exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Word-analogy and word-similarity benchmarks.
+
+Semantics follow gensim's `KeyedVectors.evaluate_word_analogies` / `evaluate_word_pairs`, so
+figures are comparable, but the analogy queries run in batches through
+`Vectors.most_similar_batch` instead of one `most_similar` call each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import Distw2vError
+from .vectors import Vectors, unit_rows
+
+METHODS = ("3cosadd", "3cosmul")
+
+
+@dataclass
+class AnalogySection:
+    name: str
+    correct: int = 0
+    total: int = 0  # questions answered: all four words in the restricted vocabulary
+    oov: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
+@dataclass
+class AnalogyResult:
+    sections: list[AnalogySection]
+    correct: int
+    total: int
+    oov: int
+    skipped_lines: int
+    name: str = "analogies"
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
+@dataclass
+class SimilarityResult:
+    name: str
+    spearman: float
+    pearson: float
+    pairs: int
+    oov: int
+    skipped_lines: int
+
+
+def _lines(path: str | Path) -> Iterator[str]:
+    try:
+        with open(path, encoding="utf-8") as src:
+            yield from src
+    except FileNotFoundError:
+        raise Distw2vError(f"The evaluation file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise Distw2vError(f"The evaluation file {path} is not UTF-8 text.") from None
+
+
+def _vocab_keys(
+    vectors: Vectors, limit: int, case_insensitive: bool
+) -> tuple[list[str], dict[str, int]]:
+    """Lookup keys of the first `limit` words, and key -> id of the key's most frequent word."""
+    keys = [w.lower() for w in vectors.words[:limit]] if case_insensitive else vectors.words[:limit]
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    return keys, first
+
+
+@dataclass
+class _Questions:
+    section: list[int] = field(default_factory=list)
+    ids: list[tuple[int, int, int]] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+    exclude: list[list[int]] = field(default_factory=list)
+
+
+def evaluate_analogies(
+    vectors: Vectors,
+    path: str | Path,
+    restrict_vocab: int = 300_000,
+    case_insensitive: bool = True,
+    method: str = "3cosadd",
+    batch_size: int = 1024,
+) -> AnalogyResult:
+    """Accuracy on a questions-words file (": section" lines, then "a b c d" lines)."""
+    if method not in METHODS:
+        raise Distw2vError(f"Unknown analogy method {method!r}; use '3cosadd' or '3cosmul'.")
+    if batch_size < 1:
+        raise Distw2vError(f"batch_size must be at least 1, not {batch_size}.")
+    limit = min(restrict_vocab, len(vectors))
+    keys, first = _vocab_keys(vectors, limit, case_insensitive)
+    # All ids sharing a key: with case folding a question word may have several case variants,
+    # and gensim never predicts any of them.
+    variants: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        variants.setdefault(key, []).append(i)
+
+    sections: list[AnalogySection] = []
+    questions = _Questions()
+    skipped = 0
+    for line in _lines(path):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith(":"):
+            sections.append(AnalogySection(text[1:].strip()))
+            continue
+        words = text.lower().split() if case_insensitive else text.split()
+        if len(words) != 4:
+            skipped += 1
+            continue
+        if not sections:  # questions before any header still count, in an unnamed section
+            sections.append(AnalogySection("(no section)"))
+        section = sections[-1]
+        if any(w not in first for w in words):
+            section.oov += 1
+            continue
+        a, b, c, d = words
+        section.total += 1
+        questions.section.append(len(sections) - 1)
+        questions.ids.append((first[a], first[b], first[c]))
+        questions.expected.append(d)
+        questions.exclude.append(variants[a] + variants[b] + variants[c])
+
+    unit = vectors.unit_matrix()
+    ids = np.asarray(questions.ids, dtype=np.int64).reshape(-1, 3)
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        exclude = questions.exclude[start : start + batch_size]
+        ua, ub, uc = unit[batch[:, 0]], unit[batch[:, 1]], unit[batch[:, 2]]
+        if method == "3cosadd":
+            found, _ = vectors.most_similar_batch(unit_rows(ub + uc - ua), 1, limit, exclude)
+        else:
+            positive = np.stack([ub, uc], axis=1)
+            found, _ = vectors.most_similar_cosmul_batch(positive, ua[:, None], 1, limit, exclude)
+        for j, predicted in enumerate(found[:, 0].tolist()):
+            q = start + j
+            if predicted >= 0 and keys[predicted] == questions.expected[q]:
+                sections[questions.section[q]].correct += 1
+
+    return AnalogyResult(
+        sections=sections,
+        correct=sum(s.correct for s in sections),
+        total=sum(s.total for s in sections),
+        oov=sum(s.oov for s in sections),
+        skipped_lines=skipped,
+        name=Path(path).stem,
+    )
+
+
+def _rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing the average of the ranks they span (scipy's 'average')."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    new_group = np.concatenate(([True], xs[1:] != xs[:-1]))
+    starts = np.flatnonzero(new_group)
+    ends = np.append(starts[1:], len(x))
+    average = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 .. ends
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = average[np.cumsum(new_group) - 1]
+    return ranks
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; NaN when fewer than two points or either side is constant."""
+    if len(x) < 2:
+        return math.nan
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    y = np.asarray(y, dtype=np.float64) - np.mean(y)
+    denom = math.sqrt(float(x @ x) * float(y @ y))
+    if denom == 0:
+        return math.nan
+    return max(-1.0, min(1.0, float(x @ y) / denom))
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation with average ranks for ties (as scipy.stats.spearmanr)."""
+    return pearson(_rankdata(np.asarray(x)), _rankdata(np.asarray(y)))
+
+
+def evaluate_similarity(
+    vectors: Vectors,
+    path: str | Path,
+    case_insensitive: bool = True,
+    restrict_vocab: int | None = None,
+) -> SimilarityResult:
+    """Correlation of cosine similarities with human scores ("w1 w2 score" lines)."""
+    limit = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
+    _, first = _vocab_keys(vectors, limit, case_insensitive)
+    left: list[int] = []
+    right: list[int] = []
+    gold: list[float] = []
+    oov = skipped = 0
+    for line in _lines(path):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        # Tabs separate fields when present (entries may then hold spaces); else any whitespace.
+        parts = [p.strip() for p in text.split("\t")] if "\t" in text else text.split()
+        try:
+            w1, w2, raw = parts
+            score = float(raw)
+        except ValueError:
+            skipped += 1
+            continue
+        if not math.isfinite(score):
+            skipped += 1
+            continue
+        if case_insensitive:
+            w1, w2 = w1.lower(), w2.lower()
+        if w1 not in first or w2 not in first:
+            oov += 1
+            continue
+        left.append(first[w1])
+        right.append(first[w2])
+        gold.append(score)
+
+    a = unit_rows(vectors.matrix[left]) if left else np.zeros((0, vectors.dim), np.float32)
+    b = unit_rows(vectors.matrix[right]) if right else np.zeros((0, vectors.dim), np.float32)
+    model = np.einsum("ij,ij->i", a, b)
+    gold_arr = np.asarray(gold, dtype=np.float64)
+    return SimilarityResult(
+        name=Path(path).stem,
+        spearman=spearman(gold_arr, model),
+        pearson=pearson(gold_arr, model),
+        pairs=len(gold),
+        oov=oov,
+        skipped_lines=skipped,
+    )
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def format_table(results: list[AnalogyResult | SimilarityResult]) -> str:
+    """An aligned plain-text report: analogy sections, their totals, then similarity sets."""
+    rows: list[tuple[str, str]] = []
+    for result in results:
+        if isinstance(result, AnalogyResult):
+            rows.append((result.name, ""))
+            for s in result.sections:
+                rows.append(
+                    (f"  {s.name}", f"{100 * s.accuracy:5.1f}%  {s.correct}/{s.total}  oov {s.oov}")
+                )
+            rows.append(
+                (
+                    "  total",
+                    f"{100 * result.accuracy:5.1f}%  {result.correct}/{result.total}  "
+                    f"oov {result.oov}  skipped {result.skipped_lines}",
+                )
+            )
+        else:
+            rows.append(
+                (
+                    result.name,
+                    f"spearman {_fmt(result.spearman)}  pearson {_fmt(result.pearson)}  "
+                    f"pairs {result.pairs}  oov {result.oov}  skipped {result.skipped_lines}",
+                )
+            )
+    width = max((len(name) for name, _ in rows), default=0)
+    return "\n".join(f"{name:<{width}}  {text}".rstrip() for name, text in rows)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value  # JSON has no NaN
+
+
+def results_to_json(results: list[AnalogyResult | SimilarityResult]) -> dict[str, Any]:
+    """A JSON-able summary: {"analogies": [...], "similarity": [...]}."""
+    analogies: list[dict[str, Any]] = []
+    similarity: list[dict[str, Any]] = []
+    for r in results:
+        if isinstance(r, AnalogyResult):
+            analogies.append(
+                {
+                    "name": r.name,
+                    "accuracy": r.accuracy,
+                    "correct": r.correct,
+                    "total": r.total,
+                    "oov": r.oov,
+                    "skipped_lines": r.skipped_lines,
+                    "sections": [
+                        {
+                            "name": s.name,
+                            "accuracy": s.accuracy,
+                            "correct": s.correct,
+                            "total": s.total,
+                            "oov": s.oov,
+                        }
+                        for s in r.sections
+                    ],
+                }
+            )
+        else:
+            similarity.append(
+                {
+                    "name": r.name,
+                    "spearman": _number(r.spearman),
+                    "pearson": _number(r.pearson),
+                    "pairs": r.pairs,
+                    "oov": r.oov,
+                    "skipped_lines": r.skipped_lines,
+                }
+            )
+    return {"analogies": analogies, "similarity": similarity}

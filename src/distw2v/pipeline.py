@@ -1,0 +1,178 @@
+"""The whole local pipeline: sources → vocabulary → encoded shards → training → vectors.
+
+Each step takes plain values and a `progress` factory (tqdm's signature: desc, total, unit);
+the CLI passes tqdm, library callers get silence by default.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import __version__
+from .config import TrainConfig, VocabConfig, to_dict
+from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
+from .encode import EncodedCorpus, encode_corpus
+from .train import Progress, train
+from .vectors import Vectors
+from .vocab import Vocabulary, build_vocabulary
+from .vocab import describe as describe_vocab
+
+
+class Bar(Protocol):
+    def update(self, n: float = 1) -> Any: ...
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> Any: ...
+    def close(self) -> Any: ...
+
+
+ProgressFactory = Callable[..., Bar]
+
+
+class _Silent:
+    def update(self, n: float = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def silent(**_: Any) -> Bar:
+    return _Silent()
+
+
+@dataclass(frozen=True)
+class Summary:
+    corpus_words: int  # tokens in the corpus, one pass
+    trained_words: int  # corpus words in the vocabulary, summed over epochs
+    seconds: float  # encoding + training
+    peak_rss_mb: float
+
+    @property
+    def words_per_second(self) -> float:
+        return self.trained_words / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"trained {self.trained_words:,} words in {self.seconds:.1f} s "
+            f"({self.words_per_second:,.0f} words/s), peak memory {self.peak_rss_mb:,.0f} MiB"
+        )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _byte_bar(progress: ProgressFactory, desc: str, stats: CorpusStats) -> Bar:
+    return progress(desc=desc, total=stats.total_bytes, unit="B", unit_scale=True,
+                    unit_divisor=1024)
+
+
+def _tracked(sources: list[str], config: VocabConfig, stats: CorpusStats, bar: Bar):  # type: ignore[no-untyped-def]
+    """Sentences from `sources`, advancing `bar` by the raw bytes read."""
+    seen = 0
+    for tokens in iter_sentences(sources, config, stats):
+        if stats.bytes_read - seen >= 1 << 20:
+            bar.update(stats.bytes_read - seen)
+            seen = stats.bytes_read
+        yield tokens
+    bar.update(stats.bytes_read - seen)
+
+
+def build_vocab(
+    sources: Sequence[str], config: VocabConfig, progress: ProgressFactory = silent
+) -> tuple[Vocabulary, CorpusStats]:
+    files = expand_sources(sources)
+    stats = CorpusStats()
+    bar = _byte_bar(progress, "vocabulary", stats)
+    try:
+        vocab = build_vocabulary(_tracked(files, config, stats, bar), config)
+    finally:
+        bar.close()
+    return vocab, stats
+
+
+def encode(
+    sources: Sequence[str], vocab: Vocabulary, out_dir: str | Path,
+    progress: ProgressFactory = silent,
+) -> tuple[EncodedCorpus, CorpusStats]:
+    files = expand_sources(sources)
+    stats = CorpusStats()
+    bar = _byte_bar(progress, "encoding", stats)
+    try:
+        encoded = encode_corpus(_tracked(files, vocab.config, stats, bar), vocab, out_dir)
+    finally:
+        bar.close()
+    return encoded, stats
+
+
+def train_vectors(
+    encoded: EncodedCorpus, vocab: Vocabulary, config: TrainConfig,
+    progress: ProgressFactory = silent,
+) -> tuple[Vectors, int]:
+    bar = progress(desc="training", total=encoded.words * config.epochs, unit="word",
+                   unit_scale=True)
+    shown = 0
+
+    def report(p: Progress) -> None:
+        nonlocal shown
+        bar.update(p.words_done - shown)
+        shown = p.words_done
+        bar.set_postfix_str(f"epoch {p.epoch}/{config.epochs} lr {p.alpha:.5f}", refresh=False)
+
+    try:
+        result = train(encoded, vocab, config, on_progress=report)
+    finally:
+        bar.close()
+    meta = {
+        "distw2v_version": __version__,
+        "train_config": to_dict(config),
+        "vocab_config": to_dict(vocab.config),
+        "trained_words": result.words,
+        "train_seconds": round(result.seconds, 3),
+    }
+    return Vectors(vocab.words, result.syn0, counts=vocab.counts, meta=meta), result.words
+
+
+def run(
+    sources: Sequence[str],
+    out: str | Path,
+    vocab_config: VocabConfig,
+    train_config: TrainConfig,
+    *,
+    vocab: Vocabulary | None = None,
+    encoded: EncodedCorpus | None = None,
+    progress: ProgressFactory = silent,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[Vectors, Summary]:
+    """Train vectors from `sources` (or a given vocabulary / encoded corpus) and save to `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if vocab is None:
+        vocab, stats = build_vocab(sources, vocab_config, progress)
+        log("read " + describe_stats(stats))
+    log(describe_vocab(vocab))
+    start = time.perf_counter()
+    work_dir = None
+    try:
+        if encoded is None:
+            # next to the output: shards can be large, and /tmp is often small
+            work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.encoding-", dir=out.parent))
+            encoded, _ = encode(sources, vocab, work_dir / "encoded", progress)
+        vectors, words = train_vectors(encoded, vocab, train_config, progress)
+    finally:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    vectors.meta["sources"] = list(sources)
+    vectors.save(out)
+    return vectors, Summary(encoded.corpus_words, words, seconds, peak_rss_mb())
+

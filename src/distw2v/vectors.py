@@ -1,0 +1,667 @@
+"""Trained word vectors: words + a float32 matrix, persisted and queried.
+
+The native format is a directory holding `words.tsv` (the project's word-count TSV),
+`vectors.npy` (float32, memory-mappable) and `meta.json` (format, version, shape, free meta).
+Every write is atomic: the directory at the target path is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import Distw2vError, ModelFormatError, UnknownWordError
+from .tsv import read_word_counts, write_word_counts
+
+FORMAT = "distw2v-vectors"
+FORMAT_VERSION = 1
+WORDS_FILE = "words.tsv"
+VECTORS_FILE = "vectors.npy"
+META_FILE = "meta.json"
+
+# Scores of one query batch against one vocabulary block are held at once: bound that block.
+_BLOCK_FLOATS = 1 << 24
+_ROWS_PER_WRITE = 1 << 16
+_READ_CHUNK = 1 << 20
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "nt":  # directories cannot be opened for fsync on Windows
+        _fsync_path(path)
+
+
+def _temp_sibling(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{kind}-{secrets.token_hex(6)}"
+
+
+def _check_words(words: Sequence[str]) -> None:
+    for word in words:
+        if not word or word.split() != [word]:
+            raise Distw2vError(
+                f"The word {word!r} is empty or contains whitespace; it cannot be saved."
+            )
+
+
+def _is_model_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / META_FILE).is_file() or not any(path.iterdir()))
+
+
+class VectorsWriter:
+    """Stream a model directory to disk in row blocks, for matrices larger than memory.
+
+    with VectorsWriter(path, words, counts, dim, meta) as w:
+        w.write_rows(0, block)
+    Rows go into a memory-mapped vectors.npy inside a hidden sibling temp directory, which is
+    renamed onto `path` only when the block exits without an exception and every row was written.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        words: Sequence[str],
+        counts: np.ndarray | None,
+        dim: int,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.words = list(words)
+        if counts is not None:
+            counts = np.asarray(counts, dtype=np.int64)
+            if counts.shape != (len(self.words),):
+                raise Distw2vError(
+                    f"counts has shape {counts.shape} but there are {len(self.words)} words."
+                )
+        if dim < 1:
+            raise Distw2vError(f"The vector dimension must be at least 1, not {dim}.")
+        self.counts = counts
+        self.dim = int(dim)
+        self.meta = dict(meta or {})
+        self._tmp: Path | None = None
+        self._matrix: np.memmap | None = None
+        self._written: np.ndarray | None = None
+
+    def __enter__(self) -> VectorsWriter:
+        _check_words(self.words)
+        if self.path.exists() and not _is_model_dir(self.path):
+            raise Distw2vError(
+                f"Refusing to replace {self.path}: it exists and is not a distw2v model directory."
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _temp_sibling(self.path, "tmp")
+        self._tmp.mkdir()
+        try:
+            n = len(self.words)
+            counts = self.counts if self.counts is not None else np.zeros(n, dtype=np.int64)
+            header = {"size": n, "has_counts": self.counts is not None}
+            write_word_counts(self._tmp / WORDS_FILE, self.words, counts, header)
+            self._matrix = np.lib.format.open_memmap(
+                self._tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(n, self.dim)
+            )
+            self._written = np.zeros(n, dtype=bool)
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write_rows(self, start: int, block: np.ndarray) -> None:
+        """Write `block` (k, dim) into rows [start, start + k)."""
+        if self._matrix is None or self._written is None:
+            raise Distw2vError("VectorsWriter.write_rows is only valid inside its `with` block.")
+        block = np.asarray(block)
+        n = len(self.words)
+        if block.ndim != 2 or block.shape[1] != self.dim:
+            raise Distw2vError(f"A row block must have shape (k, {self.dim}), not {block.shape}.")
+        if start < 0 or start + block.shape[0] > n:
+            raise Distw2vError(
+                f"Rows [{start}, {start + block.shape[0]}) are outside the matrix of {n} rows."
+            )
+        self._matrix[start : start + block.shape[0]] = block
+        self._written[start : start + block.shape[0]] = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        try:
+            self._commit()
+        except BaseException:
+            self._discard()
+            raise
+
+    def _commit(self) -> None:
+        if self._tmp is None or self._matrix is None or self._written is None:
+            raise Distw2vError("VectorsWriter was used outside its `with` block.")
+        if not self._written.all():
+            first = int(np.flatnonzero(~self._written)[0])
+            raise Distw2vError(
+                f"Row {first} of {self.path} was never written; the model was not saved."
+            )
+        self._matrix.flush()
+        self._matrix = None  # close the map before the rename
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dim": self.dim,
+            "size": len(self.words),
+            "meta": self.meta,
+        }
+        with open(self._tmp / META_FILE, "w", encoding="utf-8") as out:
+            json.dump(meta, out, indent=2, sort_keys=True)
+            out.write("\n")
+        for name in (WORDS_FILE, VECTORS_FILE, META_FILE):
+            _fsync_path(self._tmp / name)
+        _fsync_dir(self._tmp)
+        _replace_dir(self._tmp, self.path)
+        self._tmp = None
+
+    def _discard(self) -> None:
+        self._matrix = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    """Rename the complete directory `new` onto `path`, replacing an old model there."""
+    old: Path | None = None
+    if path.exists():
+        if not _is_model_dir(path):
+            raise Distw2vError(
+                f"Refusing to replace {path}: it exists and is not a distw2v model directory."
+            )
+        # Directories cannot be renamed over non-empty ones, so move the old one aside first.
+        old = _temp_sibling(path, "old")
+        os.rename(path, old)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        if old is not None:
+            os.rename(old, path)
+        raise
+    _fsync_dir(path.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """L2-normalize float32 rows; zero rows stay zero."""
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    norms[norms == 0] = 1.0
+    return rows / norms[:, None]
+
+
+class Vectors:
+    """Words in vocabulary order (most frequent first) and their float32 vectors."""
+
+    def __init__(
+        self,
+        words: list[str],
+        matrix: np.ndarray,
+        counts: np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        if matrix.dtype != np.float32:
+            matrix = matrix.astype(np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] < 1:
+            raise Distw2vError(
+                f"The vector matrix must have shape (n_words, dim), not {matrix.shape}."
+            )
+        if matrix.shape[0] != len(words):
+            raise Distw2vError(
+                f"There are {len(words)} words but the matrix has {matrix.shape[0]} rows."
+            )
+        if counts is not None:
+            counts = np.asarray(counts, dtype=np.int64)
+            if counts.shape != (len(words),):
+                raise Distw2vError(
+                    f"counts has shape {counts.shape} but there are {len(words)} words."
+                )
+        self.words = list(words)
+        self.matrix = matrix
+        self.counts = counts
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.index: dict[str, int] = {word: i for i, word in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            dup = next(w for i, w in enumerate(self.words) if self.index[w] != i)
+            raise Distw2vError(f"The word {dup!r} appears more than once.")
+        self._unit: np.ndarray | None = None
+
+    # ---- container protocol -------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.matrix[self.word_id(word)]
+
+    def __repr__(self) -> str:
+        return f"Vectors({len(self)} words, dim {self.dim})"
+
+    def word_id(self, word: str) -> int:
+        try:
+            return self.index[word]
+        except KeyError:
+            raise UnknownWordError(f"{word!r} is not in the vocabulary.") from None
+
+    # ---- native format ------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Save atomically as a model directory; an existing model at `path` is replaced."""
+        with VectorsWriter(path, self.words, self.counts, self.dim, self.meta) as writer:
+            for start in range(0, len(self), _ROWS_PER_WRITE):
+                writer.write_rows(start, self.matrix[start : start + _ROWS_PER_WRITE])
+
+    @classmethod
+    def load(cls, path: str | Path, mmap: bool = True) -> Vectors:
+        """Load a model directory; the matrix is a read-only memory map when `mmap`."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ModelFormatError(f"{path} is not a model directory (it is missing or a file).")
+        meta_path = path / META_FILE
+        try:
+            info = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelFormatError(
+                f"{meta_path} is missing; {path} is not a complete model."
+            ) from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelFormatError(f"{meta_path} is not valid JSON.") from None
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise ModelFormatError(f"{meta_path} does not describe a {FORMAT} model.")
+        if info.get("format_version") != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{path} has format version {info.get('format_version')!r}; "
+                f"this distw2v reads version {FORMAT_VERSION}."
+            )
+        header, words, counts = read_word_counts(path / WORDS_FILE)
+        vec_path = path / VECTORS_FILE
+        try:
+            matrix = np.load(vec_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except FileNotFoundError:
+            raise ModelFormatError(f"{vec_path} is missing.") from None
+        except (ValueError, EOFError, OSError):
+            raise ModelFormatError(f"{vec_path} is truncated or not a .npy array.") from None
+        if matrix.dtype != np.float32 or matrix.ndim != 2:
+            raise ModelFormatError(
+                f"{vec_path} holds a {matrix.dtype} array of shape {matrix.shape}, "
+                "not a float32 matrix."
+            )
+        expected = (info.get("size"), info.get("dim"))
+        if matrix.shape != (len(words), expected[1]) or expected[0] != len(words):
+            raise ModelFormatError(
+                f"{path} is inconsistent: {meta_path.name} says {expected[0]} x {expected[1]}, "
+                f"{WORDS_FILE} holds {len(words)} words and {VECTORS_FILE} is {matrix.shape}."
+            )
+        has_counts = header.get("has_counts", True)
+        meta = info.get("meta") or {}
+        return cls(words, matrix, counts if has_counts else None, meta)
+
+    # ---- word2vec formats ---------------------------------------------------------------
+
+    def save_word2vec(self, path: str | Path, binary: bool = False) -> None:
+        """Write the original word2vec text or binary format, atomically."""
+        _check_words(self.words)
+        path = Path(path)
+        tmp = _temp_sibling(path, "tmp")
+        try:
+            with open(tmp, "wb") as out:
+                out.write(f"{len(self)} {self.dim}\n".encode())
+                if binary:
+                    self._write_binary_rows(out)
+                else:
+                    self._write_text_rows(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write_binary_rows(self, out: BinaryIO) -> None:
+        for start in range(0, len(self), _ROWS_PER_WRITE):
+            block = np.asarray(self.matrix[start : start + _ROWS_PER_WRITE], dtype="<f4")
+            out.write(
+                b"".join(
+                    w.encode() + b" " + row.tobytes() + b"\n"
+                    for w, row in zip(self.words[start : start + len(block)], block, strict=True)
+                )
+            )
+
+    def _write_text_rows(self, out: BinaryIO) -> None:
+        # 9 significant digits round-trip any float32 exactly.
+        row_fmt = " ".join(["%.9g"] * self.dim)
+        for start in range(0, len(self), _ROWS_PER_WRITE):
+            block = self.matrix[start : start + _ROWS_PER_WRITE].tolist()
+            words = self.words[start : start + len(block)]
+            text = "".join(
+                f"{w} {row_fmt % tuple(row)}\n" for w, row in zip(words, block, strict=True)
+            )
+            out.write(text.encode())
+
+    @classmethod
+    def load_word2vec(cls, path: str | Path, binary: bool | None = None) -> Vectors:
+        """Read the word2vec text or binary format; `binary=None` detects which."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as src:
+                n, dim = _read_w2v_header(path, src.readline())
+                if binary is None:
+                    binary = _looks_binary(src, dim)
+                if binary:
+                    words, matrix = _read_w2v_binary(path, src, n, dim)
+                else:
+                    words, matrix = _read_w2v_text(path, src, n, dim)
+        except FileNotFoundError:
+            raise ModelFormatError(f"{path} is missing.") from None
+        return cls(words, matrix)
+
+    # ---- queries ------------------------------------------------------------------------
+
+    def unit_matrix(self) -> np.ndarray:
+        """Rows scaled to unit length (zero rows stay zero), computed once and cached."""
+        if self._unit is None:
+            unit = np.empty(self.matrix.shape, dtype=np.float32)
+            for start in range(0, len(self), _ROWS_PER_WRITE):
+                stop = start + _ROWS_PER_WRITE
+                unit[start:stop] = unit_rows(self.matrix[start:stop])
+            self._unit = unit
+        return self._unit
+
+    def _limit(self, restrict_vocab: int | None) -> int:
+        if restrict_vocab is None:
+            return len(self)
+        if restrict_vocab < 1:
+            raise Distw2vError(f"restrict_vocab must be at least 1, not {restrict_vocab}.")
+        return min(restrict_vocab, len(self))
+
+    def _query_ids(
+        self, positive: str | Sequence[str], negative: str | Sequence[str]
+    ) -> tuple[list[int], list[int]]:
+        pos = [positive] if isinstance(positive, str) else list(positive)
+        neg = [negative] if isinstance(negative, str) else list(negative)
+        if not pos and not neg:
+            raise Distw2vError("A similarity query needs at least one word.")
+        return [self.word_id(w) for w in pos], [self.word_id(w) for w in neg]
+
+    def most_similar(
+        self,
+        positive: str | Sequence[str] = (),
+        negative: str | Sequence[str] = (),
+        topn: int = 10,
+        restrict_vocab: int | None = None,
+    ) -> list[tuple[str, float]]:
+        """Words nearest by cosine to the mean of the unit vectors (3CosAdd for analogies)."""
+        pos, neg = self._query_ids(positive, negative)
+        if topn < 1:
+            return []
+        unit = self.unit_matrix()
+        query = unit[pos].sum(axis=0) - unit[neg].sum(axis=0)
+        ids, scores = self.most_similar_batch(
+            unit_rows(query[None, :]), topn, restrict_vocab, [pos + neg]
+        )
+        return self._pairs(ids[0], scores[0])
+
+    def most_similar_cosmul(
+        self,
+        positive: str | Sequence[str] = (),
+        negative: str | Sequence[str] = (),
+        topn: int = 10,
+        restrict_vocab: int | None = None,
+    ) -> list[tuple[str, float]]:
+        """Levy & Goldberg's 3CosMul: product of shifted cosines over the negatives'."""
+        pos, neg = self._query_ids(positive, negative)
+        if not pos:
+            raise Distw2vError("3CosMul needs at least one positive word.")
+        if topn < 1:
+            return []
+        unit = self.unit_matrix()
+        ids, scores = self.most_similar_cosmul_batch(
+            unit[pos][None], unit[neg][None], topn, restrict_vocab, [pos + neg]
+        )
+        return self._pairs(ids[0], scores[0])
+
+    def _pairs(self, ids: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
+        return [
+            (self.words[i], float(s))
+            for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
+            if i >= 0
+        ]
+
+    def most_similar_batch(
+        self,
+        queries: np.ndarray,
+        topn: int,
+        restrict_vocab: int | None = None,
+        exclude: Sequence[Sequence[int]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`topn` words by dot product with each unit query row, best first.
+
+        Returns ids (b, k) int64 and scores (b, k) float32 with k = min(topn, restricted size);
+        ids in `exclude[row]` are never returned (slots left empty hold id -1, score -inf).
+        """
+        queries = np.asarray(queries, dtype=np.float32)
+        unit = self.unit_matrix()
+
+        def scores(start: int, stop: int) -> np.ndarray:
+            return queries @ unit[start:stop].T
+
+        return self._top_k(scores, len(queries), topn, restrict_vocab, exclude)
+
+    def most_similar_cosmul_batch(
+        self,
+        positive: np.ndarray,
+        negative: np.ndarray,
+        topn: int,
+        restrict_vocab: int | None = None,
+        exclude: Sequence[Sequence[int]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """3CosMul for a batch: positive (b, p, dim) and negative (b, q, dim) unit vectors."""
+        positive = np.asarray(positive, dtype=np.float32)
+        negative = np.asarray(negative, dtype=np.float32)
+        b, p, q = len(positive), positive.shape[1], negative.shape[1]
+        if p < 1:
+            raise Distw2vError("3CosMul needs at least one positive word.")
+        # One matmul for all terms, term-major: rows [j*b, (j+1)*b) hold term j of every query.
+        terms = (
+            np.concatenate([positive, negative], axis=1).transpose(1, 0, 2).reshape(-1, self.dim)
+        )
+        unit = self.unit_matrix()
+
+        def scores(start: int, stop: int) -> np.ndarray:
+            shifted = terms @ unit[start:stop].T
+            shifted += 1  # in place: these blocks are the bulk of the work
+            shifted *= 0.5
+            shifted = shifted.reshape(p + q, b, stop - start)
+            num = shifted[0]
+            for j in range(1, p):
+                num *= shifted[j]
+            den = shifted[p] if q else np.ones_like(num)
+            for j in range(p + 1, p + q):
+                den *= shifted[j]
+            den += np.float32(1e-6)
+            num /= den
+            return num
+
+        return self._top_k(scores, b, topn, restrict_vocab, exclude, cost=p + q)
+
+    def _top_k(
+        self,
+        score_block: Callable[[int, int], np.ndarray],
+        n_queries: int,
+        topn: int,
+        restrict_vocab: int | None,
+        exclude: Sequence[Sequence[int]] | None,
+        cost: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Merge per-block top-k; `cost` score rows are held per query while scoring a block."""
+        limit = self._limit(restrict_vocab)
+        k = max(0, min(topn, limit))
+        best_ids = np.full((n_queries, k), -1, dtype=np.int64)
+        best = np.full((n_queries, k), -np.inf, dtype=np.float32)
+        if k == 0 or n_queries == 0:
+            return best_ids, best
+        if exclude is not None and len(exclude) != n_queries:
+            raise Distw2vError(f"exclude has {len(exclude)} rows for {n_queries} queries.")
+        ex_rows = np.array([r for r, ids in enumerate(exclude or ()) for _ in ids], dtype=np.int64)
+        ex_cols = np.array([i for ids in (exclude or ()) for i in ids], dtype=np.int64)
+        block_rows = max(k, _BLOCK_FLOATS // (n_queries * cost))
+        rows = np.arange(n_queries)[:, None]
+        for start in range(0, limit, block_rows):
+            stop = min(start + block_rows, limit)
+            scores = score_block(start, stop)
+            hit = (ex_cols >= start) & (ex_cols < stop)
+            scores[ex_rows[hit], ex_cols[hit] - start] = -np.inf
+            if k == 1:  # the common case (analogies): argmax is far cheaper than a partition
+                top = scores.argmax(axis=1)[:, None]
+            elif k < scores.shape[1]:
+                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            else:
+                top = np.broadcast_to(np.arange(scores.shape[1]), (n_queries, scores.shape[1]))
+            cand_ids = np.concatenate([best_ids, top + start], axis=1)
+            cand = np.concatenate([best, scores[rows, top]], axis=1)
+            # Keep the k best, ties broken towards the more frequent (lower) id.
+            order = np.lexsort((cand_ids, -cand), axis=1)[:, :k]
+            best_ids = cand_ids[rows, order]
+            best = cand[rows, order]
+        best_ids[np.isneginf(best)] = -1
+        return best_ids, best
+
+    def similarity(self, w1: str, w2: str) -> float:
+        """Cosine similarity of two words."""
+        rows = unit_rows(self.matrix[[self.word_id(w1), self.word_id(w2)]])
+        return float(rows[0] @ rows[1])
+
+    def analogy(
+        self, a: str, b: str, c: str, topn: int = 1, method: str = "3cosadd"
+    ) -> list[tuple[str, float]]:
+        """a is to b as c is to ?"""
+        if method == "3cosadd":
+            return self.most_similar([b, c], [a], topn=topn)
+        if method == "3cosmul":
+            return self.most_similar_cosmul([b, c], [a], topn=topn)
+        raise Distw2vError(f"Unknown analogy method {method!r}; use '3cosadd' or '3cosmul'.")
+
+
+# ---- word2vec format readers ------------------------------------------------------------
+
+
+def _read_w2v_header(path: Path, line: bytes) -> tuple[int, int]:
+    parts = line.split()
+    try:
+        n, dim = int(parts[0]), int(parts[1])
+        if len(parts) != 2 or n < 0 or dim < 1:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ModelFormatError(f"{path} line 1 is not a word2vec header '<words> <dim>'.") from None
+    return n, dim
+
+
+def _looks_binary(src: BinaryIO, dim: int) -> bool:
+    """Guess the format from the first row: text rows are a word and `dim` decimal numbers."""
+    pos = src.tell()
+    line = src.readline(64 * dim + 4096)
+    src.seek(pos)
+    if not line:
+        return False
+    try:
+        parts = line.decode("utf-8").split()
+        [float(x) for x in parts[1:]]
+    except (UnicodeDecodeError, ValueError):
+        return True
+    return len(parts) != dim + 1
+
+
+def _read_w2v_text(path: Path, src: BinaryIO, n: int, dim: int) -> tuple[list[str], np.ndarray]:
+    words: list[str] = []
+    seen: set[str] = set()
+    matrix = np.empty((n, dim), dtype=np.float32)
+    for lineno, raw in enumerate(src, start=2):
+        if not raw.strip():
+            continue
+        if len(words) == n:
+            raise ModelFormatError(f"{path} line {lineno}: more vectors than the header's {n}.")
+        try:
+            parts = raw.decode("utf-8").split()
+        except UnicodeDecodeError:
+            raise ModelFormatError(f"{path} line {lineno} is not valid UTF-8.") from None
+        if len(parts) != dim + 1:
+            raise ModelFormatError(
+                f"{path} line {lineno}: expected a word and {dim} numbers, got {len(parts)} fields."
+            )
+        try:
+            matrix[len(words)] = np.asarray(parts[1:], dtype=np.float32)
+        except ValueError:
+            raise ModelFormatError(
+                f"{path} line {lineno} holds a value that is not a number."
+            ) from None
+        if parts[0] in seen:
+            raise ModelFormatError(f"{path} line {lineno} repeats the word {parts[0]!r}.")
+        seen.add(parts[0])
+        words.append(parts[0])
+    if len(words) != n:
+        raise ModelFormatError(
+            f"{path} is truncated: the header promises {n} vectors, found {len(words)}."
+        )
+    return words, matrix
+
+
+def _read_w2v_binary(path: Path, src: BinaryIO, n: int, dim: int) -> tuple[list[str], np.ndarray]:
+    nbytes = 4 * dim
+    words: list[str] = []
+    seen: set[str] = set()
+    matrix = np.empty((n, dim), dtype=np.float32)
+    buf, pos = b"", 0
+    for i in range(n):
+        while True:
+            space = buf.find(b" ", pos)
+            if space >= 0 and len(buf) - space - 1 >= nbytes:
+                break
+            more = src.read(_READ_CHUNK)
+            if not more:
+                raise ModelFormatError(
+                    f"{path} is truncated: the header promises {n} vectors, found {i}."
+                )
+            buf, pos = buf[pos:] + more, 0
+        try:
+            # The C tool ends each row with a newline; gensim does not: accept both.
+            word = buf[pos:space].lstrip(b"\n").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelFormatError(f"{path} vector {i + 1} has a word that is not UTF-8.") from None
+        if not word or word in seen:
+            raise ModelFormatError(f"{path} vector {i + 1} has an empty or repeated word {word!r}.")
+        seen.add(word)
+        words.append(word)
+        matrix[i] = np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
+        pos = space + 1 + nbytes
+    if (buf[pos:] + src.read(_READ_CHUNK)).strip():
+        raise ModelFormatError(f"{path} holds more data after the header's {n} vectors.")
+    return words, matrix
