@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("word2vec-bin", "word2vec-text"), default="word2vec-bin",
                    help="output format (default: word2vec-bin)")
     p.set_defaults(run=cmd_export)
+
+    from .service.cli import add_commands as add_service_commands
+
+    add_service_commands(command)
     return parser
 
 

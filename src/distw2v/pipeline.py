@@ -19,6 +19,7 @@ from . import __version__
 from .config import TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
 from .encode import EncodedCorpus, encode_corpus
+from .errors import Distw2vError
 from .train import Progress, train
 from .vectors import Vectors
 from .vocab import Vocabulary, build_vocabulary
@@ -150,10 +151,13 @@ def run(
     *,
     vocab: Vocabulary | None = None,
     encoded: EncodedCorpus | None = None,
+    engine: str = "local",
     progress: ProgressFactory = silent,
     log: Callable[[str], None] = lambda _: None,
 ) -> tuple[Vectors, Summary]:
     """Train vectors from `sources` (or a given vocabulary / encoded corpus) and save to `out`."""
+    if engine != "local":
+        raise Distw2vError(f"engine {engine!r} is not available; use 'local'.")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if vocab is None:

@@ -1,0 +1,1 @@
+"""The training service: REST API, job store, job runner and web page."""
