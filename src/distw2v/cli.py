@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import __version__
-from .config import TrainConfig, VocabConfig
+from .config import SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
 
 EXIT_USAGE = 2
@@ -111,14 +111,27 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise Distw2vError("give a corpus SOURCE, or --encoded DIR with --vocab FILE.")
     if args.encoded is not None and args.vocab is None:
         raise Distw2vError("--encoded needs the --vocab it was encoded with.")
+    spark_config = config_from_args(SparkConfig, args)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
     if args.out.exists() and not args.overwrite:
         raise Distw2vError(f"{args.out} exists; pass --overwrite to replace it.")
     vectors, summary = run(args.sources, args.out, vocab_config, train_config, vocab=vocab,
-                           encoded=encoded, progress=_progress(args.quiet), log=_log(args.quiet))
+                           encoded=encoded, engine=args.engine, spark_config=spark_config,
+                           word2vec=args.word2vec_out, progress=_progress(args.quiet),
+                           log=_log(args.quiet))
     print(summary.line())
     print(f"model: {len(vectors):,} words x {vectors.dim} dims written to {args.out}")
+
+
+def cmd_ps_shard(args: argparse.Namespace) -> None:
+    from .distributed.processes import ANNOUNCE
+    from .distributed.server import serve_forever
+
+    def announce(port: int) -> None:
+        print(f"{ANNOUNCE}{args.host}:{port}", flush=True)
+
+    serve_forever(args.host, args.port, args.threads, announce)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -205,9 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--vocab", help="use this vocabulary file instead of counting")
     p.add_argument("--encoded", help="train on this encoded corpus (needs --vocab)")
+    p.add_argument("--word2vec-out", type=Path, metavar="FILE",
+                   help="also write the vectors in word2vec format (text if FILE ends in .txt)")
+    p.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="local threads, or Spark with parameter-server shards (default: local)")
     add_config_options(p, VocabConfig, "vocabulary")
     add_config_options(p, TrainConfig, "training")
+    add_config_options(p, SparkConfig, "spark engine (with --engine spark)")
     p.set_defaults(run=cmd_train)
+
+    p = command("ps-shard", "run one parameter-server shard (for --engine spark --ps ...)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7070, help="port; 0 picks a free one "
+                   "(default: 7070)")
+    p.add_argument("--threads", type=int, default=8,
+                   help="requests served at once (default: 8)")
+    p.set_defaults(run=cmd_ps_shard)
 
     p = command("eval", "evaluate a model on analogy and word-similarity files")
     p.add_argument("model", help="model directory")

@@ -95,7 +95,43 @@ class TrainConfig:
         return 0.025 if self.model == "skipgram" else 0.05
 
 
-C = TypeVar("C", VocabConfig, TrainConfig)
+@dataclass(frozen=True, kw_only=True)
+class SparkConfig:
+    """Where and how the distributed trainer runs (engine 'spark')."""
+
+    spark_master: str = _opt("local[*]", "Spark master URL (local[N], spark://host:port, ...)")
+    shards: int = _opt(2, "parameter-server shards the driver starts on this machine")
+    ps: str | None = _opt(
+        None, "comma-separated host:port of shards started by an operator (`distw2v ps-shard`)",
+        default_text="start --shards shards locally",
+    )
+    partitions: int | None = _opt(
+        None, "corpus partitions (Spark tasks per epoch)", default_text="Spark's parallelism"
+    )
+    batch_pairs: int = _opt(20_000, "training pairs per parameter-server round trip")
+    broadcast_limit: int = _opt(
+        5_000_000,
+        "largest vocabulary whose word->id table is broadcast; larger ones are encoded "
+        "with a distributed join",
+    )
+    work_dir: str | None = _opt(
+        None,
+        "directory (or URL) that driver, executors and shards all reach, for word counts",
+        default_text="a temporary directory next to --out",
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.shards >= 1, "shards must be at least 1")
+        _require(self.partitions is None or self.partitions >= 1, "partitions must be at least 1")
+        _require(self.batch_pairs >= 1, "batch_pairs must be at least 1")
+        _require(self.broadcast_limit >= 0, "broadcast_limit must not be negative")
+
+    @property
+    def ps_addresses(self) -> list[str]:
+        return [a.strip() for a in (self.ps or "").split(",") if a.strip()]
+
+
+C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -103,7 +139,7 @@ def _require(ok: bool, message: str) -> None:
         raise Distw2vError(message + ".")
 
 
-def to_dict(config: VocabConfig | TrainConfig) -> dict[str, Any]:
+def to_dict(config: VocabConfig | TrainConfig | SparkConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
@@ -116,5 +152,5 @@ def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     return cls(**data)
 
 
-def to_json(config: VocabConfig | TrainConfig) -> str:
+def to_json(config: VocabConfig | TrainConfig | SparkConfig) -> str:
     return json.dumps(to_dict(config), sort_keys=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import __version__
-from .config import TrainConfig, VocabConfig, to_dict
+from .config import SparkConfig, TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
@@ -152,12 +152,26 @@ def run(
     vocab: Vocabulary | None = None,
     encoded: EncodedCorpus | None = None,
     engine: str = "local",
+    spark_config: SparkConfig | None = None,
+    word2vec: Path | None = None,
     progress: ProgressFactory = silent,
     log: Callable[[str], None] = lambda _: None,
 ) -> tuple[Vectors, Summary]:
-    """Train vectors from `sources` (or a given vocabulary / encoded corpus) and save to `out`."""
+    """Train vectors from `sources` (or a given vocabulary / encoded corpus) and save them to
+    `out` (and to a word2vec file: binary, or text when its name ends in .txt)."""
+    if engine == "spark":
+        if vocab is not None or encoded is not None:
+            raise Distw2vError(
+                "the spark engine counts and encodes itself; drop --vocab and --encoded."
+            )
+        from .distributed.driver import train_spark
+
+        _, summary = train_spark(sources, out, vocab_config, train_config,
+                                 spark_config or SparkConfig(), word2vec=word2vec,
+                                 progress=progress, log=log)
+        return Vectors.load(out), summary
     if engine != "local":
-        raise Distw2vError(f"engine {engine!r} is not available; use 'local'.")
+        raise Distw2vError(f"unknown engine {engine!r}; use 'local' or 'spark'.")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if vocab is None:
@@ -178,5 +192,7 @@ def run(
     seconds = time.perf_counter() - start
     vectors.meta["sources"] = list(sources)
     vectors.save(out)
+    if word2vec is not None:
+        vectors.save_word2vec(word2vec, binary=Path(word2vec).suffix != ".txt")
     return vectors, Summary(encoded.corpus_words, words, seconds, peak_rss_mb())
 

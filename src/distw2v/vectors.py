@@ -67,8 +67,10 @@ class VectorsWriter:
 
     with VectorsWriter(path, words, counts, dim, meta) as w:
         w.write_rows(0, block)
-    Rows go into a memory-mapped vectors.npy inside a hidden sibling temp directory, which is
-    renamed onto `path` only when the block exits without an exception and every row was written.
+    Rows are written with positional writes (not a memory map, whose touched pages would count
+    in the writer's resident memory) into vectors.npy inside a hidden sibling temp directory,
+    which is renamed onto `path` only when the block exits without an exception and every row
+    was written.
     """
 
     def __init__(
@@ -93,7 +95,8 @@ class VectorsWriter:
         self.dim = int(dim)
         self.meta = dict(meta or {})
         self._tmp: Path | None = None
-        self._matrix: np.memmap | None = None
+        self._matrix: BinaryIO | None = None  # vectors.npy, open for positional writes
+        self._data_offset = 0
         self._written: np.ndarray | None = None
 
     def __enter__(self) -> VectorsWriter:
@@ -110,9 +113,11 @@ class VectorsWriter:
             counts = self.counts if self.counts is not None else np.zeros(n, dtype=np.int64)
             header = {"size": n, "has_counts": self.counts is not None}
             write_word_counts(self._tmp / WORDS_FILE, self.words, counts, header)
-            self._matrix = np.lib.format.open_memmap(
-                self._tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(n, self.dim)
-            )
+            self._matrix = open(self._tmp / VECTORS_FILE, "wb")
+            npy: dict[str, Any] = {"descr": "<f4", "fortran_order": False, "shape": (n, self.dim)}
+            np.lib.format.write_array_header_1_0(self._matrix, npy)
+            self._data_offset = self._matrix.tell()
+            self._matrix.truncate(self._data_offset + n * self.dim * 4)
             self._written = np.zeros(n, dtype=bool)
         except BaseException:
             self._discard()
@@ -131,7 +136,8 @@ class VectorsWriter:
             raise Distw2vError(
                 f"Rows [{start}, {start + block.shape[0]}) are outside the matrix of {n} rows."
             )
-        self._matrix[start : start + block.shape[0]] = block
+        data = np.ascontiguousarray(block, dtype="<f4").tobytes()
+        os.pwrite(self._matrix.fileno(), data, self._data_offset + start * self.dim * 4)
         self._written[start : start + block.shape[0]] = True
 
     def __exit__(
@@ -157,8 +163,8 @@ class VectorsWriter:
             raise Distw2vError(
                 f"Row {first} of {self.path} was never written; the model was not saved."
             )
-        self._matrix.flush()
-        self._matrix = None  # close the map before the rename
+        self._matrix.close()
+        self._matrix = None
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -176,10 +182,75 @@ class VectorsWriter:
         self._tmp = None
 
     def _discard(self) -> None:
+        if self._matrix is not None:
+            self._matrix.close()
         self._matrix = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+class Word2VecWriter:
+    """Stream the word2vec text or binary format row block by row block, atomically.
+
+    with Word2VecWriter(path, n, dim, binary) as out:
+        out.write_rows(words, block)   # in order, n rows in all
+    """
+
+    def __init__(self, path: str | Path, size: int, dim: int, binary: bool) -> None:
+        self.path = Path(path)
+        self.size = size
+        self.dim = dim
+        self.binary = binary
+        self.rows = 0
+        # 9 significant digits round-trip any float32 exactly.
+        self._row_fmt = " ".join(["%.9g"] * dim)
+        self._tmp = _temp_sibling(self.path, "tmp")
+        self._out: BinaryIO | None = None
+
+    def __enter__(self) -> Word2VecWriter:
+        self._out = open(self._tmp, "wb")
+        self._out.write(f"{self.size} {self.dim}\n".encode())
+        return self
+
+    def write_rows(self, words: Sequence[str], block: np.ndarray) -> None:
+        if self._out is None:
+            raise Distw2vError("Word2VecWriter.write_rows is only valid inside its `with` block.")
+        _check_words(words)
+        if block.shape != (len(words), self.dim):
+            raise Distw2vError(f"A row block must have shape ({len(words)}, {self.dim}).")
+        if self.binary:
+            rows = np.asarray(block, dtype="<f4")
+            data = b"".join(w.encode() + b" " + row.tobytes() + b"\n"
+                            for w, row in zip(words, rows, strict=True))
+        else:
+            data = "".join(f"{w} {self._row_fmt % tuple(row)}\n"
+                           for w, row in zip(words, block.tolist(), strict=True)).encode()
+        self._out.write(data)
+        self.rows += len(words)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        out, self._out = self._out, None
+        try:
+            if out is not None:
+                if exc_type is None:
+                    out.flush()
+                    os.fsync(out.fileno())
+                out.close()
+            if exc_type is None:
+                if self.rows != self.size:
+                    raise Distw2vError(
+                        f"{self.path}: {self.rows} of {self.size} rows were written; "
+                        "the file was not saved."
+                    )
+                os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
 
 def _replace_dir(new: Path, path: Path) -> None:
@@ -329,43 +400,10 @@ class Vectors:
 
     def save_word2vec(self, path: str | Path, binary: bool = False) -> None:
         """Write the original word2vec text or binary format, atomically."""
-        _check_words(self.words)
-        path = Path(path)
-        tmp = _temp_sibling(path, "tmp")
-        try:
-            with open(tmp, "wb") as out:
-                out.write(f"{len(self)} {self.dim}\n".encode())
-                if binary:
-                    self._write_binary_rows(out)
-                else:
-                    self._write_text_rows(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    def _write_binary_rows(self, out: BinaryIO) -> None:
-        for start in range(0, len(self), _ROWS_PER_WRITE):
-            block = np.asarray(self.matrix[start : start + _ROWS_PER_WRITE], dtype="<f4")
-            out.write(
-                b"".join(
-                    w.encode() + b" " + row.tobytes() + b"\n"
-                    for w, row in zip(self.words[start : start + len(block)], block, strict=True)
-                )
-            )
-
-    def _write_text_rows(self, out: BinaryIO) -> None:
-        # 9 significant digits round-trip any float32 exactly.
-        row_fmt = " ".join(["%.9g"] * self.dim)
-        for start in range(0, len(self), _ROWS_PER_WRITE):
-            block = self.matrix[start : start + _ROWS_PER_WRITE].tolist()
-            words = self.words[start : start + len(block)]
-            text = "".join(
-                f"{w} {row_fmt % tuple(row)}\n" for w, row in zip(words, block, strict=True)
-            )
-            out.write(text.encode())
+        with Word2VecWriter(path, len(self), self.dim, binary) as out:
+            for start in range(0, len(self), _ROWS_PER_WRITE):
+                block = np.asarray(self.matrix[start : start + _ROWS_PER_WRITE])
+                out.write_rows(self.words[start : start + len(block)], block)
 
     @classmethod
     def load_word2vec(cls, path: str | Path, binary: bool | None = None) -> Vectors:

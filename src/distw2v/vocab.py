@@ -43,13 +43,7 @@ class Vocabulary:
         return int(self.counts.sum())
 
     def keep_probabilities(self, sample: float) -> np.ndarray:
-        """Probability of keeping each occurrence of a word (word2vec's subsampling formula)."""
-        counts = self.counts.astype(np.float64)
-        if sample <= 0:
-            return np.ones(len(counts), dtype=np.float32)
-        threshold = sample * counts.sum()
-        keep = (np.sqrt(counts / threshold) + 1.0) * threshold / counts
-        return np.minimum(keep, 1.0).astype(np.float32)
+        return keep_probabilities(self.counts, sample)
 
     def negative_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Alias table (probabilities, aliases) for O(1) draws from count**0.75."""
@@ -80,6 +74,16 @@ class Vocabulary:
             config=from_dict(VocabConfig, header.get("config", {})),
             prune_passes=int(header.get("prune_passes", 0)),
         )
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """Probability of keeping each occurrence of a word (word2vec's subsampling formula)."""
+    counts = counts.astype(np.float64)
+    if sample <= 0:
+        return np.ones(len(counts), dtype=np.float32)
+    threshold = sample * counts.sum()
+    keep = (np.sqrt(counts / threshold) + 1.0) * threshold / counts
+    return np.minimum(keep, 1.0).astype(np.float32)
 
 
 class _BoundedCounter:

@@ -126,3 +126,57 @@ def cbow_reference(
                 syn0[ctx] += neu1e
             trained += 1
     return trained
+
+
+def columns_reference(
+    syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
+    contexts: np.ndarray, negatives: np.ndarray, alpha: float, cuts: list[int],
+) -> None:
+    """One parameter-server batch on whole matrices split at column `cuts` (e.g. [0, 6, 12]):
+    round 1 sums every shard's partial dot products; in round 2 each shard, on its own
+    columns, corrects the stale sums by `shards` times the change of its own partials."""
+    shards = len(cuts) - 1
+    targets = [[int(c)] + [int(n) for n in negatives[i]] for i, c in enumerate(centers)]
+    cols = [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    partial = np.zeros((shards, len(contexts), negatives.shape[1] + 1), dtype=np.float32)
+    for s, c in enumerate(cols):
+        for i, row in enumerate(targets):
+            for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
+                for k, t in enumerate(row):
+                    partial[s, j, k] = syn0[contexts[j], c] @ syn1[t, c]
+    dots = partial.sum(axis=0)
+    for s, c in enumerate(cols):
+        for i, row in enumerate(targets):
+            grad_out = np.zeros((len(row), c.stop - c.start), dtype=np.float32)
+            for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
+                ctx = contexts[j]
+                neu1e = np.zeros(c.stop - c.start, dtype=np.float32)
+                for k, t in enumerate(row):
+                    if k > 0 and t == row[0]:
+                        continue
+                    now = syn0[ctx, c] @ (syn1[t, c] + grad_out[k])
+                    f = dots[j, k] + shards * (now - partial[s, j, k])
+                    g = (np.float32(k == 0) - _sigmoid(f)) * np.float32(alpha)
+                    neu1e += g * syn1[t, c]
+                    grad_out[k] += g * syn0[ctx, c]
+                syn0[ctx, c] += neu1e
+            for k, t in enumerate(row):
+                syn1[t, c] += grad_out[k]
+
+
+def windows_reference(
+    ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, window: int, state: int,
+) -> tuple[list[int], list[list[int]]]:
+    """Centres and their context lists, with the local kernels' subsampling and windows."""
+    rng = Lcg(state)
+    centers: list[int] = []
+    contexts: list[list[int]] = []
+    for s in range(len(offsets) - 1):
+        sent = _kept(rng, ids[offsets[s]:offsets[s + 1]], keep)
+        for i, center in enumerate(sent):
+            lo, hi = _window(rng, i, len(sent), window)
+            if hi - lo < 2:
+                continue
+            centers.append(center)
+            contexts.append([sent[j] for j in range(lo, hi) if j != i])
+    return centers, contexts

@@ -1,12 +1,182 @@
-"""`distw2v serve|submit|jobs|cancel`: the service's commands, added to the main parser."""
+"""`distw2v serve|submit|jobs|cancel|retry`: the service's commands, added to the main parser.
+
+`serve`'s flags are generated from ServiceConfig and `submit`'s training flags from the same
+VocabConfig/TrainConfig as `distw2v train`, so every setting is declared once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import time
 from collections.abc import Callable
+from typing import Any
+
+from ..cli import add_config_options, config_from_args
+from ..config import TrainConfig, VocabConfig, to_dict
+from ..errors import Distw2vError
+from .settings import ServiceConfig
 
 CommandFactory = Callable[[str, str], argparse.ArgumentParser]
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    from .client import DEFAULT_SERVER
+
+    p.add_argument("--server", default=None, metavar="URL",
+                   help=f"service URL (default: $DISTW2V_SERVER or {DEFAULT_SERVER})")
+    p.add_argument("--token", default=None,
+                   help="bearer token (default: $DISTW2V_TOKEN, or the token a local "
+                   "`distw2v serve` wrote into its data directory)")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .client import Client, default_server, default_token
+
+    return Client(args.server or default_server(), args.token or default_token())
+
+
+def _absolute(source: str) -> str:
+    """Local paths are sent absolute: the server does not share our working directory."""
+    return source if "://" in source else os.path.abspath(os.path.expanduser(source))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .server import serve
+
+    config = config_from_args(ServiceConfig, args)
+    serve(config, say=(lambda _: None) if args.quiet else
+          (lambda text: print(text, file=sys.stderr, flush=True)))
+
+
+def _describe(job: dict[str, Any]) -> str:
+    parts = [job["stage"] or job["state"]]
+    if job.get("epoch"):
+        parts.append(f"epoch {job['epoch']}/{job['epochs']}")
+    if job.get("words_per_second"):
+        parts.append(f"{job['words_per_second']:,.0f} words/s")
+    return ", ".join(parts)
+
+
+def _wait(client: Any, job: dict[str, Any], quiet: bool, interval: float) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", disable=quiet, file=sys.stderr, dynamic_ncols=True,
+               desc=f"job {job['id']}", bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+               "[{elapsed}<{remaining}{postfix}]")
+    shown = 0.0
+    try:
+        while job["state"] not in FINISHED:
+            time.sleep(interval)
+            job = client.job(job["id"])
+            done = round(100 * job["progress"], 1)
+            if done > shown:
+                bar.update(done - shown)
+                shown = done
+            bar.set_postfix_str(_describe(job), refresh=True)
+    finally:
+        bar.close()
+    return job
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    request = {
+        "name": args.name or "",
+        "sources": [_absolute(s) for s in args.sources],
+        "format": args.format,
+        "engine": args.engine,
+        "vocab": to_dict(config_from_args(VocabConfig, args)),
+        "train": to_dict(config_from_args(TrainConfig, args)),
+    }
+    with _client(args) as client:
+        job = client.submit(request)
+        print(f"job {job['id']} {job['state']}")
+        if not args.wait:
+            return
+        job = _wait(client, job, args.quiet, args.poll_interval)
+    if job["state"] == "succeeded":
+        summary = job.get("summary") or {}
+        print(f"job {job['id']} succeeded: {summary.get('trained_words', 0):,} words trained "
+              f"at {summary.get('words_per_second', 0):,.0f} words/s")
+        if job.get("evaluation"):
+            print(json.dumps(job["evaluation"], indent=2))
+        return
+    if job["state"] == "failed":
+        raise Distw2vError(f"job {job['id']} failed: {job.get('error') or 'no reason given.'}")
+    raise Distw2vError(f"job {job['id']} was cancelled.")
+
+
+def cmd_jobs(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        page = client.jobs(args.state, args.limit, args.offset)
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return
+    rows = [("ID", "STATE", "PROGRESS", "CREATED", "NAME")]
+    for job in page["jobs"]:
+        rows.append((job["id"], job["state"], f"{100 * job['progress']:.0f}%",
+                     job["created_at"][:19].replace("T", " "), job["name"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    shown = len(page["jobs"])
+    if page["total"] > args.offset + shown:
+        print(f"({shown} of {page['total']}; see --offset)")
+
+
+def cmd_cancel(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        job = client.cancel(args.id)
+    print(f"job {job['id']} {job['state']}")
+
+
+def cmd_retry(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        job = client.retry(args.id)
+    print(f"job {job['id']} {job['state']} (attempt {job['attempts']})")
 
 
 def add_commands(command: CommandFactory) -> None:
     """Register the service subcommands through the main parser's `command(name, help)`."""
+    p = command("serve", "run the training service (REST API, job queue, model queries)")
+    add_config_options(p, ServiceConfig, "service")
+    p.set_defaults(run=cmd_serve)
+
+    p = command("submit", "submit a training job to a running service")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="files, directories or globs under the server's allowed roots, or "
+                   "s3://, https://, hdfs:// URLs")
+    p.add_argument("--name", default="", help="a label for the job")
+    p.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="trainer (default: %(default)s)")
+    p.add_argument("--format", choices=("text",), default="text",
+                   help="corpus format (default: %(default)s)")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the job with a progress bar until it ends (Ctrl-C stops "
+                   "following, not the job)")
+    p.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)
+    _client_options(p)
+    add_config_options(p, VocabConfig, "vocabulary")
+    add_config_options(p, TrainConfig, "training")
+    p.set_defaults(run=cmd_submit)
+
+    p = command("jobs", "list your jobs on a running service, newest first")
+    p.add_argument("--state", choices=("queued", "running", "succeeded", "failed", "cancelled"))
+    p.add_argument("--limit", type=int, default=50, help="jobs to show (default: 50)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many (default: 0)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    _client_options(p)
+    p.set_defaults(run=cmd_jobs)
+
+    p = command("cancel", "cancel a queued or running job")
+    p.add_argument("id", metavar="ID")
+    _client_options(p)
+    p.set_defaults(run=cmd_cancel)
+
+    p = command("retry", "queue a failed or cancelled job again")
+    p.add_argument("id", metavar="ID")
+    _client_options(p)
+    p.set_defaults(run=cmd_retry)

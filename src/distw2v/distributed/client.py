@@ -1,0 +1,166 @@
+"""Client of the parameter-server shards: fans each request out to all shards at once.
+
+Round 1 (`dot`) sends a batch's ids and seed to every shard and sums the partial dot
+products; round 2 (`update_async`) sends the sums back with the learning rate, and each shard
+turns them into coefficients for its columns.
+`update_async` returns at once, so a worker keeps one update in flight while it prepares and
+dots the next batch. Transient failures are retried with a deadline; a shard that stays
+unreachable raises `ShardUnavailableError` naming it. Bytes on the wire are counted.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any
+
+import grpc
+import numpy as np
+
+from ..errors import Distw2vError
+from .server import OPTIONS, SERVICE
+from .shard import Batch, ShardSpec
+from .wire import pack, unpack
+
+TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+             grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+class ShardUnavailableError(Distw2vError):
+    """A parameter-server shard cannot be reached or stopped answering."""
+
+
+def column_ranges(dim: int, shards: int) -> list[tuple[int, int]]:
+    """Shard s holds columns [s*dim/S, (s+1)*dim/S)."""
+    if not 1 <= shards <= dim:
+        raise Distw2vError(f"cannot split dim {dim} across {shards} shards.")
+    cuts = [dim * s // shards for s in range(shards + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def batch_message(batch: Batch, **header: Any) -> dict[str, Any]:
+    return {"header": {"seed": batch.seed, **header},
+            "arrays": {"centers": batch.centers, "ctx_offsets": batch.ctx_offsets,
+                       "contexts": batch.contexts}}
+
+
+class PSClient:
+    def __init__(self, addresses: list[str], timeout: float = 120.0, retries: int = 3) -> None:
+        if not addresses:
+            raise Distw2vError("no parameter-server shard addresses given.")
+        self.addresses = list(addresses)
+        self.timeout = timeout
+        self.retries = retries
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._channels = [grpc.insecure_channel(a, options=OPTIONS) for a in self.addresses]
+        self._stubs: dict[str, list[Any]] = {}
+        # Blocking calls on a small pool: far cheaper per call than gRPC's own futures.
+        self._pool = ThreadPoolExecutor(max_workers=2 * len(self.addresses),
+                                        thread_name_prefix="ps-client")
+
+    def _stub(self, method: str, shard: int) -> Any:
+        if method not in self._stubs:
+            self._stubs[method] = [ch.unary_unary(f"/{SERVICE}/{method}")
+                                   for ch in self._channels]
+        return self._stubs[method][shard]
+
+    # --- transport --------------------------------------------------------------------------
+
+    def _send(self, method: str, shard: int, request: bytes) -> Future[bytes]:
+        self.bytes_sent += len(request)
+        return self._pool.submit(self._stub(method, shard), request, timeout=self.timeout)
+
+    def _start(self, method: str, requests: list[bytes]) -> list[Future[bytes]]:
+        return [self._send(method, s, r) for s, r in enumerate(requests)]
+
+    def _finish(self, method: str, requests: list[bytes],
+                pending: list[Future[bytes]]) -> list[bytes]:
+        replies: list[bytes] = []
+        for shard, future in enumerate(pending):
+            attempt = 0
+            while True:
+                try:
+                    reply = future.result()
+                    break
+                except grpc.RpcError as exc:
+                    code = exc.code()
+                    if code in TRANSIENT and attempt < self.retries:
+                        attempt += 1
+                        time.sleep(0.2 * 2**attempt)
+                        future = self._send(method, shard, requests[shard])
+                        continue
+                    raise self._error(shard, exc) from None
+            self.bytes_received += len(reply)
+            replies.append(reply)
+        return replies
+
+    def _error(self, shard: int, exc: grpc.RpcError) -> Distw2vError:
+        where = f"parameter-server shard {shard} at {self.addresses[shard]}"
+        if exc.code() in TRANSIENT or exc.code() == grpc.StatusCode.CANCELLED:
+            return ShardUnavailableError(f"{where} is unavailable: {exc.details()}.")
+        return Distw2vError(f"{where} refused the request: {exc.details()}")
+
+    def _call(self, method: str, requests: list[bytes]) -> list[bytes]:
+        return self._finish(method, requests, self._start(method, requests))
+
+    def _same(self, method: str, header: dict[str, Any], **arrays: np.ndarray) -> list[bytes]:
+        return self._call(method, [pack(header, **arrays)] * len(self.addresses))
+
+    # --- the shard interface ----------------------------------------------------------------
+
+    def configure(self, specs: list[ShardSpec]) -> None:
+        self._call("Configure", [pack({"spec": asdict(spec)}) for spec in specs])
+
+    def wait_ready(self, seconds: float = 60.0) -> None:
+        for shard, channel in enumerate(self._channels):
+            try:
+                grpc.channel_ready_future(channel).result(timeout=seconds)
+            except grpc.FutureTimeoutError:
+                raise ShardUnavailableError(
+                    f"parameter-server shard {shard} at {self.addresses[shard]} did not come up "
+                    f"within {seconds:.0f} s.") from None
+
+    def dot(self, batch: Batch, words: int = 0) -> tuple[np.ndarray, int]:
+        """Summed dot products (pairs, 1 + negative) and the global word count after `words`."""
+        msg = batch_message(batch, words=words)
+        parsed = [unpack(reply) for reply in self._same("Dot", msg["header"], **msg["arrays"])]
+        total = parsed[0][1]["dots"].copy()
+        for _, arrays in parsed[1:]:
+            total += arrays["dots"]
+        return total, int(parsed[0][0]["global_words"])  # shard 0 keeps the global count
+
+    def update_async(self, batch: Batch, dots: np.ndarray,
+                     alpha: float) -> tuple[list[bytes], list[Future[bytes]]]:
+        msg = batch_message(batch, alpha=alpha)
+        requests = [pack(msg["header"], **msg["arrays"], dots=dots)] * len(self.addresses)
+        return requests, self._start("Update", requests)
+
+    def wait(self, handle: tuple[list[bytes], list[Future[bytes]]]) -> None:
+        self._finish("Update", *handle)
+
+    def pull(self, lo: int, hi: int, which: str = "syn0") -> np.ndarray:
+        """Rows [lo, hi) with all columns, assembled from every shard's slice."""
+        replies = self._same("Pull", {"lo": lo, "hi": hi, "which": which})
+        return np.concatenate([unpack(r)[1]["rows"] for r in replies], axis=1)
+
+    def checkpoint(self, uri: str) -> None:
+        self._same("Checkpoint", {"uri": uri})
+
+    def load(self, uri: str, specs: list[ShardSpec]) -> None:
+        self._call("Load", [pack({"uri": uri, "lo": s.lo, "hi": s.hi}) for s in specs])
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [unpack(r)[0] for r in self._same("Stats", {})]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> PSClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

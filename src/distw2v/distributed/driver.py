@@ -1,0 +1,350 @@
+"""The Spark driver: distributed vocabulary and encoding, training against parameter-server
+shards, and an export that streams row blocks from the shards.
+
+Nothing here holds a whole matrix: the shards hold column slices, executors hold encoded ids,
+and the export writes blocks of rows as they arrive. Spark wraps the plain classes at the edge:
+tasks are the functions at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from operator import add
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..config import SparkConfig, TrainConfig, VocabConfig, to_dict
+from ..corpus import expand_sources, iter_sentences
+from ..errors import CorpusError, Distw2vError, VocabularyError
+from ..pipeline import ProgressFactory, Summary, peak_rss_mb, silent
+from ..vectors import VectorsWriter, Word2VecWriter
+from ..vocab import keep_probabilities
+from .client import PSClient, ShardUnavailableError, column_ranges
+from .processes import ShardProcesses
+from .shard import ShardSpec
+from .worker import WorkerSettings, WorkerStats, train_partition
+
+EXPORT_BLOCK_BYTES = 32 << 20
+
+
+# --- Spark set-up ---------------------------------------------------------------------------
+
+
+@contextmanager
+def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
+    try:
+        from pyspark import SparkConf, SparkContext
+    except ImportError:
+        raise Distw2vError(
+            "the spark engine needs pyspark: pip install 'distw2v[spark]'."
+        ) from None
+    # Python workers must import distw2v: run them with this interpreter and import path (a
+    # cluster whose workers have distw2v installed needs neither, and they do no harm there).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    python_path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+    conf = (SparkConf().setMaster(master).setAppName(app)
+            .set("spark.pyspark.python", sys.executable)
+            .set("spark.executorEnv.PYTHONPATH", python_path)
+            .set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.python.worker.reuse", "true"))
+    try:
+        sc = SparkContext(conf=conf)
+    except Exception as exc:  # Py4J and JVM start-up errors carry long Java traces
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Distw2vError(f"cannot start Spark with master {master!r}: {first}") from None
+    sc.setLogLevel("ERROR")
+    try:
+        yield sc
+    finally:
+        sc.stop()
+
+
+def spark_failure(exc: BaseException) -> Distw2vError:
+    """The one sentence a failed Spark job means, from the Python error inside the Java one."""
+    text = str(exc)
+    for kind in (ShardUnavailableError, CorpusError, VocabularyError, Distw2vError):
+        marker = f"{kind.__module__}.{kind.__name__}: "
+        if marker in text:
+            message = text.split(marker, 1)[1].splitlines()[0]
+            return kind(message)
+    last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [type(exc).__name__]
+    return Distw2vError(f"the Spark job failed: {last[0].strip()[:300]}")
+
+
+# --- corpus, vocabulary and encoding on executors ---------------------------------------------
+
+
+def _read_file(path: str, config: VocabConfig) -> Iterator[list[str]]:
+    return iter_sentences([path], config)
+
+
+def _count_partition(sentences: Iterator[list[str]]) -> Iterator[tuple[str, int]]:
+    counts: Counter[str] = Counter()
+    for tokens in sentences:
+        counts.update(tokens)
+    return iter(counts.items())
+
+
+def _encode_with_table(table: Any) -> Callable[[Iterator[list[str]]], Iterator[Any]]:
+    def encode(sentences: Iterator[list[str]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        lookup = table.value.get
+        ids: list[int] = []
+        offsets = [0]
+        for tokens in sentences:
+            known = [i for i in map(lookup, tokens) if i is not None]
+            if known:
+                ids.extend(known)
+                offsets.append(len(ids))
+        yield np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64)
+
+    return encode
+
+
+def _pack_sentences(rows: Iterator[tuple[int, list[int]]]) -> Iterator[Any]:
+    ids: list[int] = []
+    offsets = [0]
+    for _, sentence in rows:
+        ids.extend(sentence)
+        offsets.append(len(ids))
+    yield np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64)
+
+
+def encode_by_join(sentences: Any, vocab: Any) -> Any:
+    """Encode without any process holding the word->id table: a join keyed by word."""
+    keyed = sentences.zipWithUniqueId().flatMap(
+        lambda sid: [(w, (sid[1], pos)) for pos, w in enumerate(sid[0])])
+    joined = keyed.join(vocab).map(lambda kv: (kv[1][0][0], (kv[1][0][1], kv[1][1])))
+    rebuilt = joined.groupByKey(sentences.getNumPartitions()).mapValues(
+        lambda pairs: [wid for _, wid in sorted(pairs)])
+    return rebuilt.mapPartitions(_pack_sentences)
+
+
+# --- training tasks ----------------------------------------------------------------------------
+
+_KEEP_CACHE: dict[str, np.ndarray] = {}
+
+
+def _keep(uri: str) -> np.ndarray:
+    if uri not in _KEEP_CACHE:
+        _KEEP_CACHE.clear()
+        _KEEP_CACHE[uri] = np.load(uri, mmap_mode="r")
+    return _KEEP_CACHE[uri]
+
+
+def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, epoch: int,
+                partitions: int) -> Callable[[int, Iterator[Any]], Iterator[dict[str, int]]]:
+    def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, int]]:
+        keep = _keep(keep_uri)
+        total = WorkerStats()
+        with PSClient(addresses) as client:
+            for ids, offsets in parts:
+                stats = train_partition(ids, offsets, keep, client, settings,
+                                        stream=epoch * partitions + index)
+                total.words += stats.words
+                total.pairs += stats.pairs
+                total.batches += stats.batches
+            total.bytes_sent, total.bytes_received = client.bytes_sent, client.bytes_received
+        yield vars(total)
+
+    return run
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+
+def train_spark(
+    sources: Sequence[str],
+    out: str | Path,
+    vocab_config: VocabConfig,
+    train_config: TrainConfig,
+    spark_config: SparkConfig,
+    *,
+    word2vec: Path | None = None,
+    progress: ProgressFactory = silent,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[dict[str, Any], Summary]:
+    """Train on Spark against column-partitioned shards; write the model to `out`.
+
+    Returns the run's figures (words, pairs, bytes on the wire, ...) and the summary."""
+    if train_config.model != "skipgram":
+        raise Distw2vError("the spark engine trains skip-gram only; use --model skipgram.")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = expand_sources(sources)
+    work = spark_config.work_dir or tempfile.mkdtemp(prefix=f".{out.name}.spark-",
+                                                     dir=out.parent)
+    own_work = spark_config.work_dir is None
+    try:
+        with spark_context(spark_config.spark_master) as sc, \
+                ShardProcesses(spark_config) as shards:
+            try:
+                return _run(sc, shards, files, out, word2vec, Path(work), vocab_config,
+                            train_config, spark_config, progress, log)
+            except Distw2vError:
+                raise
+            except Exception as exc:  # a failed Spark job: Py4J wraps the executor's error
+                raise spark_failure(exc) from None
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec: Path | None,
+         work: Path, vocab_config: VocabConfig, train_config: TrainConfig,
+         spark_config: SparkConfig, progress: ProgressFactory,
+         log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
+    from pyspark import StorageLevel
+
+    addresses = shards.addresses
+    partitions = spark_config.partitions or sc.defaultParallelism
+    sentences = (sc.parallelize(files, len(files))
+                 .flatMap(lambda f: _read_file(f, vocab_config))
+                 .repartition(partitions)
+                 .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        # vocabulary: a distributed count, then frequency order with ids from zipWithIndex
+        counts = sentences.mapPartitions(_count_partition).reduceByKey(add)
+        corpus_words = counts.values().sum()
+        if corpus_words == 0:
+            raise VocabularyError("the corpus is empty: it holds no words.")
+        kept = counts.filter(lambda wc: wc[1] >= vocab_config.min_count)
+        ranked = kept.sortBy(lambda wc: (-wc[1], wc[0])).zipWithIndex()
+        if vocab_config.max_final_vocab is not None:
+            limit = vocab_config.max_final_vocab
+            ranked = ranked.filter(lambda r: r[1] < limit)
+        ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+        words: list[str] = []
+        counts_list: list[int] = []
+        for (word, count), _ in ranked.toLocalIterator():
+            words.append(word)
+            counts_list.append(count)
+        if not words:
+            best = counts.values().max()
+            raise VocabularyError(
+                f"no word occurs at least min_count={vocab_config.min_count} times "
+                f"(the most frequent occurs {best} times); lower --min-count.")
+        vocab_counts = np.asarray(counts_list, dtype=np.int64)
+        log(f"vocabulary: {len(words):,} words (min_count={vocab_config.min_count}) covering "
+            f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
+        np.save(work / "counts.npy", vocab_counts)
+        np.save(work / "keep.npy", keep_probabilities(vocab_counts, train_config.sample))
+
+        start = time.perf_counter()
+        if len(words) <= spark_config.broadcast_limit:
+            table = sc.broadcast({w: i for i, w in enumerate(words)})
+            encoded = sentences.mapPartitions(_encode_with_table(table))
+        else:
+            log(f"vocabulary above --broadcast-limit={spark_config.broadcast_limit:,}: "
+                "encoding with a distributed join")
+            encoded = encode_by_join(sentences, ranked.map(lambda r: (r[0][0], r[1])))
+        encoded = encoded.persist(StorageLevel.MEMORY_AND_DISK)
+        trained_words = encoded.map(lambda p: len(p[0])).sum()
+    finally:
+        sentences.unpersist()
+    if trained_words == 0:
+        raise CorpusError("the corpus holds no word of the vocabulary; nothing to train on.")
+
+    dim = train_config.dim
+    specs = [ShardSpec(vocab_size=len(words), dim=dim, lo=lo, hi=hi,
+                       negative=train_config.negative, seed=train_config.seed,
+                       counts_uri=str(work / "counts.npy"), shards=len(addresses))
+             for lo, hi in column_ranges(dim, len(addresses))]
+    figures: dict[str, Any] = {key: 0 for key in
+                               ("words", "pairs", "batches", "bytes_sent", "bytes_received")}
+    with PSClient(addresses) as control:
+        control.wait_ready()
+        control.configure(specs)
+        settings = WorkerSettings(
+            window=train_config.window, start_alpha=train_config.start_alpha,
+            min_alpha=train_config.min_alpha, total_words=trained_words * train_config.epochs,
+            batch_pairs=spark_config.batch_pairs, chunk_words=train_config.batch_words,
+            seed=train_config.seed)
+        bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
+                       unit_scale=True)
+        try:
+            for epoch in range(train_config.epochs):
+                task = _train_task(addresses, str(work / "keep.npy"), settings, epoch,
+                                   encoded.getNumPartitions())
+                job = encoded.mapPartitionsWithIndex(task)
+                results = _watched(sc, job.collect, control, shards, bar, epoch,
+                                   train_config.epochs)
+                for r in results:
+                    for key in figures:
+                        figures[key] += r[key]
+        finally:
+            bar.close()
+        encoded.unpersist()
+        seconds = time.perf_counter() - start
+        shard_stats = control.stats()
+        meta = {"distw2v_version": __version__, "engine": "spark",
+                "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
+                "spark_config": to_dict(spark_config), "trained_words": figures["words"],
+                "train_seconds": round(seconds, 3), "sources": list(files)}
+        export(control, out, words, vocab_counts, dim, meta, word2vec)
+    figures.update(shards=len(addresses), dim=dim, seconds=seconds,
+                   shard_bytes_held=[s["bytes_held"] for s in shard_stats],
+                   shard_peak_rss_mb=shards.peak_rss_mb())
+    return figures, Summary(corpus_words, figures["words"], seconds, peak_rss_mb())
+
+
+def _watched(sc: Any, job: Callable[[], list[dict[str, int]]], control: PSClient,
+             shards: ShardProcesses, bar: Any, epoch: int, epochs: int) -> list[dict[str, int]]:
+    """Run a Spark job in a thread while this one feeds the progress bar and watches the
+    shards: a shard that dies cancels the job and fails the run naming it, without a hang."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = job()
+        except BaseException as exc:  # surfaced below, in the driver's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    shown = bar.n if hasattr(bar, "n") else 0
+    while thread.is_alive():
+        thread.join(0.5)
+        dead = shards.dead()
+        if dead is not None:
+            sc.cancelAllJobs()
+            thread.join(30)
+            raise ShardUnavailableError(dead)
+        try:
+            words = int(control.stats()[0]["global_words"])
+        except Distw2vError:
+            continue  # the next round of the loop names the dead shard
+        bar.update(max(words - shown, 0))
+        shown = max(shown, words)
+        bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
+    if "error" in outcome:
+        dead = shards.dead()
+        raise (ShardUnavailableError(dead) if dead else spark_failure(outcome["error"]))
+    return outcome["result"]
+
+
+def export(client: PSClient, out: Path, words: list[str], counts: np.ndarray, dim: int,
+           meta: dict[str, Any], word2vec: Path | None = None) -> None:
+    """Stream row blocks from the shards into the native format (and a word2vec file: binary,
+    or text when its name ends in .txt), never holding more than one block."""
+    rows = max(1, EXPORT_BLOCK_BYTES // (4 * dim))
+    side: Any = (Word2VecWriter(word2vec, len(words), dim, binary=word2vec.suffix != ".txt")
+                 if word2vec is not None else nullcontext())
+    with VectorsWriter(out, words, counts, dim, meta) as native, side as w2v:
+        for lo in range(0, len(words), rows):
+            hi = min(lo + rows, len(words))
+            block = client.pull(lo, hi)
+            native.write_rows(lo, block)
+            if w2v is not None:
+                w2v.write_rows(words[lo:hi], block)

@@ -1,0 +1,90 @@
+"""Parameter-server shards as subprocesses on loopback (the local default), or the addresses
+of shards an operator started (`--ps host:port,...`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from ..config import SparkConfig
+from ..errors import Distw2vError
+
+ANNOUNCE = "distw2v ps-shard listening on "
+START_SECONDS = 60.0
+
+
+def _read_announcement(proc: subprocess.Popen[str], found: list[str]) -> None:
+    for line in proc.stdout or ():
+        if line.startswith(ANNOUNCE):
+            found.append(line[len(ANNOUNCE):].strip())
+            return
+
+
+class ShardProcesses:
+    """Context manager: `addresses` of live shards; `dead()` names one that stopped."""
+
+    def __init__(self, config: SparkConfig, host: str = "127.0.0.1") -> None:
+        self.config = config
+        self.host = host
+        self.addresses: list[str] = config.ps_addresses
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> ShardProcesses:
+        if self.addresses:
+            return self  # an operator runs them
+        try:
+            for _ in range(self.config.shards):
+                self.addresses.append(self._start_one())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start_one(self) -> str:
+        cmd = [sys.executable, "-m", "distw2v.cli", "ps-shard", "--host", self.host,
+               "--port", "0"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        self.procs.append(proc)
+        found: list[str] = []
+        reader = threading.Thread(target=_read_announcement, args=(proc, found), daemon=True)
+        reader.start()
+        reader.join(START_SECONDS)
+        if not found:
+            raise Distw2vError(f"parameter-server shard {len(self.procs) - 1} did not start "
+                               f"within {START_SECONDS:.0f} s (exit code {proc.poll()}).")
+        return found[0]
+
+    def dead(self) -> str | None:
+        for i, proc in enumerate(self.procs):
+            code = proc.poll()
+            if code is not None:
+                return (f"parameter-server shard {i} at {self.addresses[i]} stopped "
+                        f"(exit code {code}); training cannot go on without its columns.")
+        return None
+
+    def peak_rss_mb(self) -> list[float]:
+        """Each live shard's peak resident memory (VmHWM), for reports."""
+        peaks = []
+        for proc in self.procs:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024.0)
+        return peaks
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

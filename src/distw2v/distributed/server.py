@@ -1,0 +1,124 @@
+"""The gRPC face of a `ParameterShard`: `distw2v ps-shard` runs one.
+
+Methods take and return `wire` messages (raw little-endian arrays), registered with gRPC's
+generic handlers so no generated code is needed. Errors the caller can fix come back as
+INVALID_ARGUMENT / FAILED_PRECONDITION with one sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+import numpy as np
+
+from ..errors import Distw2vError
+from .shard import Batch, ParameterShard, ShardSpec
+from .wire import pack, unpack
+
+SERVICE = "distw2v.ParameterShard"
+MAX_MESSAGE = 1 << 30
+OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE),
+           ("grpc.max_receive_message_length", MAX_MESSAGE)]
+log = logging.getLogger(__name__)
+
+
+def batch_from(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Batch:
+    return Batch(centers=arrays["centers"], ctx_offsets=arrays["ctx_offsets"],
+                 contexts=arrays["contexts"], seed=int(header["seed"]))
+
+
+class ShardService:
+    """Byte-level handlers: unpack, call the shard, pack. Also counts bytes in and out."""
+
+    def __init__(self, shard: ParameterShard) -> None:
+        self.shard = shard
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._lock = threading.Lock()
+
+    def configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        self.shard.configure(ShardSpec(**header["spec"]))
+        return pack({"ok": True})
+
+    def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+        dots, global_words = self.shard.dot(batch_from(header, arrays), int(header["words"]))
+        return pack({"global_words": global_words}, dots=dots)
+
+    def update(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+        self.shard.update(batch_from(header, arrays), arrays["dots"], float(header["alpha"]))
+        return pack({"ok": True})
+
+    def pull(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        rows = self.shard.pull(int(header["lo"]), int(header["hi"]), header.get("which", "syn0"))
+        return pack({}, rows=rows)
+
+    def checkpoint(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        self.shard.checkpoint(header["uri"])
+        return pack({"ok": True})
+
+    def load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        self.shard.load(header["uri"], int(header["lo"]), int(header["hi"]))
+        return pack({"ok": True})
+
+    def health(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        return pack({"serving": True, "configured": self.shard.spec is not None})
+
+    def stats(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        with self._lock:
+            traffic = {"bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
+        return pack({**self.shard.describe(), **traffic})
+
+    def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes]):  # type: ignore[no-untyped-def]
+        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            try:
+                header, arrays = unpack(request)
+                response = method(header, arrays)
+            except Distw2vError as exc:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            except (KeyError, TypeError, ValueError) as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad request: {exc}")
+            with self._lock:
+                self.bytes_in += len(request)
+                self.bytes_out += len(response)
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        methods = {
+            "Configure": self.configure, "Dot": self.dot, "Update": self.update,
+            "Pull": self.pull, "Checkpoint": self.checkpoint, "Load": self.load,
+            "Health": self.health, "Stats": self.stats,
+        }
+        return grpc.method_handlers_generic_handler(
+            SERVICE, {name: self.handler(fn) for name, fn in methods.items()})
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0,
+                 threads: int = 8) -> tuple[grpc.Server, int, ShardService]:
+    """Start a shard server; returns it, the bound port and the service (for in-process use)."""
+    service = ShardService(ParameterShard())
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=OPTIONS)
+    server.add_generic_rpc_handlers((service.generic_handler(),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise Distw2vError(f"cannot listen on {host}:{port} (address in use?).")
+    server.start()
+    return server, bound, service
+
+
+def serve_forever(host: str, port: int, threads: int,
+                  announce: Callable[[int], None] = lambda _: None) -> None:
+    server, bound, _ = start_server(host, port, threads)
+    announce(bound)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=2).wait()

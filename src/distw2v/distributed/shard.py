@@ -1,0 +1,226 @@
+"""A parameter-server shard: columns [lo, hi) of the input AND output matrices, all words.
+
+A plain class with a small interface (configure, dot, update, pull, checkpoint, load,
+stats); `server.py` wraps it in gRPC. Its math is `distw2v.kernels.columns`. Requests from
+many clients run concurrently, hogwild: the kernels release the GIL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+
+from ..errors import Distw2vError
+from ..kernels import build_alias_table
+from ..kernels.columns import apply_updates, draw_batch_negatives, partial_dots
+from ..vocab import NEGATIVE_POWER
+
+CHECKPOINT_FORMAT = "distw2v-shard"
+PENDING_BATCHES = 4096  # round-1 partials kept for round 2: far more than clients in flight
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Centre words with their contexts; negatives follow from `seed` (see kernels.columns)."""
+
+    centers: np.ndarray  # int32 (n,)
+    ctx_offsets: np.ndarray  # int64 (n + 1,)
+    contexts: np.ndarray  # int32 (m,)
+    seed: int
+
+    @property
+    def pairs(self) -> int:
+        return int(self.contexts.shape[0])
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.seed, self.pairs, int(self.centers.shape[0]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardSpec:
+    vocab_size: int
+    dim: int  # the full dimension; this shard holds [lo, hi)
+    lo: int
+    hi: int
+    negative: int
+    seed: int
+    counts_uri: str  # .npy of int64 word counts (for the negative-sampling table)
+    shards: int = 1  # how many shards split the columns
+
+
+@dataclass
+class ShardStats:
+    requests: int = 0
+    pairs_dotted: int = 0
+    pairs_updated: int = 0
+    started: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        elapsed = max(time.time() - self.started, 1e-9)
+        data["updates_per_second"] = self.pairs_updated / elapsed
+        return data
+
+
+def read_counts(uri: str) -> np.ndarray:
+    try:
+        with fsspec.open(uri, "rb") as f:
+            counts = np.load(f)
+    except (OSError, ValueError) as exc:
+        raise Distw2vError(f"cannot read word counts from {uri}: {exc}.") from None
+    return np.asarray(counts, dtype=np.int64)
+
+
+class ParameterShard:
+    def __init__(self) -> None:
+        self.spec: ShardSpec | None = None
+        self.syn0 = np.zeros((0, 0), dtype=np.float32)
+        self.syn1 = np.zeros((0, 0), dtype=np.float32)
+        self.neg_prob = np.ones(1, dtype=np.float32)
+        self.neg_alias = np.zeros(1, dtype=np.int32)
+        self.stats = ShardStats()
+        self.global_words = 0  # corpus words reported by all clients; drives the learning rate
+        self.shards = 1  # how many shards split the columns (for the staleness correction)
+        self._pending: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- set-up -------------------------------------------------------------------------
+
+    def configure(self, spec: ShardSpec) -> None:
+        """Allocate and initialise this shard's columns (word2vec's start, seeded per shard)."""
+        if not 0 <= spec.lo < spec.hi <= spec.dim:
+            raise Distw2vError(
+                f"shard columns [{spec.lo}, {spec.hi}) do not fit dim {spec.dim}."
+            )
+        counts = read_counts(spec.counts_uri)
+        if counts.shape != (spec.vocab_size,):
+            raise Distw2vError(
+                f"{spec.counts_uri} holds {counts.shape[0]} counts, not {spec.vocab_size}."
+            )
+        width = spec.hi - spec.lo
+        rng = np.random.default_rng([spec.seed, spec.lo])
+        syn0 = rng.random((spec.vocab_size, width), dtype=np.float32)
+        syn0 -= np.float32(0.5)
+        syn0 /= np.float32(spec.dim)
+        self.syn0 = syn0
+        self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
+        weights = counts.astype(np.float64) ** NEGATIVE_POWER
+        self.neg_prob, self.neg_alias = build_alias_table(weights)
+        self.spec = spec
+        self.stats = ShardStats()
+        self.global_words = 0
+        self._pending.clear()
+
+    def _require_spec(self) -> ShardSpec:
+        if self.spec is None:
+            raise Distw2vError("this parameter-server shard has not been configured.")
+        return self.spec
+
+    def _negatives(self, batch: Batch) -> np.ndarray:
+        spec = self._require_spec()
+        if batch.centers.size and (
+            int(batch.centers.max()) >= spec.vocab_size
+            or int(batch.contexts.max(initial=0)) >= spec.vocab_size
+            or min(int(batch.centers.min()), int(batch.contexts.min(initial=0))) < 0
+        ):
+            raise Distw2vError("a batch names a word id outside the vocabulary.")
+        return draw_batch_negatives(len(batch.centers), spec.negative, self.neg_prob,
+                                    self.neg_alias, np.uint64(batch.seed))
+
+    # --- the two training rounds ----------------------------------------------------------
+
+    def dot(self, batch: Batch, words: int = 0) -> tuple[np.ndarray, int]:
+        """Partial dot products for the batch's positives and negatives; adds `words` to the
+        global word count and returns it."""
+        negatives = self._negatives(batch)
+        dots = partial_dots(self.syn0, self.syn1, batch.centers, batch.ctx_offsets,
+                            batch.contexts, negatives)
+        with self._lock:
+            if batch.pairs:
+                self._pending[batch.key] = dots
+                while len(self._pending) > PENDING_BATCHES:
+                    self._pending.popitem(last=False)
+            self.global_words += words
+            self.stats.requests += 1
+            self.stats.pairs_dotted += batch.pairs
+            return dots, self.global_words
+
+    def update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
+        """Round 2: `dots` are round 1's sums over all shards for the same batch."""
+        spec = self._require_spec()
+        if dots.shape != (batch.pairs, spec.negative + 1):
+            raise Distw2vError(f"dot products of shape {dots.shape} do not fit the batch.")
+        with self._lock:
+            partial = self._pending.pop(batch.key, None)
+        if partial is None:
+            raise Distw2vError(
+                "round 2 for a batch this shard did not see in round 1 (or saw too long ago)."
+            )
+        negatives = self._negatives(batch)
+        apply_updates(self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts,
+                      negatives, np.ascontiguousarray(dots, dtype=np.float32), partial,
+                      alpha, spec.shards)
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.pairs_updated += batch.pairs
+
+    # --- reading and persistence -----------------------------------------------------------
+
+    def pull(self, lo: int, hi: int, which: str = "syn0") -> np.ndarray:
+        """Rows [lo, hi) of this shard's columns of the input (syn0) or output (syn1) matrix."""
+        self._require_spec()
+        matrix = self.syn0 if which == "syn0" else self.syn1
+        if not 0 <= lo <= hi <= matrix.shape[0]:
+            raise Distw2vError(f"rows [{lo}, {hi}) are outside the vocabulary.")
+        return np.array(matrix[lo:hi])
+
+    def checkpoint(self, uri: str) -> None:
+        """Write this shard's slice to a directory (local path or fsspec URL)."""
+        spec = self._require_spec()
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.makedirs(path, exist_ok=True)
+        for name, matrix in (("syn0", self.syn0), ("syn1", self.syn1)):
+            with fs.open(f"{path}/{name}-{spec.lo}-{spec.hi}.npy", "wb") as f:
+                np.save(f, matrix)
+        meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(spec),
+                "global_words": self.global_words}
+        with fs.open(f"{path}/shard-{spec.lo}-{spec.hi}.json", "w") as f:
+            f.write(json.dumps(meta))
+
+    def load(self, uri: str, lo: int, hi: int) -> None:
+        fs, path = fsspec.core.url_to_fs(uri)
+        try:
+            with fs.open(f"{path}/shard-{lo}-{hi}.json", "r") as f:
+                meta = json.loads(f.read())
+            spec = ShardSpec(**meta["spec"])
+            with fs.open(f"{path}/syn0-{lo}-{hi}.npy", "rb") as f:
+                syn0 = np.load(f)
+            with fs.open(f"{path}/syn1-{lo}-{hi}.npy", "rb") as f:
+                syn1 = np.load(f)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise Distw2vError(f"no readable checkpoint of columns [{lo}, {hi}) in {uri}: "
+                               f"{exc}.") from None
+        expected = (spec.vocab_size, spec.hi - spec.lo)
+        if syn0.shape != expected or syn1.shape != expected:
+            raise Distw2vError(f"the checkpoint in {uri} is truncated or corrupt.")
+        self.configure(spec)
+        self.syn0, self.syn1 = syn0.astype(np.float32), syn1.astype(np.float32)
+        self.global_words = int(meta.get("global_words", 0))
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "configured": spec is not None,
+            "spec": asdict(spec) if spec else None,
+            "global_words": self.global_words,
+            "bytes_held": int(self.syn0.nbytes + self.syn1.nbytes),
+            **self.stats.as_dict(),
+        }

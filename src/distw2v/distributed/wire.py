@@ -1,0 +1,50 @@
+"""Messages between parameter-server clients and shards: a JSON header plus raw arrays.
+
+Layout: 4-byte little-endian header length, the UTF-8 JSON header, then each array's bytes
+back to back. The header lists every array as [name, dtype, shape]; dtypes are little-endian
+so a message means the same on every machine. No pickle: a peer can only send numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from ..errors import Distw2vError
+
+_LEN = struct.Struct("<I")
+_ALLOWED = {"<i4", "<i8", "<f4", "<u8", "|u1"}
+
+
+def pack(header: dict[str, Any], **arrays: np.ndarray) -> bytes:
+    specs = []
+    blobs = []
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        specs.append([name, array.dtype.str, list(array.shape)])
+        blobs.append(array.tobytes())
+    head = json.dumps({**header, "arrays": specs}, separators=(",", ":")).encode()
+    return b"".join([_LEN.pack(len(head)), head, *blobs])
+
+
+def unpack(message: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    try:
+        (size,) = _LEN.unpack_from(message, 0)
+        header = json.loads(message[_LEN.size:_LEN.size + size])
+        arrays = {}
+        at = _LEN.size + size
+        for name, dtype, shape in header.pop("arrays"):
+            if dtype not in _ALLOWED:
+                raise ValueError(f"dtype {dtype}")
+            count = int(np.prod(shape)) if shape else 1
+            array = np.frombuffer(message, dtype=dtype, count=count, offset=at)
+            arrays[name] = array.reshape(shape)
+            at += array.nbytes
+        if at != len(message):
+            raise ValueError("trailing bytes")
+    except (struct.error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise Distw2vError(f"malformed parameter-server message ({exc}).") from None
+    return header, arrays

@@ -1,0 +1,98 @@
+"""Training one encoded partition against the parameter-server shards (one Spark task).
+
+Windows are made locally (subsampling, dynamic window: `kernels.columns.make_windows`) and cut
+into batches of about `batch_pairs` pairs. For each batch: round 1 gets the summed dot
+products and the global word count, which sets the learning rate; round 2 sends the
+coefficients and stays in flight while the next batch is dotted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import Distw2vError
+from ..kernels import mix_seed
+from ..kernels.columns import make_windows
+from .client import PSClient
+from .shard import Batch
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    window: int
+    start_alpha: float
+    min_alpha: float
+    total_words: int  # corpus words over all epochs: the learning-rate schedule's length
+    batch_pairs: int
+    chunk_words: int
+    seed: int
+
+
+@dataclass
+class WorkerStats:
+    words: int = 0
+    pairs: int = 0
+    batches: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+def learning_rate(settings: WorkerSettings, global_words: int) -> float:
+    done = min(global_words / settings.total_words, 1.0)
+    return max(settings.start_alpha - (settings.start_alpha - settings.min_alpha) * done,
+               settings.min_alpha)
+
+
+def batches_of(centers: np.ndarray, ctx_offsets: np.ndarray, contexts: np.ndarray,
+               words_at: np.ndarray, batch_pairs: int):  # type: ignore[no-untyped-def]
+    """Split a chunk's windows into runs of whole centres with about batch_pairs pairs."""
+    cuts = np.searchsorted(ctx_offsets, np.arange(batch_pairs, ctx_offsets[-1], batch_pairs))
+    bounds = np.unique(np.concatenate([[0], cuts, [len(centers)]]))
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        offsets = ctx_offsets[lo:hi + 1]
+        yield (centers[lo:hi], offsets - offsets[0], contexts[offsets[0]:offsets[-1]],
+               int(words_at[hi - 1]))
+
+
+def train_partition(
+    ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, client: PSClient,
+    settings: WorkerSettings, stream: int,
+) -> WorkerStats:
+    """Train on every sentence of one encoded partition; `stream` keeps seeds distinct."""
+    stats = WorkerStats()
+    in_flight = None
+    n_sentences = len(offsets) - 1
+    cuts = np.searchsorted(offsets, np.arange(settings.chunk_words, offsets[-1],
+                                              settings.chunk_words))
+    bounds = np.unique(np.concatenate([[0], cuts, [n_sentences]])).tolist()
+    for c, (s_lo, s_hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        state = np.uint64(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
+        centers, ctx_offsets, contexts, words_at = make_windows(
+            ids, offsets, s_lo, s_hi, keep, settings.window, state)
+        reported = 0
+        for b, (cen, off, ctx, words) in enumerate(
+                batches_of(centers, ctx_offsets, contexts, words_at, settings.batch_pairs)):
+            seed = int(mix_seed(np.uint64(settings.seed), np.uint64(stream),
+                                np.uint64((c << 24) + b + 1)))
+            batch = Batch(centers=cen, ctx_offsets=off, contexts=ctx, seed=seed)
+            dots, global_words = client.dot(batch, words - reported)
+            reported = words
+            if not np.isfinite(dots).all():
+                raise Distw2vError("training diverged (dot products overflowed); lower "
+                                   "--batch-pairs or --alpha.")
+            if in_flight is not None:
+                client.wait(in_flight)
+            in_flight = client.update_async(batch, dots, learning_rate(settings, global_words))
+            stats.pairs += batch.pairs
+            stats.batches += 1
+        chunk_words = int(offsets[s_hi] - offsets[s_lo])
+        stats.words += chunk_words
+        if chunk_words > reported:  # sentences after the last centre still count as read
+            client.dot(Batch(centers=np.empty(0, np.int32), ctx_offsets=np.zeros(1, np.int64),
+                             contexts=np.empty(0, np.int32), seed=0), chunk_words - reported)
+    if in_flight is not None:
+        client.wait(in_flight)
+    stats.bytes_sent, stats.bytes_received = client.bytes_sent, client.bytes_received
+    return stats

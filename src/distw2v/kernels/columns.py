@@ -1,0 +1,155 @@
+# numba types these bodies itself; mypy cannot follow numpy-scalar arithmetic in them.
+# mypy: disable-error-code="arg-type,return-value,operator,call-overload,assignment,misc"
+"""Kernels for the column-partitioned parameter server (Ordentlich et al., CIKM 2016).
+
+A batch is a set of centre words, each with its context words: `centers[i]` owns
+`contexts[ctx_offsets[i]:ctx_offsets[i + 1]]`, and every (context, centre) pair is a positive
+skip-gram example. Negatives are drawn per centre and shared by its contexts (as the local
+HogBatch kernel does), from one LCG stream seeded by the batch seed, so every shard draws the
+same negatives and no negative id crosses the network.
+
+`partial_dots` runs on a shard over its columns only; the client sums the partials of all
+shards and sends the sums back with the learning rate; `apply_updates` turns them into
+coefficients g = (label - sigmoid(f)) * alpha, corrected for staleness, on each shard.
+`make_windows` runs on executors: subsampling and the
+dynamic window over encoded sentences, producing the batch arrays.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .sampling import draw_negative, lcg_below, lcg_next
+from .train import MAX_EXP, longest_sentence, subsample
+
+
+@numba.njit(nogil=True, cache=True)
+def draw_batch_negatives(
+    n_centers: int, negative: int, neg_prob: np.ndarray, neg_alias: np.ndarray,
+    state: np.uint64,
+) -> np.ndarray:
+    """The (n_centers, negative) negatives of a batch, a pure function of its seed."""
+    out = np.empty((n_centers, negative), dtype=np.int64)
+    for i in range(n_centers):
+        for k in range(negative):
+            state, out[i, k] = draw_negative(state, neg_prob, neg_alias)
+    return out
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def partial_dots(
+    syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
+    contexts: np.ndarray, negatives: np.ndarray,
+) -> np.ndarray:
+    """f[j, 0] = syn0[ctx_j] . syn1[centre] and f[j, k] = syn0[ctx_j] . syn1[neg_k], over
+    this shard's columns."""
+    n_pairs = contexts.shape[0]
+    negative = negatives.shape[1]
+    dim = syn0.shape[1]
+    out = np.empty((n_pairs, negative + 1), dtype=np.float32)
+    for i in range(centers.shape[0]):
+        for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
+            ctx = contexts[j]
+            for k in range(negative + 1):
+                t = centers[i] if k == 0 else negatives[i, k - 1]
+                f = np.float32(0.0)
+                for x in range(dim):
+                    f += syn0[ctx, x] * syn1[t, x]
+                out[j, k] = f
+    return out
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def apply_updates(
+    syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
+    contexts: np.ndarray, negatives: np.ndarray, dots: np.ndarray, partial: np.ndarray,
+    alpha: float, shards: int,
+) -> None:
+    """Round 2 on this shard's columns: contexts move along the targets and vice versa.
+
+    `dots` are the summed dot products of round 1 and `partial` this shard's own share of
+    them. They are stale by the time the updates run: a row that occurs n times in a batch
+    would take n steps computed from the same old weights, where sequential SGD takes n
+    self-correcting ones, and batches with many repeats diverge. So each coefficient is
+    computed from a fresh estimate: the round-1 total plus `shards` times the change this
+    shard sees in its own partial dot product (columns are exchangeable, so each shard's
+    change is about 1/shards of the whole). With one shard this is exact sequential SGD.
+    """
+    negative = negatives.shape[1]
+    dim = syn0.shape[1]
+    rate = np.float32(alpha)
+    weight = np.float32(shards)
+    grad_out = np.empty((negative + 1, dim), dtype=np.float32)
+    neu1e = np.empty(dim, dtype=np.float32)
+    for i in range(centers.shape[0]):
+        center = centers[i]
+        grad_out[:, :] = 0.0
+        for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
+            ctx = contexts[j]
+            neu1e[:] = 0.0
+            for k in range(negative + 1):
+                t = center if k == 0 else negatives[i, k - 1]
+                if k > 0 and t == center:
+                    continue  # a negative that is the true word teaches nothing
+                now = np.float32(0.0)
+                for x in range(dim):
+                    now += syn0[ctx, x] * (syn1[t, x] + grad_out[k, x])
+                f = dots[j, k] + weight * (now - partial[j, k])
+                f = min(max(f, -MAX_EXP), MAX_EXP)
+                label = np.float32(1.0) if k == 0 else np.float32(0.0)
+                gk = (label - np.float32(1.0) / (np.float32(1.0) + np.exp(-f))) * rate
+                for x in range(dim):
+                    neu1e[x] += gk * syn1[t, x]
+                    grad_out[k, x] += gk * syn0[ctx, x]
+            for x in range(dim):
+                syn0[ctx, x] += neu1e[x]
+        for k in range(negative + 1):
+            t = center if k == 0 else negatives[i, k - 1]
+            for x in range(dim):
+                syn1[t, x] += grad_out[k, x]
+
+
+@numba.njit(nogil=True, cache=True)
+def make_windows(
+    ids: np.ndarray, offsets: np.ndarray, s_lo: int, s_hi: int, keep: np.ndarray,
+    window: int, state: np.uint64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centres, context offsets, contexts and, per centre, the corpus words consumed so far.
+
+    Subsampling and the dynamic window are those of the local kernels. `words_at[i]` is the
+    number of corpus words (before subsampling) up to and including centre i's sentence, so
+    a client can advance the learning rate as it goes.
+    """
+    total = offsets[s_hi] - offsets[s_lo]
+    sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
+    centers = np.empty(total, dtype=np.int32)
+    words_at = np.empty(total, dtype=np.int64)
+    ctx_offsets = np.empty(total + 1, dtype=np.int64)
+    contexts = np.empty(total * 2 * window, dtype=np.int32)
+    n_centers = 0
+    n_ctx = 0
+    ctx_offsets[0] = 0
+    words = np.int64(0)
+    for s in range(s_lo, s_hi):
+        start = offsets[s]
+        end = offsets[s + 1]
+        words += end - start
+        state, n = subsample(ids, start, end, keep, sent, state)
+        for i in range(n):
+            state = lcg_next(state)
+            reach = window - lcg_below(state, window)
+            lo = max(0, i - reach)
+            hi = min(n, i + reach + 1)
+            if hi - lo < 2:
+                continue
+            for j in range(lo, hi):
+                if j != i:
+                    contexts[n_ctx] = sent[j]
+                    n_ctx += 1
+            centers[n_centers] = sent[i]
+            words_at[n_centers] = words
+            n_centers += 1
+            ctx_offsets[n_centers] = n_ctx
+    return (centers[:n_centers].copy(), ctx_offsets[: n_centers + 1].copy(),
+            contexts[:n_ctx].copy(), words_at[:n_centers].copy())

@@ -1,0 +1,283 @@
+"""The REST API (FastAPI): jobs, artifacts, model queries, health and metrics.
+
+Every `/v1` route needs a bearer token and sees only that token's jobs (another token's job
+is a 404, as if it did not exist). Errors are JSON `{"detail": "<one sentence>"}`; a 422 also
+lists `errors`, each naming its field. Nothing here trains: submissions go to the store and
+the runner starts them in their own processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from .. import __version__
+from ..config import to_dict
+from ..errors import CorpusError, Distw2vError, UnknownWordError
+from . import queries
+from .metrics import CONTENT_TYPE, BodyLimitMiddleware, MetricsMiddleware
+from .schemas import (
+    InvalidSetting,
+    JobList,
+    JobOut,
+    JobRequest,
+    State,
+    job_out,
+    to_configs,
+)
+from .security import SourceError, check_source
+from .store import ACTIVE, CANCELLED, FAILED, SUCCEEDED, Job
+
+if TYPE_CHECKING:
+    from .server import Service
+
+log = logging.getLogger("distw2v.service")
+_OWNER_CACHE = 100_000
+_bearer = HTTPBearer(auto_error=False, description="a token given to `distw2v serve`")
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "request"
+
+
+def _owner(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The owner id of the presented bearer token (401 when missing or unknown)."""
+    if credentials is None:
+        raise HTTPException(401, "this route needs a bearer token "
+                            "(header 'Authorization: Bearer TOKEN').",
+                            headers={"WWW-Authenticate": "Bearer"})
+    found = request.app.state.service.tokens.owner(credentials.credentials)
+    if found is None:
+        raise HTTPException(401, "the bearer token is not valid.",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return str(found)
+
+
+Owner = Annotated[str, Depends(_owner)]
+
+
+def create_app(service: Service) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.runner.start()
+        try:
+            yield
+        finally:
+            service.runner.stop()
+
+    app = FastAPI(title="distw2v training service", version=__version__, lifespan=lifespan,
+                  description="Submit corpora, train word2vec models side by side, query them.")
+    app.state.service = service
+    app.add_middleware(BodyLimitMiddleware, limit=service.config.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"field": "request", "message": "invalid"}
+        return _error(422, f"invalid request: {first['field']}: {first['message']}.",
+                      errors=errors)
+
+    @app.exception_handler(InvalidSetting)
+    async def invalid_setting(_: Request, exc: InvalidSetting) -> JSONResponse:
+        field = _field(exc.loc)
+        return _error(422, f"invalid request: {field}: {exc}",
+                      errors=[{"field": field, "message": str(exc)}])
+
+    @app.exception_handler(UnknownWordError)
+    async def unknown_word(_: Request, exc: UnknownWordError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(Distw2vError)
+    async def bad_input(_: Request, exc: Distw2vError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        counts = service.store.counts()
+        return {"status": "ok", "version": __version__, "running": counts["running"],
+                "queued": counts["queued"], "max_concurrent_jobs": service.runner.limit}
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(_v1(service))
+    return app
+
+
+def _v1(service: Service) -> APIRouter:
+    router = APIRouter()
+    store = service.store
+
+    def own_job(job_id: str, who: str) -> Job:
+        job = store.get(job_id, owner=who)
+        if job is None:
+            raise HTTPException(404, f"there is no job {job_id}.")
+        return job
+
+    # Succeeded is a final state (only failed or cancelled jobs can be retried), so who owns
+    # a succeeded job can be remembered: model queries then skip the store.
+    succeeded: dict[str, str] = {}
+
+    def finished_model(job_id: str, who: str) -> None:
+        if succeeded.get(job_id) == who:
+            return
+        job = own_job(job_id, who)
+        if job.state != SUCCEEDED:
+            raise HTTPException(409, f"job {job_id} is {job.state}; only a succeeded job "
+                                "has a model.")
+        if len(succeeded) >= _OWNER_CACHE:
+            succeeded.clear()
+        succeeded[job_id] = who
+
+    @router.post("/v1/jobs", status_code=201, response_model=JobOut, tags=["jobs"])
+    def submit(request: JobRequest, who: Owner, response: Response) -> JobOut:
+        """Queue a training job on one or more sources."""
+        vocab, train = to_configs(request)
+        sizes: list[int] = []
+        remote = False
+        for i, source in enumerate(request.sources):
+            try:
+                files = check_source(source, service.config.roots(),
+                                     service.config.allow_private_https)
+            except SourceError as exc:
+                raise HTTPException(403, str(exc)) from None
+            except CorpusError as exc:
+                raise HTTPException(422, f"sources.{i}: {exc}") from None
+            if files is None:
+                remote = True
+            else:
+                sizes.extend(_size(f) for f in files)
+        if not remote and sum(sizes) == 0:
+            raise HTTPException(422, "the dataset is empty: every file in the sources is empty.")
+        job = store.create(
+            owner=who, name=request.name, engine=request.engine, format=request.format,
+            spec={"sources": list(request.sources), "vocab": to_dict(vocab),
+                  "train": to_dict(train)},
+            epochs=train.epochs,
+        )
+        service.runner.wake()
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+        log.info("job %s queued: %s", job.id, ", ".join(request.sources)[:500])
+        return job_out(job)
+
+    @router.get("/v1/jobs", response_model=JobList, tags=["jobs"])
+    def list_jobs(
+        who: Owner,
+        state: State | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> JobList:
+        """Your jobs, newest first, optionally only those in one state."""
+        jobs, total = store.list_jobs(who, state=state, limit=limit, offset=offset)
+        return JobList(jobs=[job_out(j) for j in jobs], total=total, limit=limit,
+                       offset=offset)
+
+    @router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    def get_job(job_id: str, who: Owner) -> JobOut:
+        return job_out(own_job(job_id, who))
+
+    @router.delete("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    def cancel_job(job_id: str, who: Owner) -> JobOut:
+        """Cancel a queued or running job; its process is stopped within seconds."""
+        job = own_job(job_id, who)
+        if job.state not in ACTIVE or not store.cancel(job_id):
+            state = (store.get(job_id) or job).state
+            raise HTTPException(409, f"job {job_id} is already {state}; only queued or "
+                                "running jobs can be cancelled.")
+        service.runner.cancel(job_id)
+        return job_out(own_job(job_id, who))
+
+    @router.post("/v1/jobs/{job_id}/retry", status_code=202, response_model=JobOut,
+                 tags=["jobs"])
+    def retry_job(job_id: str, who: Owner) -> JobOut:
+        """Queue a failed or cancelled job again, with the same sources and settings."""
+        job = own_job(job_id, who)
+        if job.state not in (FAILED, CANCELLED) or not store.retry(job_id, job.attempts):
+            raise HTTPException(409, f"job {job_id} is {job.state}; only failed or cancelled "
+                                "jobs can be retried.")
+        service.models.drop(job_id)
+        service.runner.wake()
+        return job_out(own_job(job_id, who))
+
+    @router.get("/v1/jobs/{job_id}/artifacts/{fmt}", tags=["models"],
+                response_class=StreamingResponse)
+    def artifact(
+        job_id: str, fmt: Literal["native", "word2vec-bin", "word2vec-text"], who: Owner
+    ) -> Response:
+        """The vectors: `native` (tar of the model directory) or a word2vec format."""
+        finished_model(job_id, who)
+        if fmt == "native":
+            return StreamingResponse(
+                service.artifacts.native_tar(job_id), media_type="application/x-tar",
+                headers={"Content-Disposition": f'attachment; filename="{job_id}.tar"'},
+            )
+        path = service.artifacts.export(job_id, fmt)
+        media = "application/octet-stream" if fmt == "word2vec-bin" else "text/plain"
+        return FileResponse(path, media_type=media, filename=f"{job_id}-{path.name}")
+
+    @router.get("/v1/models/{job_id}", tags=["models"])
+    def model_info(job_id: str, who: Owner) -> dict[str, Any]:
+        finished_model(job_id, who)
+        vectors = service.models.get(job_id)
+        return {"id": job_id, "words": len(vectors), "dim": vectors.dim}
+
+    @router.get("/v1/models/{job_id}/similar", tags=["models"])
+    def similar(
+        job_id: str, who: Owner, word: Annotated[str, Query(min_length=1, max_length=200)],
+        topn: Annotated[int, Query(ge=1, le=queries.MAX_TOPN)] = 10,
+    ) -> dict[str, Any]:
+        """Nearest words by cosine similarity."""
+        finished_model(job_id, who)
+        vectors = service.models.get(job_id)
+        return {"word": word, "similar": queries.similar(vectors, word, topn)}
+
+    @router.get("/v1/models/{job_id}/analogy", tags=["models"])
+    def analogy(
+        job_id: str, who: Owner,
+        positive: Annotated[list[str], Query(min_length=1)],
+        negative: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
+        topn: Annotated[int, Query(ge=1, le=queries.MAX_TOPN)] = 5,
+    ) -> dict[str, Any]:
+        """Words nearest to sum(positive) - sum(negative) (3CosAdd); `a:b::c:?` is
+        positive=b,c and negative=a."""
+        finished_model(job_id, who)
+        vectors = service.models.get(job_id)
+        pos, neg = queries.split_words(positive), queries.split_words(negative)
+        return {"positive": pos, "negative": neg,
+                "similar": queries.analogy(vectors, pos, neg, topn)}
+
+    @router.get("/v1/models/{job_id}/vector", tags=["models"])
+    def vector(
+        job_id: str, who: Owner, word: Annotated[str, Query(min_length=1, max_length=200)]
+    ) -> dict[str, Any]:
+        finished_model(job_id, who)
+        vectors = service.models.get(job_id)
+        return {"word": word, "vector": queries.vector(vectors, word)}
+
+    return router
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

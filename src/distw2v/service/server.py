@@ -1,0 +1,84 @@
+"""Putting the service together: store, artifacts, runner, model cache, tokens, metrics."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .artifacts import Artifacts
+from .metrics import Metrics
+from .queries import ModelCache
+from .runner import Runner
+from .security import Tokens, load_tokens
+from .settings import ServiceConfig
+from .store import JobStore
+
+log = logging.getLogger("distw2v.service")
+
+
+@dataclass
+class Service:
+    config: ServiceConfig
+    store: JobStore
+    artifacts: Artifacts
+    runner: Runner
+    models: ModelCache
+    tokens: Tokens
+    metrics: Metrics
+    token_file: Path | None = None
+
+    @classmethod
+    def build(cls, config: ServiceConfig) -> Service:
+        """Check the settings and open everything (raises Distw2vError with one sentence)."""
+        tokens, token_file = load_tokens(config)
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        store = JobStore(config.db_url)
+        artifacts = Artifacts(config.artifacts, config.data_path / "cache",
+                              config.s3_endpoint_url)
+        runner = Runner(config, store, artifacts)
+        return cls(
+            config=config, store=store, artifacts=artifacts, runner=runner,
+            models=ModelCache(artifacts, config.model_cache_size), tokens=Tokens(tokens),
+            metrics=Metrics(store, lambda: len(runner.running_ids())), token_file=token_file,
+        )
+
+
+def serve(config: ServiceConfig, say: Callable[[str], None] = print) -> None:
+    """Run the service until interrupted (Ctrl-C or SIGTERM stops it cleanly)."""
+    import uvicorn
+
+    from .api import create_app
+
+    service = Service.build(config)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    say(f"distw2v service on http://{config.host}:{config.port} (API docs at /docs); "
+        f"data in {config.data_path}; job store {_redacted(config.db_url)}; "
+        f"up to {service.runner.limit} job(s) at once")
+    if service.token_file is not None:
+        say(f"bearer token in {service.token_file}")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: make that a clean exit.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.run(create_app(service), host=config.host, port=config.port,
+                    log_level="warning")
+    finally:
+        service.store.close()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

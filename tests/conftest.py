@@ -1,0 +1,144 @@
+"""Shared fixtures. The training service's fixtures are all named `service_*`."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+SERVICE_TOKEN = "test-token-0123456789"
+SERVICE_FAST = {"dim": 8, "epochs": 2, "workers": 1, "seed": 7}
+
+
+def service_write_corpus(path: Path, seed: int, sentences: int = 400, vocab: int = 40,
+                         prefix: str = "w") -> Path:
+    """A small random corpus (8 words a line) in plain text."""
+    rng = np.random.default_rng(seed)
+    words = [f"{prefix}{i}" for i in range(vocab)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as out:
+        for _ in range(sentences):
+            out.write(" ".join(rng.choice(words, size=8)) + "\n")
+    return path
+
+
+@dataclass
+class ServiceHandle:
+    """A real uvicorn server on 127.0.0.1 with its service, and an httpx client for it."""
+
+    url: str
+    service: Any
+    server: Any
+    thread: threading.Thread
+    http: Any  # httpx.Client with the bearer token
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def submit(self, sources: list[str], expect: int = 201, **body: Any) -> dict[str, Any]:
+        payload = {"sources": sources, "vocab": {"min_count": 1},
+                   "train": dict(SERVICE_FAST), **body}
+        response = self.http.post("/v1/jobs", json=payload)
+        assert response.status_code == expect, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait(self, job_id: str, states: tuple[str, ...] = ("succeeded", "failed", "cancelled"),
+             timeout: float = 60.0, until: Callable[[dict[str, Any]], bool] | None = None,
+             ) -> dict[str, Any]:
+        """Poll until the job is in one of `states` (or `until(job)` holds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if (until(job) if until else job["state"] in states):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} did not get there in {timeout} s: {job}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.http.close()
+        self.service.store.close()
+
+
+@pytest.fixture
+def service_server(tmp_path: Path) -> Iterator[Callable[..., ServiceHandle]]:
+    """Start servers: `service_server(allowed_roots=..., max_concurrent_jobs=...)`."""
+    import httpx
+    import uvicorn
+
+    from distw2v.service.api import create_app
+    from distw2v.service.server import Service
+    from distw2v.service.settings import ServiceConfig
+
+    started: list[ServiceHandle] = []
+
+    def start(config: ServiceConfig | None = None, token: str | None = SERVICE_TOKEN,
+              **settings: Any) -> ServiceHandle:
+        base = config or ServiceConfig(data_dir=str(tmp_path / f"data{len(started)}"),
+                                       allowed_roots=str(tmp_path / "roots"),
+                                       cancel_grace_seconds=2.0)
+        config = replace(base, token=token, **settings)
+        service = Service.build(config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning",
+                                               lifespan="on"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        handle = ServiceHandle(url, service, server, thread,
+                               httpx.Client(base_url=url, headers=headers, timeout=30))
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in reversed(started):
+        handle.stop()
+
+
+def service_job_processes(job_id: str) -> list[int]:
+    """Pids of live training processes of one job (found by their command line)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            status = (proc / "stat").read_text()
+        except OSError:
+            continue
+        zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
+        if b"distw2v.service.jobproc" in cmdline and job_id.encode() in cmdline and not zombie:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture
+def service_corpus() -> Callable[..., Path]:
+    """`service_corpus(path, seed, sentences=400, vocab=40)` writes a small random corpus."""
+    return service_write_corpus
+
+
+@pytest.fixture
+def service_processes() -> Callable[[str], list[int]]:
+    """`service_processes(job_id)`: pids of that job's live training processes."""
+    return service_job_processes

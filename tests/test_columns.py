@@ -1,0 +1,85 @@
+"""Parameter-server math: sharded column kernels against whole-matrix references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_kernels import tiny_problem
+
+from distw2v.kernels import build_alias_table
+from distw2v.kernels import reference as ref
+from distw2v.kernels.columns import apply_updates, draw_batch_negatives, make_windows, partial_dots
+
+
+def test_windows_match_reference() -> None:
+    ids, offsets, _, _, keep, _, _ = tiny_problem(4, sentences=10)
+    centers, ctx_offsets, contexts, words_at = make_windows(ids, offsets, 0, len(offsets) - 1,
+                                                            keep, 3, np.uint64(99))
+    want_centers, want_contexts = ref.windows_reference(ids, offsets, keep, 3, 99)
+    assert centers.tolist() == want_centers
+    got = [contexts[ctx_offsets[i]:ctx_offsets[i + 1]].tolist() for i in range(len(centers))]
+    assert got == want_contexts
+    assert (np.diff(words_at) >= 0).all() and words_at[-1] <= offsets[-1]
+
+
+def test_negatives_are_a_function_of_the_seed() -> None:
+    prob, alias = build_alias_table(np.arange(1.0, 30.0))
+    a = draw_batch_negatives(7, 5, prob, alias, np.uint64(123))
+    b = draw_batch_negatives(7, 5, prob, alias, np.uint64(123))
+    c = draw_batch_negatives(7, 5, prob, alias, np.uint64(124))
+    assert a.shape == (7, 5) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_sharded_rounds_equal_whole_matrix_reference(shards: int) -> None:
+    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(5, vocab=20, dim=12, sentences=8)
+    centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
+                                                     3, np.uint64(7))
+    negatives = draw_batch_negatives(len(centers), 4, prob, alias, np.uint64(55))
+    cuts = np.linspace(0, 12, shards + 1).astype(int).tolist()
+    want0, want1 = syn0.copy(), syn1.copy()
+    ref.columns_reference(want0, want1, centers, ctx_offsets, contexts, negatives, 0.3, cuts)
+
+    slices = [(syn0[:, lo:hi].copy(), syn1[:, lo:hi].copy()) for lo, hi in zip(cuts, cuts[1:])]
+    partials = [partial_dots(s0, s1, centers, ctx_offsets, contexts, negatives)
+                for s0, s1 in slices]
+    dots = np.sum(partials, axis=0)
+    for (s0, s1), partial in zip(slices, partials):
+        apply_updates(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial, 0.3,
+                      shards)
+    got0 = np.concatenate([s0 for s0, _ in slices], axis=1)
+    got1 = np.concatenate([s1 for _, s1 in slices], axis=1)
+    assert not np.allclose(got0, syn0)
+    np.testing.assert_allclose(got0, want0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got1, want1, rtol=1e-4, atol=1e-6)
+
+
+def test_one_shard_round_two_is_sequential_sgd() -> None:
+    """With one shard the staleness correction is exact: round 2 alone equals the local
+    HogBatch kernel's updates for the same windows and negatives."""
+    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(8, vocab=15, dim=10, sentences=5)
+    centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
+                                                     2, np.uint64(3))
+    negatives = draw_batch_negatives(len(centers), 3, prob, alias, np.uint64(9))
+    a0, a1 = syn0.copy(), syn1.copy()
+    dots = partial_dots(a0, a1, centers, ctx_offsets, contexts, negatives)
+    stale = dots.copy()
+    apply_updates(a0, a1, centers, ctx_offsets, contexts, negatives, dots, stale, 0.4, 1)
+    b0, b1 = syn0.copy(), syn1.copy()
+    for i, center in enumerate(centers):  # sequential reference, pair by pair
+        grad_out = np.zeros((4, 10), dtype=np.float32)
+        targets = [center, *negatives[i]]
+        for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
+            neu1e = np.zeros(10, dtype=np.float32)
+            for k, t in enumerate(targets):
+                if k and t == center:
+                    continue
+                f = b0[contexts[j]] @ (b1[t] + grad_out[k])
+                g = (float(k == 0) - 1 / (1 + np.exp(-f))) * 0.4
+                neu1e += g * b1[t]
+                grad_out[k] += g * b0[contexts[j]]
+            b0[contexts[j]] += neu1e
+        for k, t in enumerate(targets):
+            b1[t] += grad_out[k]
+    np.testing.assert_allclose(a0, b0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a1, b1, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,159 @@
+"""Parameter-server shards over real gRPC on loopback: round trips, traffic, failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from test_kernels import tiny_problem
+
+from distw2v.distributed.client import PSClient, ShardUnavailableError, column_ranges
+from distw2v.distributed.processes import ANNOUNCE
+from distw2v.distributed.server import start_server
+from distw2v.distributed.shard import Batch, ParameterShard, ShardSpec
+from distw2v.distributed.wire import pack, unpack
+from distw2v.errors import Distw2vError
+from distw2v.kernels.columns import draw_batch_negatives, make_windows
+from distw2v.kernels.reference import columns_reference
+
+VOCAB, DIM, NEG = 20, 12, 4
+
+
+@pytest.fixture()
+def counts_file(tmp_path):
+    path = tmp_path / "counts.npy"
+    np.save(path, np.arange(VOCAB, 0, -1).astype(np.int64) * 10)
+    return str(path)
+
+
+def specs(counts_uri: str, shards: int) -> list[ShardSpec]:
+    return [ShardSpec(vocab_size=VOCAB, dim=DIM, lo=lo, hi=hi, negative=NEG, seed=3,
+                      counts_uri=counts_uri, shards=shards)
+            for lo, hi in column_ranges(DIM, shards)]
+
+
+def a_batch(seed: int = 11) -> Batch:
+    ids, offsets, _, _, keep, _, _ = tiny_problem(6, vocab=VOCAB, sentences=8)
+    centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep, 3,
+                                                     np.uint64(5))
+    return Batch(centers=centers, ctx_offsets=ctx_offsets, contexts=contexts, seed=seed)
+
+
+def test_wire_round_trip_and_garbage() -> None:
+    header, arrays = unpack(pack({"seed": 7}, a=np.arange(5, dtype=np.int32),
+                                 b=np.ones((2, 3), dtype=np.float32)))
+    assert header == {"seed": 7}
+    assert arrays["a"].tolist() == [0, 1, 2, 3, 4] and arrays["b"].shape == (2, 3)
+    with pytest.raises(Distw2vError, match="malformed"):
+        unpack(b"\x05\x00\x00\x00{}")
+    with pytest.raises(Distw2vError, match="malformed"):
+        unpack(pack({}, a=np.zeros(3, dtype=object).astype(np.int32))[:-1])
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_grpc_shards_train_like_the_whole_matrix_reference(counts_file, shards: int) -> None:
+    servers = [start_server() for _ in range(shards)]
+    try:
+        addresses = [f"127.0.0.1:{port}" for _, port, _ in servers]
+        with PSClient(addresses) as client:
+            client.configure(specs(counts_file, shards))
+            syn0 = client.pull(0, VOCAB)
+            syn1 = client.pull(0, VOCAB, "syn1")
+            batch = a_batch()
+            dots, words = client.dot(batch, words=17)
+            assert words == 17
+            client.wait(client.update_async(batch, dots, 0.2))
+            shard = ParameterShard()
+            shard.configure(specs(counts_file, 1)[0])
+            negatives = draw_batch_negatives(len(batch.centers), NEG, shard.neg_prob,
+                                             shard.neg_alias, np.uint64(batch.seed))
+            columns_reference(syn0, syn1, batch.centers, batch.ctx_offsets, batch.contexts,
+                              negatives, 0.2, [0] + [hi for _, hi in column_ranges(DIM, shards)])
+            np.testing.assert_allclose(client.pull(0, VOCAB), syn0, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(client.pull(0, VOCAB, "syn1"), syn1, rtol=1e-4,
+                                       atol=1e-6)
+            stats = client.stats()
+            assert all(s["pairs_updated"] == batch.pairs for s in stats)
+            assert sum(s["bytes_in"] for s in stats) > 0
+            assert client.bytes_sent > 0 and client.bytes_received > 0
+    finally:
+        for server, _, _ in servers:
+            server.stop(None)
+
+
+def test_traffic_per_pair_does_not_grow_with_dimension(tmp_path) -> None:
+    np.save(tmp_path / "c.npy", np.arange(VOCAB, 0, -1).astype(np.int64))
+    sent = {}
+    for dim in (8, 512):
+        servers = [start_server() for _ in range(2)]
+        try:
+            with PSClient([f"127.0.0.1:{p}" for _, p, _ in servers]) as client:
+                counts = str(tmp_path / "c.npy")
+                client.configure([ShardSpec(vocab_size=VOCAB, dim=dim, lo=lo, hi=hi,
+                                            negative=NEG, seed=1, counts_uri=counts, shards=2)
+                                  for lo, hi in column_ranges(dim, 2)])
+                before = client.bytes_sent + client.bytes_received
+                batch = a_batch()
+                dots, _ = client.dot(batch)
+                client.wait(client.update_async(batch, dots, 0.1))
+                sent[dim] = client.bytes_sent + client.bytes_received - before
+        finally:
+            for server, _, _ in servers:
+                server.stop(None)
+    assert sent[512] == sent[8]
+
+
+def test_bad_requests_get_clear_errors(counts_file) -> None:
+    server, port, _ = start_server()
+    try:
+        with PSClient([f"127.0.0.1:{port}"]) as client:
+            with pytest.raises(Distw2vError, match="not been configured"):
+                client.dot(a_batch())
+            client.configure(specs(counts_file, 1))
+            bad = a_batch()
+            bad = Batch(centers=bad.centers + VOCAB, ctx_offsets=bad.ctx_offsets,
+                        contexts=bad.contexts, seed=1)
+            with pytest.raises(Distw2vError, match="outside the vocabulary"):
+                client.dot(bad)
+    finally:
+        server.stop(None)
+
+
+def test_checkpoint_and_load_round_trip(counts_file, tmp_path) -> None:
+    shard = ParameterShard()
+    shard.configure(specs(counts_file, 2)[1])
+    batch = a_batch()
+    dots, _ = shard.dot(batch, 5)
+    shard.update(batch, dots, 0.3)
+    shard.checkpoint(str(tmp_path / "ckpt"))
+    other = ParameterShard()
+    other.load(str(tmp_path / "ckpt"), 6, 12)
+    assert np.array_equal(other.syn0, shard.syn0) and np.array_equal(other.syn1, shard.syn1)
+    assert other.global_words == 5
+    with pytest.raises(Distw2vError, match="no readable checkpoint"):
+        other.load(str(tmp_path / "ckpt"), 0, 6)
+
+
+def test_killed_shard_fails_fast_naming_it(counts_file) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "distw2v.cli", "ps-shard", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith(ANNOUNCE)
+        address = line[len(ANNOUNCE):].strip()
+        client = PSClient([address], timeout=5, retries=2)
+        client.configure(specs(counts_file, 1))
+        client.dot(a_batch())
+        proc.kill()
+        proc.wait()
+        start = time.monotonic()
+        with pytest.raises(ShardUnavailableError, match=f"shard 0 at {address}"):
+            client.dot(a_batch())
+        assert time.monotonic() - start < 20
+        client.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

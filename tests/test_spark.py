@@ -1,0 +1,176 @@
+"""The Spark engine end to end: local[2], a standalone master + worker, and a shard killed
+mid-training. Needs Java (`.ci/setup.d/java.sh` installs it in CI)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distw2v.cli import main
+from distw2v.config import SparkConfig, TrainConfig, VocabConfig
+from distw2v.distributed.client import PSClient
+from distw2v.distributed.driver import train_spark
+from distw2v.distributed.processes import ANNOUNCE
+from distw2v.errors import Distw2vError
+from distw2v.vectors import Vectors
+
+pytestmark = pytest.mark.skipif(shutil.which("java") is None,
+                                reason="Spark needs Java; .ci/setup.d/java.sh installs it")
+SETTINGS = ["--quiet", "--dim", "16", "--min-count", "1", "--sample", "0", "--seed", "3"]
+
+
+def topic_corpus(path: Path, sentences: int = 4000, seed: int = 0) -> Path:
+    """Sentences that each use the words of one of three disjoint topics."""
+    rng = np.random.default_rng(seed)
+    topics = [[f"{t}{i}" for i in range(12)] for t in "abc"]
+    with gzip.open(path, "wt") as out:
+        for s in range(sentences):
+            out.write(" ".join(rng.choice(topics[s % 3], size=rng.integers(5, 12))) + "\n")
+    return path
+
+
+def topic_separation(vectors: Vectors) -> float:
+    unit = vectors.unit_matrix()
+    topic = np.array([w[0] for w in vectors.words])
+    same = topic[:, None] == topic[None, :]
+    cos = unit @ unit.T
+    return float(cos[same & ~np.eye(len(topic), dtype=bool)].mean() - cos[~same].mean())
+
+
+def test_local_spark_trains_and_exports(tmp_path) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz")
+    out = tmp_path / "model"
+    code = main(["train", str(corpus), "--out", str(out), "--engine", "spark",
+                 "--spark-master", "local[2]", "--shards", "2", "--partitions", "2",
+                 "--epochs", "3", "--word2vec-out", str(tmp_path / "v.txt"), *SETTINGS])
+    assert code == 0
+    vectors = Vectors.load(out)
+    assert len(vectors) == 36 and vectors.dim == 16
+    assert vectors.meta["engine"] == "spark"
+    assert topic_separation(vectors) > 0.4  # random vectors give about 0
+    text = Vectors.load_word2vec(tmp_path / "v.txt")
+    np.testing.assert_allclose(text.matrix, vectors.matrix, rtol=1e-6)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@pytest.fixture()
+def standalone_cluster(tmp_path):
+    import pyspark
+
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent),
+           "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(tmp_path / "logs"),
+           "SPARK_WORKER_DIR": str(tmp_path / "work")}
+    port, ui, worker_ui = free_port(), free_port(), free_port()
+    logs = open(tmp_path / "cluster.log", "w")
+    master = subprocess.Popen(
+        [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+         "--port", str(port), "--webui-port", str(ui)], env=env, stdout=logs, stderr=logs)
+    worker = subprocess.Popen(
+        [str(spark_class), "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+         "--host", "127.0.0.1", "--cores", "2", "--memory", "1g", "--webui-port",
+         str(worker_ui)], env=env, stdout=logs, stderr=logs)
+    try:
+        wait_for_port(port)
+        wait_for_port(worker_ui)
+        yield f"spark://127.0.0.1:{port}"
+    finally:
+        for proc in (worker, master):
+            proc.terminate()
+        for proc in (worker, master):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        logs.close()
+
+
+def test_standalone_master_and_worker(tmp_path, standalone_cluster) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=2000, seed=1)
+    figures, summary = train_spark(
+        [str(corpus)], tmp_path / "model",
+        VocabConfig(min_count=1), TrainConfig(dim=16, epochs=2, sample=0, seed=5),
+        SparkConfig(spark_master=standalone_cluster, shards=2, partitions=2))
+    vectors = Vectors.load(tmp_path / "model")
+    assert len(vectors) == 36
+    assert topic_separation(vectors) > 0.3
+    assert figures["words"] == summary.trained_words > 0
+    assert figures["pairs"] > 0 and figures["bytes_sent"] > 0
+
+
+def start_shard() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "distw2v.cli", "ps-shard", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    assert line.startswith(ANNOUNCE), line
+    return proc, line[len(ANNOUNCE):].strip()
+
+
+def test_killed_shard_fails_the_run_naming_it(tmp_path) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=20000, seed=2)
+    shards = [start_shard() for _ in range(2)]
+    addresses = [address for _, address in shards]
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1),
+                        TrainConfig(dim=16, epochs=50, sample=0),
+                        SparkConfig(spark_master="local[2]", ps=",".join(addresses),
+                                    partitions=2, batch_pairs=500))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        with PSClient(addresses[:1]) as probe:  # wait until training really runs
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if probe.stats()[0]["global_words"] > 0:
+                        break
+                except Distw2vError:
+                    pass
+                time.sleep(0.2)
+        shards[1][0].kill()
+        killed = time.monotonic()
+        thread.join(90)
+        assert not thread.is_alive(), "the driver hung after a shard died"
+        assert time.monotonic() - killed < 90
+        error = outcome.get("error")
+        assert isinstance(error, Distw2vError), error
+        assert f"shard 1 at {addresses[1]}" in str(error)
+        assert "\n" not in str(error)
+        assert not (tmp_path / "model").exists()
+    finally:
+        for proc, _ in shards:
+            if proc.poll() is None:
+                proc.kill()
