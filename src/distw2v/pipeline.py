@@ -72,6 +72,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def process_peak_rss_mb(pid: int) -> float:
+    """Another process's peak resident memory (VmHWM) in MiB; 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def _byte_bar(progress: ProgressFactory, desc: str, stats: CorpusStats) -> Bar:
     return progress(desc=desc, total=stats.total_bytes, unit="B", unit_scale=True,
                     unit_divisor=1024)

@@ -27,7 +27,7 @@ from .. import __version__
 from ..config import SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import expand_sources, iter_sentences
 from ..errors import CorpusError, Distw2vError, VocabularyError
-from ..pipeline import ProgressFactory, Summary, peak_rss_mb, silent
+from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import keep_probabilities
 from .client import PSClient, ShardUnavailableError, column_ranges
@@ -144,8 +144,8 @@ def _keep(uri: str) -> np.ndarray:
 
 
 def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, epoch: int,
-                partitions: int) -> Callable[[int, Iterator[Any]], Iterator[dict[str, int]]]:
-    def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, int]]:
+                partitions: int) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
+    def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
         keep = _keep(keep_uri)
         total = WorkerStats()
         with PSClient(addresses) as client:
@@ -156,7 +156,7 @@ def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, e
                 total.pairs += stats.pairs
                 total.batches += stats.batches
             total.bytes_sent, total.bytes_received = client.bytes_sent, client.bytes_received
-        yield vars(total)
+        yield {**vars(total), "peak_rss_mb": process_peak_rss_mb(os.getpid())}
 
     return run
 
@@ -263,6 +263,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
              for lo, hi in column_ranges(dim, len(addresses))]
     figures: dict[str, Any] = {key: 0 for key in
                                ("words", "pairs", "batches", "bytes_sent", "bytes_received")}
+    worker_peaks: list[float] = []
     with PSClient(addresses) as control:
         control.wait_ready()
         control.configure(specs)
@@ -283,6 +284,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                 for r in results:
                     for key in figures:
                         figures[key] += r[key]
+                    worker_peaks.append(r["peak_rss_mb"])
         finally:
             bar.close()
         encoded.unpersist()
@@ -295,7 +297,9 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
         export(control, out, words, vocab_counts, dim, meta, word2vec)
     figures.update(shards=len(addresses), dim=dim, seconds=seconds,
                    shard_bytes_held=[s["bytes_held"] for s in shard_stats],
-                   shard_peak_rss_mb=shards.peak_rss_mb())
+                   shard_peak_rss_mb=shards.peak_rss_mb(),
+                   executor_python_peak_rss_mb=max(worker_peaks, default=0.0),
+                   jvm_peak_rss_mb=jvm_peak_rss_mb(sc))
     return figures, Summary(corpus_words, figures["words"], seconds, peak_rss_mb())
 
 
@@ -332,6 +336,16 @@ def _watched(sc: Any, job: Callable[[], list[dict[str, int]]], control: PSClient
         dead = shards.dead()
         raise (ShardUnavailableError(dead) if dead else spark_failure(outcome["error"]))
     return outcome["result"]
+
+
+def jvm_peak_rss_mb(sc: Any) -> float:
+    """Peak memory of the JVM behind this SparkContext (the driver, and in local mode the
+    executors too); 0 when it runs elsewhere."""
+    try:
+        pid = int(sc._jvm.java.lang.ProcessHandle.current().pid())
+    except Exception:  # a remote or unusual gateway: not measurable from here
+        return 0.0
+    return process_peak_rss_mb(pid)
 
 
 def export(client: PSClient, out: Path, words: list[str], counts: np.ndarray, dim: int,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from ..config import SparkConfig
 from ..errors import Distw2vError
+from ..pipeline import process_peak_rss_mb
 
 ANNOUNCE = "distw2v ps-shard listening on "
 START_SECONDS = 60.0
@@ -67,16 +67,7 @@ class ShardProcesses:
 
     def peak_rss_mb(self) -> list[float]:
         """Each live shard's peak resident memory (VmHWM), for reports."""
-        peaks = []
-        for proc in self.procs:
-            try:
-                status = Path(f"/proc/{proc.pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks.append(int(line.split()[1]) / 1024.0)
-        return peaks
+        return [process_peak_rss_mb(proc.pid) for proc in self.procs]
 
     def __exit__(self, *_: object) -> None:
         for proc in self.procs:
