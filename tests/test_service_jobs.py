@@ -223,24 +223,28 @@ def test_the_job_process_hands_the_engine_to_the_pipeline_and_reports_its_error(
 
     seen: dict[str, object] = {}
 
-    def fake_run(sources, out, vocab_config, train_config, *, engine, progress, log):
-        seen.update(engine=engine, sources=list(sources), dim=train_config.dim)
+    def fake_run(sources, out, vocab_config, train_config, *, engine, spark_config, progress,
+                 log):
+        seen.update(engine=engine, sources=list(sources), dim=train_config.dim,
+                    shards=spark_config.shards, master=spark_config.spark_master)
         bar = progress(desc="training", total=100, unit="word")
         bar.update(50)
         bar.set_postfix_str("epoch 2/4 lr 0.01000", refresh=False)
         bar.close()
-        raise Distw2vError("engine 'spark' is not available; use 'local'.")
+        raise Distw2vError("cannot start Spark with master 'local[1]'.")
 
     monkeypatch.setattr(pipeline, "run", fake_run)
     roots = tmp_path / "roots"
     source = service_corpus(roots / "a.txt", seed=1)
     spec = {"job_id": "j1", "sources": [str(source)], "engine": "spark",
             "vocab": {"min_count": 1}, "train": {"dim": 12}, "roots": [str(roots)],
+            "spark": {"spark_master": "local[1]", "shards": 3},
             "allow_private_https": False, "scratch_dir": str(tmp_path / "scratch")}
     out = io.StringIO()
-    with pytest.raises(Distw2vError, match="engine 'spark' is not available"):
+    with pytest.raises(Distw2vError, match="cannot start Spark"):
         jobproc.run_job(spec, jobproc.Reporter(out))
-    assert seen == {"engine": "spark", "sources": [str(source)], "dim": 12}
+    assert seen == {"engine": "spark", "sources": [str(source)], "dim": 12, "shards": 3,
+                    "master": "local[1]"}
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last["type"] == "progress" and last["stage"] == "training" and last["epoch"] == 2
     assert last["progress"] == pytest.approx(0.2 + 0.78 * 0.5)

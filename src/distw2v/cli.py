@@ -43,6 +43,8 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            continue  # a nested config gets its own group from its own class
         flag = "--" + f.name.replace("_", "-")
         kind, choices = _scalar_type(hints[f.name])
         help_text = f.metadata.get("help", "")
@@ -56,8 +58,11 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -
                                help=f"{help_text} (default: {shown})")
 
 
-def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+def config_from_args(cls: type, args: argparse.Namespace, **nested: Any) -> Any:
+    """Build `cls` from parsed flags; nested config fields are passed in `nested`."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if f.name not in nested and hasattr(args, f.name)}
+    return cls(**values, **nested)
 
 
 # --- progress and output ---------------------------------------------------------------------

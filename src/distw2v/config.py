@@ -17,7 +17,8 @@ from .errors import Distw2vError
 Model = Literal["skipgram", "cbow"]
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
+def option(default: Any, help: str, **extra: Any) -> Any:
+    """A config field: its default and the help text its CLI flag shows."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -25,31 +26,31 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
 class VocabConfig:
     """How text is tokenized and which words enter the vocabulary."""
 
-    lowercase: bool = _opt(False, "lower-case every token")
-    strip_punctuation: bool = _opt(False, "remove punctuation characters from tokens")
-    strip_digits: bool = _opt(False, "remove digits from tokens")
-    max_sentence_length: int = _opt(
+    lowercase: bool = option(False, "lower-case every token")
+    strip_punctuation: bool = option(False, "remove punctuation characters from tokens")
+    strip_digits: bool = option(False, "remove digits from tokens")
+    max_sentence_length: int = option(
         10_000, "cut sentences longer than this many tokens into pieces"
     )
-    min_count: int = _opt(5, "drop words seen fewer times than this")
-    max_vocab_size: int | None = _opt(
+    min_count: int = option(5, "drop words seen fewer times than this")
+    max_vocab_size: int | None = option(
         None,
         "memory bound while counting: when more distinct words than this are held, "
         "the rarest are pruned (as the original word2vec does)",
         default_text="no bound",
     )
-    max_final_vocab: int | None = _opt(
+    max_final_vocab: int | None = option(
         None, "keep at most this many of the most frequent words", default_text="no limit"
     )
 
     def __post_init__(self) -> None:
-        _require(self.max_sentence_length >= 1, "max_sentence_length must be at least 1")
-        _require(self.min_count >= 1, "min_count must be at least 1")
-        _require(
+        require(self.max_sentence_length >= 1, "max_sentence_length must be at least 1")
+        require(self.min_count >= 1, "min_count must be at least 1")
+        require(
             self.max_vocab_size is None or self.max_vocab_size >= 1,
             "max_vocab_size must be at least 1",
         )
-        _require(
+        require(
             self.max_final_vocab is None or self.max_final_vocab >= 1,
             "max_final_vocab must be at least 1",
         )
@@ -59,34 +60,34 @@ class VocabConfig:
 class TrainConfig:
     """Training hyper-parameters for skip-gram / CBOW with negative sampling."""
 
-    model: Model = _opt("skipgram", "skipgram or cbow", choices=("skipgram", "cbow"))
-    dim: int = _opt(100, "vector dimension")
-    window: int = _opt(5, "maximum distance between a word and its context (dynamic window)")
-    negative: int = _opt(5, "negative samples per positive pair")
-    epochs: int = _opt(5, "passes over the corpus")
-    alpha: float | None = _opt(
+    model: Model = option("skipgram", "skipgram or cbow", choices=("skipgram", "cbow"))
+    dim: int = option(100, "vector dimension")
+    window: int = option(5, "maximum distance between a word and its context (dynamic window)")
+    negative: int = option(5, "negative samples per positive pair")
+    epochs: int = option(5, "passes over the corpus")
+    alpha: float | None = option(
         None, "initial learning rate", default_text="0.025 for skipgram, 0.05 for cbow"
     )
-    min_alpha: float = _opt(0.0001, "final learning rate (linear decay over all epochs)")
-    sample: float = _opt(1e-3, "subsampling threshold for frequent words; 0 disables")
-    workers: int = _opt(2, "training threads")
-    seed: int = _opt(1, "random seed; with workers=1 the result is bit-identical run to run")
-    batch_words: int = _opt(
+    min_alpha: float = option(0.0001, "final learning rate (linear decay over all epochs)")
+    sample: float = option(1e-3, "subsampling threshold for frequent words; 0 disables")
+    workers: int = option(2, "training threads")
+    seed: int = option(1, "random seed; with workers=1 the result is bit-identical run to run")
+    batch_words: int = option(
         50_000, "words handed to a thread at a time (larger = less hand-off overhead)"
     )
 
     def __post_init__(self) -> None:
-        _require(self.model in ("skipgram", "cbow"), "model must be 'skipgram' or 'cbow'")
-        _require(self.dim >= 1, "dim must be at least 1")
-        _require(self.window >= 1, "window must be at least 1")
-        _require(self.negative >= 1, "negative must be at least 1")
-        _require(self.epochs >= 1, "epochs must be at least 1")
-        _require(self.alpha is None or self.alpha > 0, "alpha must be greater than 0")
-        _require(self.min_alpha >= 0, "min_alpha must not be negative")
-        _require(self.sample >= 0, "sample must not be negative")
-        _require(self.workers >= 1, "workers must be at least 1")
-        _require(self.batch_words >= 1, "batch_words must be at least 1")
-        _require(0 <= self.seed < 2**63, "seed must be between 0 and 2**63 - 1")
+        require(self.model in ("skipgram", "cbow"), "model must be 'skipgram' or 'cbow'")
+        require(self.dim >= 1, "dim must be at least 1")
+        require(self.window >= 1, "window must be at least 1")
+        require(self.negative >= 1, "negative must be at least 1")
+        require(self.epochs >= 1, "epochs must be at least 1")
+        require(self.alpha is None or self.alpha > 0, "alpha must be greater than 0")
+        require(self.min_alpha >= 0, "min_alpha must not be negative")
+        require(self.sample >= 0, "sample must not be negative")
+        require(self.workers >= 1, "workers must be at least 1")
+        require(self.batch_words >= 1, "batch_words must be at least 1")
+        require(0 <= self.seed < 2**63, "seed must be between 0 and 2**63 - 1")
 
     @property
     def start_alpha(self) -> float:
@@ -99,32 +100,32 @@ class TrainConfig:
 class SparkConfig:
     """Where and how the distributed trainer runs (engine 'spark')."""
 
-    spark_master: str = _opt("local[*]", "Spark master URL (local[N], spark://host:port, ...)")
-    shards: int = _opt(2, "parameter-server shards the driver starts on this machine")
-    ps: str | None = _opt(
+    spark_master: str = option("local[*]", "Spark master URL (local[N], spark://host:port, ...)")
+    shards: int = option(2, "parameter-server shards the driver starts on this machine")
+    ps: str | None = option(
         None, "comma-separated host:port of shards started by an operator (`distw2v ps-shard`)",
         default_text="start --shards shards locally",
     )
-    partitions: int | None = _opt(
+    partitions: int | None = option(
         None, "corpus partitions (Spark tasks per epoch)", default_text="Spark's parallelism"
     )
-    batch_pairs: int = _opt(20_000, "training pairs per parameter-server round trip")
-    broadcast_limit: int = _opt(
+    batch_pairs: int = option(20_000, "training pairs per parameter-server round trip")
+    broadcast_limit: int = option(
         5_000_000,
         "largest vocabulary whose word->id table is broadcast; larger ones are encoded "
         "with a distributed join",
     )
-    work_dir: str | None = _opt(
+    work_dir: str | None = option(
         None,
         "directory (or URL) that driver, executors and shards all reach, for word counts",
         default_text="a temporary directory next to --out",
     )
 
     def __post_init__(self) -> None:
-        _require(self.shards >= 1, "shards must be at least 1")
-        _require(self.partitions is None or self.partitions >= 1, "partitions must be at least 1")
-        _require(self.batch_pairs >= 1, "batch_pairs must be at least 1")
-        _require(self.broadcast_limit >= 0, "broadcast_limit must not be negative")
+        require(self.shards >= 1, "shards must be at least 1")
+        require(self.partitions is None or self.partitions >= 1, "partitions must be at least 1")
+        require(self.batch_pairs >= 1, "batch_pairs must be at least 1")
+        require(self.broadcast_limit >= 0, "broadcast_limit must not be negative")
 
     @property
     def ps_addresses(self) -> list[str]:
@@ -134,7 +135,8 @@ class SparkConfig:
 C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig)
 
 
-def _require(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
+    """Validation for __post_init__: one clear sentence, raised as Distw2vError."""
     if not ok:
         raise Distw2vError(message + ".")
 

@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import TrainConfig, VocabConfig, from_dict
+from ..config import SparkConfig, TrainConfig, VocabConfig, from_dict
 from ..errors import Distw2vError
 
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
@@ -130,8 +130,9 @@ def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
     def log(text: str) -> None:
         reporter.send("log", message=text)
 
+    spark_config = from_dict(SparkConfig, spec.get("spark", {}))
     _, summary = run(files, model, vocab_config, train_config, engine=spec["engine"],
-                     progress=progress, log=log)
+                     spark_config=spark_config, progress=progress, log=log)
     reporter.send("progress", stage="evaluating", progress=0.98, eta_seconds=None)
     evaluation = _evaluate(model, spec)
     reporter.send("progress", stage="saving", progress=0.99)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import to_dict
 from .artifacts import Artifacts
 from .settings import ServiceConfig
 from .store import FAILED, SUCCEEDED, Job, JobStore
@@ -148,6 +149,7 @@ class Runner:
             "engine": job.engine,
             "vocab": job.spec["vocab"],
             "train": job.spec["train"],
+            "spark": to_dict(self.config.spark),
             "roots": [str(r) for r in self.config.roots()],
             "allow_private_https": self.config.allow_private_https,
             "s3_endpoint_url": self.config.s3_endpoint_url,

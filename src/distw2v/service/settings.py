@@ -10,17 +10,11 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..config import TrainConfig
-from ..errors import Distw2vError
+from ..config import SparkConfig, TrainConfig, option, require
 
 DEFAULT_DATA_DIR = "~/.local/share/distw2v-service"
 TOKEN_FILE = "token"  # written into the data directory when serve makes its own token
-
-
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
 
 
 def default_max_concurrent_jobs() -> int:
@@ -33,65 +27,66 @@ def default_max_concurrent_jobs() -> int:
 class ServiceConfig:
     """How `distw2v serve` runs: where it keeps jobs, who may use it, what it may read."""
 
-    data_dir: str = _opt(DEFAULT_DATA_DIR, "directory for the job database, logs and models")
-    db: str | None = _opt(
+    data_dir: str = option(DEFAULT_DATA_DIR, "directory for the job database, logs and models")
+    db: str | None = option(
         None,
         "job store URL: sqlite:///FILE or postgresql://USER:PASS@HOST/DB",
         default_text="a SQLite file in the data directory",
     )
-    host: str = _opt("127.0.0.1", "address to listen on")
-    port: int = _opt(8000, "port to listen on")
-    token: str | None = _opt(
+    host: str = option("127.0.0.1", "address to listen on")
+    port: int = option(8000, "port to listen on")
+    token: str | None = option(
         None,
         "bearer token that clients must send; without it and tokens-file, serve makes one and "
         "writes it to DATA_DIR/token (loopback only)",
         default_text="generated",
     )
-    tokens_file: str | None = _opt(
+    tokens_file: str | None = option(
         None, "file with one bearer token a line (each token sees only its own jobs)",
         default_text="none",
     )
-    allowed_roots: str = _opt(
+    allowed_roots: str = option(
         "", "directories that local sources must lie under, separated by ':'",
         default_text="none: local paths are refused",
     )
-    max_concurrent_jobs: int | None = _opt(
+    max_concurrent_jobs: int | None = option(
         None, "jobs training at once; the rest wait in a queue",
         default_text="cores / default training threads, at least 1",
     )
-    allow_private_https: bool = _opt(
+    allow_private_https: bool = option(
         False, "allow https sources on loopback or private addresses"
     )
-    s3_endpoint_url: str | None = _opt(
+    s3_endpoint_url: str | None = option(
         None, "S3 endpoint URL, for MinIO or another S3-compatible store",
         default_text="AWS",
     )
-    artifacts_url: str | None = _opt(
+    artifacts_url: str | None = option(
         None, "where models are stored: a directory or an fsspec URL such as s3://bucket/prefix",
         default_text="DATA_DIR/models",
     )
-    max_request_bytes: int = _opt(1 << 20, "largest request body accepted")
-    model_cache_size: int = _opt(4, "finished models held loaded for queries (LRU)")
-    eval_analogies: str | None = _opt(
+    max_request_bytes: int = option(1 << 20, "largest request body accepted")
+    model_cache_size: int = option(4, "finished models held loaded for queries (LRU)")
+    eval_analogies: str | None = option(
         None, "analogy file (questions-words format) to evaluate every finished model on",
         default_text="none",
     )
-    eval_similarity: str | None = _opt(
+    eval_similarity: str | None = option(
         None, "word-similarity file ('w1 w2 score') to evaluate every finished model on",
         default_text="none",
     )
-    cancel_grace_seconds: float = _opt(
+    cancel_grace_seconds: float = option(
         3.0, "seconds a cancelled job gets to stop before it is killed"
     )
+    spark: SparkConfig = field(default_factory=SparkConfig)  # for jobs with engine 'spark'
 
     def __post_init__(self) -> None:
-        _require(1 <= self.port <= 65535, "port must be between 1 and 65535")
-        _require(self.max_concurrent_jobs is None or self.max_concurrent_jobs >= 1,
+        require(1 <= self.port <= 65535, "port must be between 1 and 65535")
+        require(self.max_concurrent_jobs is None or self.max_concurrent_jobs >= 1,
                  "max_concurrent_jobs must be at least 1")
-        _require(self.max_request_bytes >= 1024, "max_request_bytes must be at least 1024")
-        _require(self.model_cache_size >= 1, "model_cache_size must be at least 1")
-        _require(self.cancel_grace_seconds >= 0, "cancel_grace_seconds must not be negative")
-        _require(self.token is None or len(self.token) >= 8,
+        require(self.max_request_bytes >= 1024, "max_request_bytes must be at least 1024")
+        require(self.model_cache_size >= 1, "model_cache_size must be at least 1")
+        require(self.cancel_grace_seconds >= 0, "cancel_grace_seconds must not be negative")
+        require(self.token is None or len(self.token) >= 8,
                  "token must be at least 8 characters long")
 
     # ---- derived values -----------------------------------------------------------------
@@ -124,8 +119,3 @@ class ServiceConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise Distw2vError(message + ".")
