@@ -20,8 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .sampling import draw_negative, lcg_below, lcg_next
-from .train import MAX_EXP, longest_sentence, subsample
+from .sampling import draw_negative
+from .train import MAX_EXP, longest_sentence, subsample, window_bounds
 
 
 @numba.njit(nogil=True, cache=True)
@@ -137,10 +137,7 @@ def make_windows(
         words += end - start
         state, n = subsample(ids, start, end, keep, sent, state)
         for i in range(n):
-            state = lcg_next(state)
-            reach = window - lcg_below(state, window)
-            lo = max(0, i - reach)
-            hi = min(n, i + reach + 1)
+            state, lo, hi = window_bounds(state, i, n, window)
             if hi - lo < 2:
                 continue
             for j in range(lo, hi):

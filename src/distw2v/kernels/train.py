@@ -56,6 +56,14 @@ def subsample(
     return state, n
 
 
+@numba.njit(inline="always", cache=True)
+def window_bounds(state: np.uint64, i: int, n: int, window: int) -> tuple[np.uint64, int, int]:
+    """word2vec's dynamic window around position i of n: a reach drawn from 1..window."""
+    state = lcg_next(state)
+    reach = window - lcg_below(state, window)
+    return state, max(0, i - reach), min(n, i + reach + 1)
+
+
 @numba.njit(cache=True)
 def longest_sentence(offsets: np.ndarray, s_lo: int, s_hi: int) -> int:
     longest = 0
@@ -87,10 +95,7 @@ def skipgram_chunk(
         words += end - start
         state, n = subsample(ids, start, end, keep, sent, state)
         for i in range(n):
-            state = lcg_next(state)
-            reach = window - lcg_below(state, window)
-            lo = max(0, i - reach)
-            hi = min(n, i + reach + 1)
+            state, lo, hi = window_bounds(state, i, n, window)
             if hi - lo < 2:
                 continue
             center = sent[i]
@@ -147,10 +152,7 @@ def cbow_chunk(
         words += end - start
         state, n = subsample(ids, start, end, keep, sent, state)
         for i in range(n):
-            state = lcg_next(state)
-            reach = window - lcg_below(state, window)
-            lo = max(0, i - reach)
-            hi = min(n, i + reach + 1)
+            state, lo, hi = window_bounds(state, i, n, window)
             if hi - lo < 2:
                 continue
             center = sent[i]
