@@ -174,3 +174,18 @@ def test_killed_shard_fails_the_run_naming_it(tmp_path) -> None:
         for proc, _ in shards:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_vocabulary_above_broadcast_limit_is_encoded_by_a_join(tmp_path) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=1500, seed=4)
+    with gzip.open(corpus, "rt") as f:
+        words = sum(len(line.split()) for line in f)
+    messages: list[str] = []
+    figures, _ = train_spark(
+        [str(corpus)], tmp_path / "model", VocabConfig(min_count=1),
+        TrainConfig(dim=16, epochs=2, sample=0, seed=2),
+        SparkConfig(spark_master="local[2]", shards=2, partitions=2, broadcast_limit=0),
+        log=messages.append)
+    assert any("distributed join" in m for m in messages)
+    assert figures["words"] == 2 * words  # every word encoded, in its sentence
+    assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3
