@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -157,3 +158,26 @@ def test_killed_shard_fails_fast_naming_it(counts_file) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_driver_started_shard_exits_when_its_driver_dies(tmp_path) -> None:
+    # a stand-in driver that starts a shard the way ShardProcesses does, then dies abruptly
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import subprocess, sys, os\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'distw2v.cli', 'ps-shard', '--port', '0',"
+        " '--stop-on-stdin-eof'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)\n"
+        "print(p.stdout.readline().strip(), p.pid, flush=True)\n"
+        "os._exit(9)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60).stdout.split()
+    pid = int(out[-1])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # gone, as it should be
+        time.sleep(0.2)
+    os.kill(pid, 9)
+    raise AssertionError("the shard outlived its driver")

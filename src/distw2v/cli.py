@@ -136,7 +136,7 @@ def cmd_ps_shard(args: argparse.Namespace) -> None:
     def announce(port: int) -> None:
         print(f"{ANNOUNCE}{args.host}:{port}", flush=True)
 
-    serve_forever(args.host, args.port, args.threads, announce)
+    serve_forever(args.host, args.port, args.threads, announce, args.stop_on_stdin_eof)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: 7070)")
     p.add_argument("--threads", type=int, default=8,
                    help="requests served at once (default: 8)")
+    p.add_argument("--stop-on-stdin-eof", action="store_true",
+                   help="exit when standard input closes (used by a driver that starts shards)")
     p.set_defaults(run=cmd_ps_shard)
 
     p = command("eval", "evaluate a model on analogy and word-similarity files")

@@ -44,9 +44,11 @@ class ShardProcesses:
 
     def _start_one(self) -> str:
         cmd = [sys.executable, "-m", "distw2v.cli", "ps-shard", "--host", self.host,
-               "--port", "0"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True)
+               "--port", "0", "--stop-on-stdin-eof"]
+        # The shard's stdin is a pipe this process holds: if the driver dies, it closes and
+        # the shard exits too.
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
         self.procs.append(proc)
         found: list[str] = []
         reader = threading.Thread(target=_read_announcement, args=(proc, found), daemon=True)

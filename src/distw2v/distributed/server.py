@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -114,11 +115,21 @@ def start_server(host: str = "127.0.0.1", port: int = 0,
 
 
 def serve_forever(host: str, port: int, threads: int,
-                  announce: Callable[[int], None] = lambda _: None) -> None:
+                  announce: Callable[[int], None] = lambda _: None,
+                  stop_on_stdin_eof: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT, or, for a shard a driver started, until its stdin closes:
+    the driver holds the other end, so a driver that dies without cleaning up leaves no shard."""
     server, bound, _ = start_server(host, port, threads)
     announce(bound)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if stop_on_stdin_eof:
+
+        def watch_stdin() -> None:
+            sys.stdin.read()  # returns at end of file: the driver closed its end or died
+            stop.set()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
     stop.wait()
     server.stop(grace=2).wait()
