@@ -35,28 +35,30 @@ class ShardProcesses:
         if self.addresses:
             return self  # an operator runs them
         try:
-            for _ in range(self.config.shards):
-                self.addresses.append(self._start_one())
+            self.procs = [self._spawn() for _ in range(self.config.shards)]
+            self.addresses = [self._address(i, proc) for i, proc in enumerate(self.procs)]
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _start_one(self) -> str:
+    def _spawn(self) -> subprocess.Popen[str]:
         cmd = [sys.executable, "-m", "distw2v.cli", "ps-shard", "--host", self.host,
                "--port", "0", "--stop-on-stdin-eof"]
         # The shard's stdin is a pipe this process holds: if the driver dies, it closes and
         # the shard exits too.
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
-        self.procs.append(proc)
+
+    @staticmethod
+    def _address(index: int, proc: subprocess.Popen[str]) -> str:
         found: list[str] = []
         reader = threading.Thread(target=_read_announcement, args=(proc, found), daemon=True)
         reader.start()
         reader.join(START_SECONDS)
         if not found:
-            raise Distw2vError(f"parameter-server shard {len(self.procs) - 1} did not start "
-                               f"within {START_SECONDS:.0f} s (exit code {proc.poll()}).")
+            raise Distw2vError(f"parameter-server shard {index} did not start within "
+                               f"{START_SECONDS:.0f} s (exit code {proc.poll()}).")
         return found[0]
 
     def dead(self) -> str | None:
