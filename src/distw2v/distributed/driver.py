@@ -213,6 +213,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                  .flatMap(lambda f: _read_file(f, vocab_config))
                  .repartition(partitions)
                  .persist(StorageLevel.MEMORY_AND_DISK))
+    ranked: Any = None
     try:
         # vocabulary: a distributed count, then frequency order with ids from zipWithIndex
         counts = sentences.mapPartitions(_count_partition).reduceByKey(add)
@@ -236,6 +237,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                 f"no word occurs at least min_count={vocab_config.min_count} times "
                 f"(the most frequent occurs {best} times); lower --min-count.")
         vocab_counts = np.asarray(counts_list, dtype=np.int64)
+        del counts_list  # Python ints: 36 bytes a word
         log(f"vocabulary: {len(words):,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
         np.save(work / "counts.npy", vocab_counts)
@@ -253,6 +255,8 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
         trained_words = encoded.map(lambda p: len(p[0])).sum()
     finally:
         sentences.unpersist()
+        if ranked is not None:
+            ranked.unpersist()
     if trained_words == 0:
         raise CorpusError("the corpus holds no word of the vocabulary; nothing to train on.")
 

@@ -3,6 +3,7 @@ of shards an operator started (`--ps host:port,...`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -47,8 +48,10 @@ class ShardProcesses:
                "--port", "0", "--stop-on-stdin-eof"]
         # The shard's stdin is a pipe this process holds: if the driver dies, it closes and
         # the shard exits too.
+        # Fewer malloc arenas: a shard's threads would otherwise reserve much address space.
+        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+                                stderr=subprocess.DEVNULL, text=True, env=env)
 
     @staticmethod
     def _address(index: int, proc: subprocess.Popen[str]) -> str:

@@ -82,6 +82,9 @@ class ShardService:
                 response = method(header, arrays)
             except Distw2vError as exc:
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            except MemoryError:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              "this shard ran out of memory for its columns; use more shards.")
             except (KeyError, TypeError, ValueError) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad request: {exc}")
             with self._lock:
