@@ -22,7 +22,6 @@ the run's vocabulary (the expected number of words that survive subsampling).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import write_sample  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -109,18 +110,6 @@ def table(rows: list[dict]) -> str:
             f"{r['row_shipping_measured']:>13,.0f} {r['ratio_measured']:>6.1f}x "
             f"{r['seconds']:>7.1f}")
     return "\n".join(lines)
-
-
-def write_sample(corpus: Path, lines: int, dest: Path) -> int:
-    opener = gzip.open if corpus.suffix == ".gz" else open
-    written = 0
-    with opener(corpus, "rt", encoding="utf-8") as src, open(dest, "w", encoding="utf-8") as dst:
-        for line in src:
-            if written >= lines:
-                break
-            dst.write(line)
-            written += 1
-    return written
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ processes' peak RSS: mllib = Python driver + JVM; distw2v-spark = Python driver 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -43,6 +42,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import write_sample  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -218,18 +219,6 @@ def table(rows: dict[str, dict]) -> str:
             f"{fmt(r['simlex999'], '6.3f'):>6} {100 * r['analogy']:>6.1f}% "
             f"{r['peak_rss_mb']:>8,.0f}")
     return "\n".join(lines)
-
-
-def write_sample(corpus: Path, lines: int, dest: Path) -> int:
-    opener = gzip.open if corpus.suffix == ".gz" else open
-    written = 0
-    with opener(corpus, "rt", encoding="utf-8") as src, open(dest, "w", encoding="utf-8") as dst:
-        for line in src:
-            if written >= lines:
-                break
-            dst.write(line)
-            written += 1
-    return written
 
 
 def main() -> None:
