@@ -1,5 +1,5 @@
 # numba types these bodies itself; mypy cannot follow numpy-scalar arithmetic in them.
-# mypy: disable-error-code="arg-type,return-value,operator,call-overload,assignment,misc"
+# mypy: disable-error-code="arg-type,return-value,operator,call-overload,assignment,misc,call-arg"
 """Skip-gram and CBOW with negative sampling, as numba kernels over a chunk of sentences.
 
 Every kernel takes plain arrays and scalars, runs without the GIL, and updates `syn0` (input
@@ -21,6 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .memory import prefetch_row
 from .sampling import draw_negative, lcg_below, lcg_next, lcg_uniform
 
 MAX_EXP = np.float32(8.0)  # beyond this the sigmoid is 0 or 1 to float32 precision
@@ -102,11 +103,14 @@ def skipgram_chunk(
             targets[0] = center
             for k in range(1, negative + 1):
                 state, targets[k] = draw_negative(state, neg_prob, neg_alias)
+                prefetch_row(syn1, targets[k])
             grad_out[:, :] = 0.0
             for j in range(lo, hi):
                 if j == i:
                     continue
                 ctx = sent[j]
+                if j + 1 < hi:
+                    prefetch_row(syn0, sent[j + 1])
                 neu1e[:] = 0.0
                 for k in range(negative + 1):
                     t = targets[k]
@@ -143,6 +147,7 @@ def cbow_chunk(
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
     neu1 = np.empty(dim, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
+    targets = np.empty(negative + 1, dtype=np.int64)
     words = np.int64(0)
     pairs = np.int64(0)
     for s in range(s_lo, s_hi):
@@ -156,6 +161,10 @@ def cbow_chunk(
             if hi - lo < 2:
                 continue
             center = sent[i]
+            targets[0] = center
+            for k in range(1, negative + 1):  # drawn first so their rows load meanwhile
+                state, targets[k] = draw_negative(state, neg_prob, neg_alias)
+                prefetch_row(syn1, targets[k])
             neu1[:] = 0.0
             for j in range(lo, hi):
                 if j != i:
@@ -166,14 +175,10 @@ def cbow_chunk(
                 neu1[x] *= inv
             neu1e[:] = 0.0
             for k in range(negative + 1):
-                if k == 0:
-                    t = center
-                    label = np.float32(1.0)
-                else:
-                    state, t = draw_negative(state, neg_prob, neg_alias)
-                    if t == center:
-                        continue
-                    label = np.float32(0.0)
+                t = targets[k]
+                if k > 0 and t == center:
+                    continue
+                label = np.float32(1.0) if k == 0 else np.float32(0.0)
                 f = np.float32(0.0)
                 for x in range(dim):
                     f += neu1[x] * syn1[t, x]
