@@ -25,13 +25,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import write_sample  # benchmarks/ is on sys.path when a script runs
+from common import emit_result, run_child, write_sample  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -69,20 +68,14 @@ def child(args: argparse.Namespace) -> None:
     result["corpus_words"] = summary.corpus_words
     # expected centres: each in-vocabulary occurrence survives subsampling with keep[w]
     result["centres_estimate"] = float((counts * keep).sum()) * args.epochs
-    print("RESULT " + json.dumps(result))
+    emit_result(result)
 
 
 def spawn(dim: int, shards: int, args: argparse.Namespace, corpus: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", "--dim", str(dim), "--shard-count", str(shards),
            "--corpus", str(corpus), "--epochs", str(args.epochs), "--seed", str(args.seed),
            "--master", args.master, "--partitions", str(args.partitions)]
-    started = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        sys.exit(f"d={dim} S={shards} failed:\n{out.stderr[-3000:]}")
-    r = json.loads(lines[-1][len("RESULT "):])
-    r["process_seconds"] = time.perf_counter() - started
+    r = run_child(cmd, f"d={dim} S={shards}")
     wire = r["bytes_sent"] + r["bytes_received"]
     r["bytes_per_word"] = wire / r["words"]
     r["bytes_per_pair_per_shard"] = wire / r["pairs"] / shards

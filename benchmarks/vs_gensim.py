@@ -17,11 +17,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import emit_result, evaluate, peak_rss_mb, run_child  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -32,24 +33,6 @@ SETTINGS = {
 }
 COMMON = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-3, "epochs": 5}
 QUALITY = ("wordsim353", "simlex999", "analogy")
-
-
-def evaluate(words: list[str], matrix, eval_dir: Path) -> dict[str, float]:
-    from distw2v.evaluate import evaluate_analogies, evaluate_similarity
-    from distw2v.vectors import Vectors
-
-    vectors = Vectors(words, matrix)
-    return {
-        "wordsim353": evaluate_similarity(vectors, eval_dir / "wordsim353.tsv").spearman,
-        "simlex999": evaluate_similarity(vectors, eval_dir / "simlex999.txt").spearman,
-        "analogy": evaluate_analogies(vectors, eval_dir / "questions-words.txt").accuracy,
-    }
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_distw2v(corpus: Path, setting: dict, seed: int, workers: int, eval_dir: Path) -> dict:
@@ -94,25 +77,22 @@ def child(args: argparse.Namespace) -> None:
     result = runner(source, setting, args.seed, args.workers, Path(args.eval_dir))
     result["words_per_second"] = result["corpus_words"] * COMMON["epochs"] / result["wall"]
     result["peak_rss_mb"] = peak_rss_mb()
-    print("RESULT " + json.dumps(result))
+    emit_result(result)
 
 
 def spawn(system: str, setting: str, seed: int, workers: int, args, plain: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--setting", setting,
            "--seed", str(seed), "--workers", str(workers), "--corpus", str(args.corpus),
            "--plain", str(plain), "--eval-dir", str(args.eval_dir)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        sys.exit(f"{system} {setting} seed {seed} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = run_child(cmd, f"{system} {setting} seed {seed}")
     print(f"  {system:8} {setting:8} seed {seed} workers {workers}: "
           f"{result['words_per_second']:>10,.0f} words/s  {result['wall']:6.1f} s", flush=True)
     return result
 
 
 def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]
+            if key != "process_seconds"}
 
 
 def table(rows: list[dict]) -> str:

@@ -37,13 +37,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import write_sample  # benchmarks/ is on sys.path when a script runs
+from common import emit_result, evaluate, peak_rss_mb, run_child, write_sample  # on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -53,26 +52,6 @@ LABELS = {"mllib": "spark-mllib", "spark": "distw2v-spark", "local": "distw2v-lo
 QUICK_LINES = 20_000
 # the issue: distw2v-spark within these of the local trainer
 TOLERANCE = {"wordsim353": 0.03, "simlex999": 0.03, "analogy": 0.02}
-
-
-def evaluate(words: list[str], matrix, eval_dir: Path) -> dict[str, float]:
-    from distw2v.evaluate import evaluate_analogies, evaluate_similarity
-    from distw2v.vectors import Vectors
-
-    vectors = Vectors(words, matrix)
-    analogies = evaluate_analogies(vectors, eval_dir / "questions-words.txt")
-    return {
-        "wordsim353": evaluate_similarity(vectors, eval_dir / "wordsim353.tsv").spearman,
-        "simlex999": evaluate_similarity(vectors, eval_dir / "simlex999.txt").spearman,
-        "analogy": analogies.accuracy,
-        "analogy_answered": analogies.total,
-    }
-
-
-def self_peak_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_mllib(args: argparse.Namespace) -> dict:
@@ -118,7 +97,7 @@ def run_mllib(args: argparse.Namespace) -> dict:
     words = [r["word"] for r in rows]
     matrix = np.asarray([r["vector"].toArray() for r in rows], dtype=np.float32)
     missing = sum(1 for w in words if w not in counts)
-    driver_peak = self_peak_mb()
+    driver_peak = peak_rss_mb()
     return {"wall_train": fit_seconds, "wall_total": total, "read_seconds": read_seconds,
             "corpus_words": corpus_words, "vocab": len(words), "vocab_without_count": missing,
             "peak_rss_mb": driver_peak + jvm_peak,
@@ -146,7 +125,7 @@ def run_spark(args: argparse.Namespace) -> dict:
         quality = evaluate(list(vectors.words), vectors.matrix, Path(args.eval_dir))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    driver_peak = self_peak_mb()
+    driver_peak = peak_rss_mb()
     workers = 2 * figures["executor_python_peak_rss_mb"]
     memory = {"driver_python": driver_peak, "jvm": figures["jvm_peak_rss_mb"],
               "shards": figures["shard_peak_rss_mb"],
@@ -177,27 +156,21 @@ def run_local(args: argparse.Namespace) -> dict:
     return {"wall_train": end - train_start, "wall_total": end - start,
             "corpus_words": vocab.corpus_words, "vocab": len(vocab),
             **evaluate(vocab.words, vectors.matrix, Path(args.eval_dir)),
-            "peak_rss_mb": self_peak_mb()}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def child(args: argparse.Namespace) -> None:
     runner = {"mllib": run_mllib, "spark": run_spark, "local": run_local}[args.system]
     result = runner(args)
     result["words_per_second"] = result["corpus_words"] * COMMON["epochs"] / result["wall_train"]
-    print("RESULT " + json.dumps(result))
+    emit_result(result)
 
 
 def spawn(system: str, args: argparse.Namespace, corpus: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--corpus", str(corpus),
            "--eval-dir", str(args.eval_dir), "--seed", str(args.seed), "--master", args.master,
            "--shards", str(args.shards), "--partitions", str(args.partitions)]
-    started = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    if out.returncode != 0 or not lines:
-        sys.exit(f"{LABELS[system]} failed:\n{out.stderr[-4000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    result["process_seconds"] = time.perf_counter() - started
+    result = run_child(cmd, LABELS[system], tail=4000)
     print(f"  {LABELS[system]:14} train {result['wall_train']:6.1f} s  total "
           f"{result['wall_total']:6.1f} s  process {result['process_seconds']:6.1f} s", flush=True)
     return result
