@@ -229,7 +229,19 @@ def _describe_error(uri: str, exc: BaseException) -> str:
 # --------------------------------------------------------------------------- binary
 
 
-class _Source(io.RawIOBase):
+class _ReadBased(io.RawIOBase):
+    """A readable raw stream whose subclasses only define read(); readinto() follows from it."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Source(_ReadBased):
     """The raw stored bytes: counts them into stats and replays the peeked magic bytes."""
 
     def __init__(self, raw: Any, prefix: bytes, stats: CorpusStats | None) -> None:
@@ -239,9 +251,6 @@ class _Source(io.RawIOBase):
         self.observer: Callable[[bytes], None] | None = None  # sees every byte handed out
         if stats is not None:
             stats.bytes_read += len(prefix)
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int | None = -1) -> bytes:
         size = -1 if size is None else size
@@ -259,27 +268,19 @@ class _Source(io.RawIOBase):
             self.observer(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
         super().close()
 
 
-class _Checked(io.RawIOBase):
+class _Checked(_ReadBased):
     """Decompressed bytes; any read failure (corrupt, truncated) becomes a CorpusError."""
 
     def __init__(self, inner: Any, source: _Source, uri: str) -> None:
         self._inner = inner
         self._source = source
         self._uri = uri
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int | None = -1) -> bytes:
         try:
@@ -291,11 +292,6 @@ class _Checked(io.RawIOBase):
         except Exception as exc:  # zlib.error, BadGzipFile, LZMAError, ZstdError, network errors
             detail = str(exc).strip().rstrip(".") or type(exc).__name__
             raise CorpusError(f"{self._uri} could not be read or decompressed ({detail}).") from exc
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:
