@@ -7,7 +7,7 @@ import pytest
 
 from distw2v.config import TrainConfig, VocabConfig
 from distw2v.encode import encode_corpus
-from distw2v.train import plan_chunks, train
+from distw2v.train import plan_chunks, schedule, train
 from distw2v.vocab import build_vocabulary
 
 
@@ -31,15 +31,29 @@ def test_chunks_cover_every_sentence_once(encoded) -> None:
     _, corpus = encoded
     assert len(corpus.shards) > 1
     chunks = plan_chunks(corpus, batch_words=1000)
-    seen = 0
     for i in range(len(corpus.shards)):
         _, offsets = corpus.load_shard(i)
         mine = [c for c in chunks if c.shard == i]
         assert mine[0].s_lo == 0 and mine[-1].s_hi == len(offsets) - 1
         assert all(a.s_hi == b.s_lo for a, b in zip(mine, mine[1:]))
-        assert mine[0].words_before == seen
-        seen += int(offsets[-1])
-    assert seen == corpus.words
+        assert all(c.words == offsets[c.s_hi] - offsets[c.s_lo] for c in mine)
+    assert sum(c.words for c in chunks) == corpus.words
+
+
+def test_schedule_visits_every_chunk_once_per_epoch_in_a_seeded_order(encoded) -> None:
+    _, corpus = encoded
+    chunks = plan_chunks(corpus, batch_words=1000)
+    tasks = schedule(chunks, epochs=3, seed=5)
+    orders = [[t.index for t in tasks if t.epoch == e] for e in range(3)]
+    assert [t.epoch for t in tasks] == sorted(t.epoch for t in tasks)
+    assert all(sorted(order) == list(range(len(chunks))) for order in orders)
+    assert orders[0] != orders[1] and orders[0] != list(range(len(chunks)))
+    assert all(t.chunk == chunks[t.index] for t in tasks)
+    # the learning rate follows the order of training, not the place in the file
+    assert [t.words_before for t in tasks] == [0] + np.cumsum(
+        [t.chunk.words for t in tasks])[:-1].tolist()
+    assert tasks[-1].words_before + tasks[-1].chunk.words == 3 * corpus.words
+    assert [t.index for t in schedule(chunks, epochs=3, seed=5)] == [t.index for t in tasks]
 
 
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
