@@ -2,7 +2,7 @@
 
 Work is cut into chunks of about `batch_words` corpus words, visited in a fresh seeded order
 every epoch: real corpora are ordered (by source, by date), and walking them in file order
-lets the last stretch of each epoch pull the vectors its way (on the bundled English corpus,
+lets the last stretch of each epoch pull the vectors its way (on the benchmarks' English corpus,
 a concatenation of sources, shuffling raised CBOW WordSim353 by 0.02). Each task knows its
 place in the run, so its learning rate and its random seed are fixed in advance; with one
 worker the result is therefore bit-identical from run to run.
