@@ -19,7 +19,12 @@ import pytest
 from distw2v.cli import main
 from distw2v.config import SparkConfig, TrainConfig, VocabConfig
 from distw2v.distributed.client import PSClient
-from distw2v.distributed.driver import train_spark
+from distw2v.distributed.driver import (
+    _encode_with_table,
+    encode_by_join,
+    spark_context,
+    train_spark,
+)
 from distw2v.distributed.processes import ANNOUNCE
 from distw2v.errors import Distw2vError
 from distw2v.vectors import Vectors
@@ -189,3 +194,25 @@ def test_vocabulary_above_broadcast_limit_is_encoded_by_a_join(tmp_path) -> None
     assert any("distributed join" in m for m in messages)
     assert figures["words"] == 2 * words  # every word encoded, in its sentence
     assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3
+
+
+@pytest.mark.parametrize(("sentences", "bucket_words"),
+                         [(1000, 3), (5, 1000)])  # 5 sentences, 8 partitions: 3 empty ones
+def test_join_encoding_equals_the_broadcast_table(sentences: int, bucket_words: int,
+                                                  monkeypatch) -> None:
+    monkeypatch.setattr("distw2v.distributed.driver.BUCKET_WORDS", bucket_words)
+    rng = np.random.default_rng(sentences)
+    words = [f"w{i}" for i in range(60)]
+    corpus = [list(rng.choice(words, size=rng.integers(1, 9))) for _ in range(sentences)]
+    corpus.append(["w59", "w58"])  # only unknown words: the sentence goes
+    vocab = {w: i for i, w in enumerate(words[:40])}
+    with spark_context("local[2]") as sc:
+        rdd = sc.parallelize(corpus, 8)
+        encoded, _ = encode_by_join(rdd, sc.parallelize(list(vocab.items()), 3), len(vocab))
+        joined = encoded.collect()
+        direct = rdd.mapPartitions(_encode_with_table(sc.broadcast(vocab))).collect()
+    assert len(joined) == len(direct) == 8
+    for (ids, offsets), (want_ids, want_offsets) in zip(joined, direct):
+        assert ids.dtype == np.int32 and offsets.dtype == np.int64
+        assert np.array_equal(ids, want_ids) and np.array_equal(offsets, want_offsets)
+    assert sum(len(ids) for ids, _ in joined) == sum(w in vocab for s in corpus for w in s)

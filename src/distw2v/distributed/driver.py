@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -36,6 +37,7 @@ from .shard import ShardSpec
 from .worker import WorkerSettings, WorkerStats, train_partition
 
 EXPORT_BLOCK_BYTES = 32 << 20
+BUCKET_WORDS = 1_000_000  # vocabulary words one task of the encoding join holds in a dict
 
 
 # --- Spark set-up ---------------------------------------------------------------------------
@@ -112,23 +114,102 @@ def _encode_with_table(table: Any) -> Callable[[Iterator[list[str]]], Iterator[A
     return encode
 
 
-def _pack_sentences(rows: Iterator[tuple[int, list[int]]]) -> Iterator[Any]:
+def _encode_locally(sentences: Iterator[list[str]]) -> Iterator[Any]:
+    """One partition as ids into its own word list: (distinct words, ids, offsets)."""
+    local: dict[str, int] = {}
     ids: list[int] = []
     offsets = [0]
-    for _, sentence in rows:
-        ids.extend(sentence)
+    for tokens in sentences:
+        ids.extend(local.setdefault(w, len(local)) for w in tokens)
         offsets.append(len(ids))
-    yield np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64)
+    yield list(local), np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64)
 
 
-def encode_by_join(sentences: Any, vocab: Any) -> Any:
-    """Encode without any process holding the word->id table: a join keyed by word."""
-    keyed = sentences.zipWithUniqueId().flatMap(
-        lambda sid: [(w, (sid[1], pos)) for pos, w in enumerate(sid[0])])
-    joined = keyed.join(vocab).map(lambda kv: (kv[1][0][0], (kv[1][0][1], kv[1][1])))
-    rebuilt = joined.groupByKey(sentences.getNumPartitions()).mapValues(
-        lambda pairs: [wid for _, wid in sorted(pairs)])
-    return rebuilt.mapPartitions(_pack_sentences)
+def _bucket(word: str, buckets: int) -> int:
+    return zlib.crc32(word.encode()) % buckets  # the same in every process, unlike hash()
+
+
+def _split_by_bucket(words: list[str], values: np.ndarray, buckets: int,
+                     tag: Any) -> Iterator[tuple[int, Any]]:
+    """(bucket, (tag, its words, their values)) for every bucket `words` fall in."""
+    of = np.fromiter((_bucket(w, buckets) for w in words), dtype=np.int64, count=len(words))
+    for b in np.unique(of).tolist():
+        at = np.flatnonzero(of == b)
+        yield b, (tag, [words[k] for k in at.tolist()], values[at])
+
+
+def _asked(buckets: int) -> Callable[[int, Iterator[Any]], Iterator[tuple[int, Any]]]:
+    def split(part: int, blocks: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+        for words, _, _ in blocks:
+            yield from _split_by_bucket(words, np.arange(len(words)), buckets, part)
+    return split
+
+
+def _known(buckets: int) -> Callable[[Iterator[tuple[str, int]]], Iterator[tuple[int, Any]]]:
+    def split(rows: Iterator[tuple[str, int]]) -> Iterator[tuple[int, Any]]:
+        words: list[str] = []
+        ids: list[int] = []
+        for word, word_id in rows:
+            words.append(word)
+            ids.append(word_id)
+        yield from _split_by_bucket(words, np.asarray(ids, dtype=np.int64), buckets, None)
+    return split
+
+
+def _answer(pieces: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """One bucket: look up every partition's words in the vocabulary words of the bucket."""
+    ids: dict[str, int] = {}
+    asked = []
+    for _, (part, words, values) in pieces:
+        if part is None:
+            ids.update(zip(words, values.tolist()))
+        else:
+            asked.append((part, words, values))
+    for part, words, local_ids in asked:
+        found = np.fromiter((ids.get(w, -1) for w in words), dtype=np.int64, count=len(words))
+        known = found >= 0
+        yield part, (local_ids[known], found[known])
+
+
+def _to_global(pieces: Iterator[tuple[int, Any]]) -> Iterator[Any]:
+    """The (local id, vocabulary id) answers that came back to one partition, as two arrays."""
+    answers = [answer for _, answer in pieces]
+    yield (np.concatenate([a for a, _ in answers] or [np.empty(0, np.int64)]),
+           np.concatenate([b for _, b in answers] or [np.empty(0, np.int64)]))
+
+
+def _translate(pair: tuple[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Local ids to vocabulary ids; words outside the vocabulary and then-empty sentences go."""
+    (words, ids, offsets), (local_ids, word_ids) = pair
+    table = np.full(len(words), -1, dtype=np.int64)
+    table[local_ids] = word_ids
+    mapped = table[ids]
+    known = mapped >= 0
+    kept_before = np.concatenate([[0], np.cumsum(known)])[offsets]
+    nonempty = np.concatenate([[True], np.diff(kept_before) > 0])
+    return mapped[known].astype(np.int32), kept_before[nonempty]
+
+
+def encode_by_join(sentences: Any, vocab: Any, vocab_size: int) -> tuple[Any, Any]:
+    """Encode without any process holding the word->id table: a hash join by word.
+
+    Each partition numbers its own distinct words; only those words travel, in one record
+    per (partition, bucket), to the bucket holding that part of the (word, id) `vocab`, and
+    come back to their partition as a small table. The tokens never leave their partition,
+    and a bucket holds about BUCKET_WORDS vocabulary words at most. Returns the encoded RDD
+    and a persisted one to unpersist once that is materialised."""
+    from pyspark import StorageLevel
+
+    parts = sentences.getNumPartitions()
+    buckets = max(parts, -(-vocab_size // BUCKET_WORDS))
+    local = sentences.mapPartitions(_encode_locally).persist(StorageLevel.MEMORY_AND_DISK)
+    tables = (local.mapPartitionsWithIndex(_asked(buckets))
+              .union(vocab.mapPartitions(_known(buckets)))
+              .partitionBy(buckets, lambda b: b)
+              .mapPartitions(_answer)
+              .partitionBy(parts, lambda i: i)  # the table for partition i lands in partition i
+              .mapPartitions(_to_global))
+    return local.zip(tables).map(_translate), local
 
 
 # --- training tasks ----------------------------------------------------------------------------
@@ -214,6 +295,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                  .repartition(partitions)
                  .persist(StorageLevel.MEMORY_AND_DISK))
     ranked: Any = None
+    local: Any = None
     try:
         # vocabulary: a distributed count, then frequency order with ids from zipWithIndex
         counts = sentences.mapPartitions(_count_partition).reduceByKey(add)
@@ -250,13 +332,14 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
         else:
             log(f"vocabulary above --broadcast-limit={spark_config.broadcast_limit:,}: "
                 "encoding with a distributed join")
-            encoded = encode_by_join(sentences, ranked.map(lambda r: (r[0][0], r[1])))
+            encoded, local = encode_by_join(sentences, ranked.map(lambda r: (r[0][0], r[1])),
+                                            len(words))
         encoded = encoded.persist(StorageLevel.MEMORY_AND_DISK)
         trained_words = encoded.map(lambda p: len(p[0])).sum()
     finally:
-        sentences.unpersist()
-        if ranked is not None:
-            ranked.unpersist()
+        for rdd in (sentences, ranked, local):
+            if rdd is not None:
+                rdd.unpersist()
     if trained_words == 0:
         raise CorpusError("the corpus holds no word of the vocabulary; nothing to train on.")
 
