@@ -142,3 +142,22 @@ def service_corpus() -> Callable[..., Path]:
 def service_processes() -> Callable[[str], list[int]]:
     """`service_processes(job_id)`: pids of that job's live training processes."""
     return service_job_processes
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on 127.0.0.1 (endpoint URL, s3fs filesystem), stopped afterwards."""
+    server_mod = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True,
+                           use_listings_cache=False)
+    yield endpoint, fs
+    server.stop()

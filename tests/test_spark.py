@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import fsspec.config
 import numpy as np
 import pytest
 
@@ -216,3 +217,21 @@ def test_join_encoding_equals_the_broadcast_table(sentences: int, bucket_words: 
         assert ids.dtype == np.int32 and offsets.dtype == np.int64
         assert np.array_equal(ids, want_ids) and np.array_equal(offsets, want_offsets)
     assert sum(len(ids) for ids, _ in joined) == sum(w in vocab for s in corpus for w in s)
+
+
+def test_work_dir_on_s3(tmp_path, s3, monkeypatch) -> None:
+    endpoint, fs = s3
+    fs.mkdir("scratch")
+    # Every process (driver, Spark's Python workers, shards) reads the endpoint from the
+    # environment; this one read its environment at import, so it is told directly too.
+    monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=1500, seed=6)
+    train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1),
+                TrainConfig(dim=16, epochs=2, sample=0, seed=2),
+                SparkConfig(spark_master="local[2]", shards=2, partitions=2,
+                            work_dir="s3://scratch/run1/"))
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls("scratch/run1")) == [
+        "counts.npy", "keep.npy"]
+    vectors = Vectors.load(tmp_path / "model")
+    assert len(vectors) == 36 and topic_separation(vectors) > 0.3

@@ -22,6 +22,7 @@ from operator import add
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 
 from .. import __version__
@@ -220,8 +221,23 @@ _KEEP_CACHE: dict[str, np.ndarray] = {}
 def _keep(uri: str) -> np.ndarray:
     if uri not in _KEEP_CACHE:
         _KEEP_CACHE.clear()
-        _KEEP_CACHE[uri] = np.load(uri, mmap_mode="r")
+        if "://" in uri:
+            with fsspec.open(uri, "rb") as f:
+                _KEEP_CACHE[uri] = np.load(f)
+        else:
+            _KEEP_CACHE[uri] = np.load(uri, mmap_mode="r")
     return _KEEP_CACHE[uri]
+
+
+def _save_array(uri: str, array: np.ndarray) -> None:
+    """np.save to a path or URL that the executors and shards will read."""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "wb") as f:
+            np.save(f, array)
+    except OSError as exc:
+        raise Distw2vError(f"cannot write {uri} (see --work-dir): {exc}.") from None
 
 
 def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, epoch: int,
@@ -271,7 +287,7 @@ def train_spark(
         with spark_context(spark_config.spark_master) as sc, \
                 ShardProcesses(spark_config) as shards:
             try:
-                return _run(sc, shards, files, out, word2vec, Path(work), vocab_config,
+                return _run(sc, shards, files, out, word2vec, work.rstrip("/"), vocab_config,
                             train_config, spark_config, progress, log)
             except Distw2vError:
                 raise
@@ -283,7 +299,7 @@ def train_spark(
 
 
 def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec: Path | None,
-         work: Path, vocab_config: VocabConfig, train_config: TrainConfig,
+         work: str, vocab_config: VocabConfig, train_config: TrainConfig,
          spark_config: SparkConfig, progress: ProgressFactory,
          log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
     from pyspark import StorageLevel
@@ -322,8 +338,8 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
         del counts_list  # Python ints: 36 bytes a word
         log(f"vocabulary: {len(words):,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
-        np.save(work / "counts.npy", vocab_counts)
-        np.save(work / "keep.npy", keep_probabilities(vocab_counts, train_config.sample))
+        _save_array(f"{work}/counts.npy", vocab_counts)
+        _save_array(f"{work}/keep.npy", keep_probabilities(vocab_counts, train_config.sample))
 
         start = time.perf_counter()
         if len(words) <= spark_config.broadcast_limit:
@@ -346,7 +362,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
     dim = train_config.dim
     specs = [ShardSpec(vocab_size=len(words), dim=dim, lo=lo, hi=hi,
                        negative=train_config.negative, seed=train_config.seed,
-                       counts_uri=str(work / "counts.npy"), shards=len(addresses))
+                       counts_uri=f"{work}/counts.npy", shards=len(addresses))
              for lo, hi in column_ranges(dim, len(addresses))]
     figures: dict[str, Any] = {key: 0 for key in
                                ("words", "pairs", "batches", "bytes_sent", "bytes_received")}
@@ -363,7 +379,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                        unit_scale=True)
         try:
             for epoch in range(train_config.epochs):
-                task = _train_task(addresses, str(work / "keep.npy"), settings, epoch,
+                task = _train_task(addresses, f"{work}/keep.npy", settings, epoch,
                                    encoded.getNumPartitions())
                 job = encoded.mapPartitionsWithIndex(task)
                 results = _watched(sc, job.collect, control, shards, bar, epoch,

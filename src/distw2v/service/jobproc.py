@@ -114,6 +114,8 @@ def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
 
     if spec.get("s3_endpoint_url"):
         fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = spec["s3_endpoint_url"]
+        # the spark engine's executors and shards are this process's children
+        os.environ["FSSPEC_S3_ENDPOINT_URL"] = spec["s3_endpoint_url"]
     if not spec["allow_private_https"]:
         # A redirect could lead to an address that was never checked: follow none.
         fsspec.config.conf.setdefault("https", {})["max_redirects"] = 1
