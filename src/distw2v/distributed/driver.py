@@ -62,6 +62,11 @@ def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
             .set("spark.ui.enabled", "false")
             .set("spark.ui.showConsoleProgress", "false")
             .set("spark.python.worker.reuse", "true"))
+    # Executors read the same storage as the driver (sources, --work-dir), set up the same
+    # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
+    for key, value in os.environ.items():
+        if key.startswith(("FSSPEC_", "AWS_")):
+            conf.setExecutorEnv(key, value)
     try:
         sc = SparkContext(conf=conf)
     except Exception as exc:  # Py4J and JVM start-up errors carry long Java traces
