@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -131,11 +133,20 @@ def test_checkpoint_and_load_round_trip(counts_file, tmp_path) -> None:
     shard.update(batch, dots, 0.3)
     shard.checkpoint(str(tmp_path / "ckpt"))
     other = ParameterShard()
-    other.load(str(tmp_path / "ckpt"), 6, 12)
+    moved = tmp_path / "moved-counts.npy"
+    shutil.copy(counts_file, moved)
+    other.load(str(tmp_path / "ckpt"), replace(specs(counts_file, 2)[1], counts_uri=str(moved)))
     assert np.array_equal(other.syn0, shard.syn0) and np.array_equal(other.syn1, shard.syn1)
-    assert other.global_words == 5
+    assert other.global_words == 5 and other.spec is not None
+    assert other.spec.counts_uri == str(moved)
+    assert np.array_equal(other.dot(batch, 0)[0], shard.dot(batch, 0)[0])  # same negatives
     with pytest.raises(Distw2vError, match="no readable checkpoint"):
-        other.load(str(tmp_path / "ckpt"), 0, 6)
+        other.load(str(tmp_path / "ckpt"), specs(counts_file, 2)[0])
+    with pytest.raises(Distw2vError, match="belongs to another model"):
+        other.load(str(tmp_path / "ckpt"), replace(specs(counts_file, 2)[1], seed=99))
+    (tmp_path / "ckpt" / "syn1-6-12.npy").write_bytes(b"\x93NUMPY")
+    with pytest.raises(Distw2vError, match="unreadable|truncated"):
+        other.load(str(tmp_path / "ckpt"), specs(counts_file, 2)[1])
 
 
 def test_killed_shard_fails_fast_naming_it(counts_file) -> None:

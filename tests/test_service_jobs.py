@@ -10,14 +10,18 @@ import signal
 import socket
 import tarfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from distw2v.config import TrainConfig, VocabConfig, to_dict
+from distw2v.config import SparkConfig, TrainConfig, VocabConfig, to_dict
+from distw2v.service.artifacts import Artifacts
+from distw2v.service.runner import Runner
 from distw2v.service.security import owner_of
-from distw2v.service.store import RUNNING, JobStore
+from distw2v.service.settings import ServiceConfig
+from distw2v.service.store import RUNNING, Job, JobStore
 from distw2v.vectors import Vectors
 
 # A job that trains long enough to be cancelled or killed mid-way (stopped by the test).
@@ -266,3 +270,20 @@ def test_evaluation_figures_when_the_server_has_evaluation_files(
     assert figures["analogies"][0]["total"] == 2
     assert 0.0 <= figures["analogies"][0]["accuracy"] <= 1.0
     assert figures["similarity"][0]["pairs"] == 3 and figures["similarity"][0]["oov"] == 1
+
+
+def test_spark_jobs_get_their_own_work_and_checkpoint_directories(tmp_path) -> None:
+    """Jobs run side by side: a directory the operator gives is split per job (a retry keeps
+    its job's, so it resumes from that job's checkpoints)."""
+    config = ServiceConfig(data_dir=str(tmp_path / "data"), spark=SparkConfig(
+        work_dir="s3://scratch/work/", checkpoint_dir=str(tmp_path / "ckpt")))
+    runner = Runner(config, None, Artifacts(str(tmp_path / "models"), tmp_path / "cache"))
+    base = {f.name: None for f in fields(Job)}
+    specs = [runner._spec(Job(**{**base, "id": jid, "engine": "spark", "format": "text",
+                                 "spec": {"sources": ["c.txt"], "vocab": {}, "train": {}}}))
+             for jid in ("job1", "job2")]
+    assert [s["spark"]["work_dir"] for s in specs] == ["s3://scratch/work/job1",
+                                                     "s3://scratch/work/job2"]
+    assert [s["spark"]["checkpoint_dir"] for s in specs] == [
+        f"{tmp_path / 'ckpt'}/job1", f"{tmp_path / 'ckpt'}/job2"]
+    assert specs[0]["spark"]["shards"] == SparkConfig().shards

@@ -4,6 +4,7 @@ mid-training. Needs Java (`.ci/setup.d/java.sh` installs it in CI)."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import fsspec.config
@@ -235,3 +237,58 @@ def test_work_dir_on_s3(tmp_path, s3, monkeypatch) -> None:
         "counts.npy", "keep.npy"]
     vectors = Vectors.load(tmp_path / "model")
     assert len(vectors) == 36 and topic_separation(vectors) > 0.3
+
+
+def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=20000, seed=3)
+    with gzip.open(corpus, "rt") as f:
+        words = sum(len(line.split()) for line in f)
+    checkpoints = tmp_path / "ckpt"
+    progress = checkpoints / "progress.json"
+    train = TrainConfig(dim=16, epochs=4, sample=0, seed=4)
+    shards = [start_shard() for _ in range(2)]
+    outcome: dict[str, BaseException] = {}
+
+    def first_attempt() -> None:
+        try:
+            train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
+                        SparkConfig(spark_master="local[2]", partitions=2, batch_pairs=2000,
+                                    ps=",".join(address for _, address in shards),
+                                    checkpoint_dir=str(checkpoints)))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=first_attempt, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not progress.exists() and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        shards[1][0].kill()  # after the first saved epoch: the run stops partway
+        thread.join(90)
+    finally:
+        for proc, _ in shards:
+            if proc.poll() is None:
+                proc.kill()
+    assert isinstance(outcome.get("error"), Distw2vError), outcome
+    done = json.loads(progress.read_text())["epochs_done"]
+    assert 1 <= done < 4
+    assert sorted(p.name for p in checkpoints.iterdir()) == [f"epoch-{done}", "progress.json"]
+
+    # Another seed is another run: its columns would be wrong, so it is refused.
+    with pytest.raises(Distw2vError, match="another run .*train_config"):
+        train_spark([str(corpus)], tmp_path / "other", VocabConfig(min_count=1),
+                    replace(train, seed=5),
+                    SparkConfig(spark_master="local[2]", shards=2, partitions=2,
+                                checkpoint_dir=str(checkpoints)))
+
+    # The same run again, on fresh shards the driver starts itself, goes on after `done`.
+    messages: list[str] = []
+    figures, _ = train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
+                             SparkConfig(spark_master="local[2]", shards=2, partitions=2,
+                                         batch_pairs=2000, checkpoint_dir=str(checkpoints)),
+                             log=messages.append)
+    assert any(f"resuming after epoch {done} of 4" in m for m in messages)
+    assert figures["words"] == (4 - done) * words
+    assert json.loads(progress.read_text())["epochs_done"] == 4
+    assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3

@@ -120,6 +120,13 @@ class SparkConfig:
         "directory (or URL) that driver, executors and shards all reach, for word counts",
         default_text="a temporary directory next to --out",
     )
+    checkpoint_dir: str | None = option(
+        None,
+        "directory (or URL) where the shards save their columns after every epoch; a run "
+        "given the directory of an earlier, failed attempt at the same run resumes after "
+        "its last saved epoch",
+        default_text="no checkpoints",
+    )
 
     def __post_init__(self) -> None:
         require(self.shards >= 1, "shards must be at least 1")

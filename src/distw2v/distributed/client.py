@@ -149,7 +149,7 @@ class PSClient:
         self._same("Checkpoint", {"uri": uri})
 
     def load(self, uri: str, specs: list[ShardSpec]) -> None:
-        self._call("Load", [pack({"uri": uri, "lo": s.lo, "hi": s.hi}) for s in specs])
+        self._call("Load", [pack({"uri": uri, "spec": asdict(spec)}) for spec in specs])
 
     def stats(self) -> list[dict[str, Any]]:
         return [unpack(r)[0] for r in self._same("Stats", {})]

@@ -32,6 +32,7 @@ from ..errors import CorpusError, Distw2vError, VocabularyError
 from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import keep_probabilities
+from .checkpoints import RunCheckpoints
 from .client import PSClient, ShardUnavailableError, column_ranges
 from .processes import ShardProcesses
 from .shard import ShardSpec
@@ -372,9 +373,22 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
     figures: dict[str, Any] = {key: 0 for key in
                                ("words", "pairs", "batches", "bytes_sent", "bytes_received")}
     worker_peaks: list[float] = []
+    checkpoints = None
+    first = 0
+    if spark_config.checkpoint_dir:
+        checkpoints = RunCheckpoints(spark_config.checkpoint_dir, {
+            "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
+            "sources": list(files), "vocab_size": len(words), "trained_words": trained_words,
+            "shards": len(addresses)})
+        first = min(checkpoints.epochs_done(), train_config.epochs)
     with PSClient(addresses) as control:
         control.wait_ready()
-        control.configure(specs)
+        if checkpoints and first:
+            control.load(checkpoints.epoch_uri(first), specs)
+            log(f"resuming after epoch {first} of {train_config.epochs}, saved in "
+                f"{checkpoints.uri}")
+        else:
+            control.configure(specs)
         settings = WorkerSettings(
             window=train_config.window, start_alpha=train_config.start_alpha,
             min_alpha=train_config.min_alpha, total_words=trained_words * train_config.epochs,
@@ -382,8 +396,9 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
             seed=train_config.seed)
         bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
                        unit_scale=True)
+        bar.update(first * trained_words)
         try:
-            for epoch in range(train_config.epochs):
+            for epoch in range(first, train_config.epochs):
                 task = _train_task(addresses, f"{work}/keep.npy", settings, epoch,
                                    encoded.getNumPartitions())
                 job = encoded.mapPartitionsWithIndex(task)
@@ -393,6 +408,9 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                     for key in figures:
                         figures[key] += r[key]
                     worker_peaks.append(r["peak_rss_mb"])
+                if checkpoints:
+                    control.checkpoint(checkpoints.epoch_uri(epoch + 1))
+                    checkpoints.saved(epoch + 1)
         finally:
             bar.close()
         encoded.unpersist()

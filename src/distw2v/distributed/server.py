@@ -64,7 +64,7 @@ class ShardService:
         return pack({"ok": True})
 
     def load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.shard.load(header["uri"], int(header["lo"]), int(header["hi"]))
+        self.shard.load(header["uri"], ShardSpec(**header["spec"]))
         return pack({"ok": True})
 
     def health(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import fsspec
@@ -96,6 +96,18 @@ class ParameterShard:
 
     def configure(self, spec: ShardSpec) -> None:
         """Allocate and initialise this shard's columns (word2vec's start, seeded per shard)."""
+        self._prepare(spec)
+        width = spec.hi - spec.lo
+        rng = np.random.default_rng([spec.seed, spec.lo])
+        syn0 = rng.random((spec.vocab_size, width), dtype=np.float32)
+        syn0 -= np.float32(0.5)
+        syn0 /= np.float32(spec.dim)
+        self.syn0 = syn0
+        self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
+        self.spec = spec
+
+    def _prepare(self, spec: ShardSpec) -> None:
+        """Everything but the matrices: the negative-sampling table, fresh counters."""
         if not 0 <= spec.lo < spec.hi <= spec.dim:
             raise Distw2vError(
                 f"shard columns [{spec.lo}, {spec.hi}) do not fit dim {spec.dim}."
@@ -105,16 +117,10 @@ class ParameterShard:
             raise Distw2vError(
                 f"{spec.counts_uri} holds {counts.shape[0]} counts, not {spec.vocab_size}."
             )
-        width = spec.hi - spec.lo
-        rng = np.random.default_rng([spec.seed, spec.lo])
-        syn0 = rng.random((spec.vocab_size, width), dtype=np.float32)
-        syn0 -= np.float32(0.5)
-        syn0 /= np.float32(spec.dim)
-        self.syn0 = syn0
-        self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
+        self.spec = None
+        self.syn0 = self.syn1 = np.zeros((0, 0), dtype=np.float32)  # free the old ones first
         weights = counts.astype(np.float64) ** NEGATIVE_POWER
         self.neg_prob, self.neg_alias = build_alias_table(weights)
-        self.spec = spec
         self.stats = ShardStats()
         self.global_words = 0
         self._pending.clear()
@@ -195,25 +201,35 @@ class ParameterShard:
         with fs.open(f"{path}/shard-{spec.lo}-{spec.hi}.json", "w") as f:
             f.write(json.dumps(meta))
 
-    def load(self, uri: str, lo: int, hi: int) -> None:
+    def load(self, uri: str, spec: ShardSpec) -> None:
+        """Configure as `spec` with the columns saved in `uri` (by a run with the same
+        vocabulary, dim, columns, negatives and seed; the counts may have moved)."""
+        lo, hi = spec.lo, spec.hi
         fs, path = fsspec.core.url_to_fs(uri)
         try:
             with fs.open(f"{path}/shard-{lo}-{hi}.json", "r") as f:
                 meta = json.loads(f.read())
-            spec = ShardSpec(**meta["spec"])
-            with fs.open(f"{path}/syn0-{lo}-{hi}.npy", "rb") as f:
-                syn0 = np.load(f)
-            with fs.open(f"{path}/syn1-{lo}-{hi}.npy", "rb") as f:
-                syn1 = np.load(f)
+            saved = ShardSpec(**meta["spec"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise Distw2vError(f"no readable checkpoint of columns [{lo}, {hi}) in {uri}: "
                                f"{exc}.") from None
-        expected = (spec.vocab_size, spec.hi - spec.lo)
-        if syn0.shape != expected or syn1.shape != expected:
+        if replace(saved, counts_uri=spec.counts_uri) != spec:
+            raise Distw2vError(f"the checkpoint in {uri} belongs to another model "
+                               f"({saved.vocab_size} words x {saved.dim}, seed {saved.seed}).")
+        self._prepare(spec)
+        try:
+            matrices = []
+            for name in ("syn0", "syn1"):
+                with fs.open(f"{path}/{name}-{lo}-{hi}.npy", "rb") as f:
+                    matrices.append(np.load(f))
+        except (OSError, ValueError) as exc:
+            raise Distw2vError(f"the checkpoint in {uri} is unreadable: {exc}.") from None
+        expected = (spec.vocab_size, hi - lo)
+        if any(m.shape != expected or m.dtype != np.float32 for m in matrices):
             raise Distw2vError(f"the checkpoint in {uri} is truncated or corrupt.")
-        self.configure(spec)
-        self.syn0, self.syn1 = syn0.astype(np.float32), syn1.astype(np.float32)
+        self.syn0, self.syn1 = matrices
         self.global_words = int(meta.get("global_words", 0))
+        self.spec = spec
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec

@@ -107,6 +107,7 @@ def _evaluate(model: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
 def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
     """Check the sources again, train, evaluate and publish the model."""
     import fsspec.config
+    import fsspec.core
 
     from ..pipeline import run
     from .artifacts import Artifacts
@@ -142,6 +143,10 @@ def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
                           spec.get("s3_endpoint_url"))
     location = artifacts.publish(spec["job_id"], model)
     shutil.rmtree(scratch, ignore_errors=True)
+    if spec["engine"] == "spark" and spark_config.checkpoint_dir:  # kept only for a retry
+        fs, path = fsspec.core.url_to_fs(spark_config.checkpoint_dir)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
     reporter.send(
         "done",
         summary={

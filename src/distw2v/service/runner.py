@@ -142,6 +142,10 @@ class Runner:
 
     def _spec(self, job: Job) -> dict[str, Any]:
         scratch = self.data / "jobs" / job.id
+        spark = to_dict(self.config.spark)
+        for key in ("work_dir", "checkpoint_dir"):  # one sub-directory per job (a retry's too)
+            if spark[key]:
+                spark[key] = f"{spark[key].rstrip('/')}/{job.id}"
         return {
             "job_id": job.id,
             "sources": job.spec["sources"],
@@ -149,7 +153,7 @@ class Runner:
             "engine": job.engine,
             "vocab": job.spec["vocab"],
             "train": job.spec["train"],
-            "spark": to_dict(self.config.spark),
+            "spark": spark,
             "roots": [str(r) for r in self.config.roots()],
             "allow_private_https": self.config.allow_private_https,
             "s3_endpoint_url": self.config.s3_endpoint_url,

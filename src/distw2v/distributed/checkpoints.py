@@ -1,0 +1,67 @@
+"""A Spark run's checkpoints, so that a run that fails can go on where it stopped.
+
+After every epoch each shard saves its columns in `<dir>/epoch-<k>/` (see
+`ParameterShard.checkpoint`) and then `<dir>/progress.json` is replaced to name epoch k. The
+progress file is written last, so a crash while saving leaves the previous epoch in force. It
+also records what the run was (configuration, sources, vocabulary size): a run given the same
+directory resumes only when those match, since the saved columns mean nothing to any other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fsspec
+
+from ..errors import Distw2vError
+
+FORMAT = "distw2v-spark-checkpoint"
+PROGRESS = "progress.json"
+
+
+class RunCheckpoints:
+    def __init__(self, uri: str, run: dict[str, Any]) -> None:
+        self.uri = uri.rstrip("/")
+        self.run = json.loads(json.dumps(run))  # as it reads back from the file
+        self._fs, self._path = fsspec.core.url_to_fs(self.uri)
+
+    def epochs_done(self) -> int:
+        """Epochs saved by an earlier attempt at this run (0 when there is none)."""
+        try:
+            text = self._fs.cat_file(f"{self._path}/{PROGRESS}")
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise Distw2vError(f"cannot read {self.uri}/{PROGRESS}: {exc}.") from None
+        try:
+            progress = json.loads(text)
+            if progress.get("format") != FORMAT:
+                raise ValueError("no format mark")
+            saved, epochs = progress["run"], int(progress["epochs_done"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Distw2vError(f"{self.uri}/{PROGRESS} is not a distw2v checkpoint.") from None
+        if saved != self.run:
+            differ = sorted(k for k in set(saved) | set(self.run)
+                            if saved.get(k) != self.run.get(k))
+            raise Distw2vError(
+                f"the checkpoint in {self.uri} is of another run (it differs in "
+                f"{', '.join(differ)}); give another --checkpoint-dir or remove that one.")
+        return epochs
+
+    def epoch_uri(self, epoch: int) -> str:
+        return f"{self.uri}/epoch-{epoch}"
+
+    def saved(self, epoch: int) -> None:
+        """Record that the shards saved `epoch`, then drop the epoch before it."""
+        progress = {"format": FORMAT, "epochs_done": epoch, "run": self.run}
+        tmp = f"{self._path}/{PROGRESS}.tmp"
+        try:
+            self._fs.pipe_file(tmp, json.dumps(progress, indent=1).encode())
+            self._fs.mv(tmp, f"{self._path}/{PROGRESS}")
+        except OSError as exc:
+            raise Distw2vError(f"cannot write {self.uri}/{PROGRESS}: {exc}.") from None
+        try:
+            self._fs.rm(f"{self._path}/epoch-{epoch - 1}", recursive=True)
+        except FileNotFoundError:
+            pass
