@@ -483,3 +483,20 @@ def test_ties_are_broken_towards_the_more_frequent_word(monkeypatch: pytest.Monk
     result = v.most_similar("w50", topn=7)
     assert [w for w, _ in result] == [f"w{i}" for i in sorted(same) if i != 50]
     assert all(s == pytest.approx(1.0) for _, s in result)
+
+
+def test_writer_streams_words_from_an_iterator_and_checks_their_number(tmp_path) -> None:
+    words = [f"w{i}" for i in range(70_000)]  # more than one block of formatted lines
+    counts = np.arange(len(words), 0, -1, dtype=np.int64)
+    block = np.ones((len(words), 2), dtype=np.float32)
+    with VectorsWriter(tmp_path / "m", iter(words), counts, 2) as w:
+        w.write_rows(0, block)
+    loaded = Vectors.load(tmp_path / "m")
+    assert loaded.words == words and np.array_equal(loaded.counts, counts)
+    for wrong in (words[:-1], [*words, "extra"]):
+        with pytest.raises(Distw2vError, match="words than the 70000 counts"):
+            with VectorsWriter(tmp_path / "bad", iter(wrong), counts, 2) as w:
+                w.write_rows(0, block)
+        assert not (tmp_path / "bad").exists()
+    with pytest.raises(Distw2vError, match="needs counts"):
+        VectorsWriter(tmp_path / "bad", iter(words), None, 2)

@@ -7,22 +7,42 @@ contain whitespace (the tokenizer splits on it), so no quoting is needed.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ModelFormatError
+from .errors import Distw2vError, ModelFormatError
+
+BLOCK = 65536  # lines formatted at a time
 
 
 def write_word_counts(
-    path: str | Path, words: Sequence[str], counts: np.ndarray, header: dict[str, Any]
+    path: str | Path, words: Iterable[str], counts: np.ndarray, header: dict[str, Any]
 ) -> None:
+    """Write one line per count; `words` may be a one-pass iterator and must hold exactly as
+    many words as `counts`."""
+    words = iter(words)
     with open(path, "w", encoding="utf-8", newline="\n") as out:
         out.write("# " + json.dumps(header, sort_keys=True) + "\n")
-        for word, count in zip(words, counts.tolist()):
-            out.write(f"{word}\t{count}\n")
+        for start in range(0, len(counts), BLOCK):
+            block = counts[start:start + BLOCK].tolist()
+            # counts first: zip stops on them without taking a word past the block
+            lines = [f"{word}\t{count}\n" for count, word in zip(block, words)]
+            if len(lines) < len(block):
+                raise Distw2vError(f"there are fewer words than the {len(counts)} counts.")
+            out.writelines(lines)
+    if next(words, None) is not None:
+        raise Distw2vError(f"there are more words than the {len(counts)} counts.")
+
+
+def iter_words(path: str | Path) -> Iterator[str]:
+    """The words of a word-count TSV in order, one at a time (for files too big to load)."""
+    with open(path, encoding="utf-8") as src:
+        src.readline()
+        for line in src:
+            yield line[:line.index("\t")]
 
 
 def read_word_counts(path: str | Path) -> tuple[dict[str, Any], list[str], np.ndarray]:

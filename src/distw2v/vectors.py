@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -50,12 +50,18 @@ def _temp_sibling(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.{kind}-{secrets.token_hex(6)}"
 
 
-def _check_words(words: Sequence[str]) -> None:
+def _checked(words: Iterable[str]) -> Iterator[str]:
     for word in words:
         if not word or word.split() != [word]:
             raise Distw2vError(
                 f"The word {word!r} is empty or contains whitespace; it cannot be saved."
             )
+        yield word
+
+
+def _check_words(words: Iterable[str]) -> None:
+    for _ in _checked(words):
+        pass
 
 
 def _is_model_dir(path: Path) -> bool:
@@ -67,6 +73,8 @@ class VectorsWriter:
 
     with VectorsWriter(path, words, counts, dim, meta) as w:
         w.write_rows(0, block)
+`words` may be a one-pass iterator (written out on entering) when `counts` is given, so that
+a vocabulary too large for a Python list never has to be one.
     Rows are written with positional writes (not a memory map, whose touched pages would count
     in the writer's resident memory) into vectors.npy inside a hidden sibling temp directory,
     which is renamed onto `path` only when the block exits without an exception and every row
@@ -76,19 +84,23 @@ class VectorsWriter:
     def __init__(
         self,
         path: str | Path,
-        words: Sequence[str],
+        words: Sequence[str] | Iterable[str],
         counts: np.ndarray | None,
         dim: int,
         meta: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.words = list(words)
+        self.words = words
         if counts is not None:
             counts = np.asarray(counts, dtype=np.int64)
-            if counts.shape != (len(self.words),):
-                raise Distw2vError(
-                    f"counts has shape {counts.shape} but there are {len(self.words)} words."
-                )
+            if counts.ndim != 1 or (isinstance(words, Sized) and len(counts) != len(words)):
+                known = f"{len(words)}" if isinstance(words, Sized) else "a stream of"
+                raise Distw2vError(f"counts has shape {counts.shape} but there are {known} words.")
+            self.size = len(counts)
+        elif isinstance(words, Sized):
+            self.size = len(words)
+        else:
+            raise Distw2vError("VectorsWriter needs counts when words is an iterator.")
         if dim < 1:
             raise Distw2vError(f"The vector dimension must be at least 1, not {dim}.")
         self.counts = counts
@@ -100,7 +112,6 @@ class VectorsWriter:
         self._written: np.ndarray | None = None
 
     def __enter__(self) -> VectorsWriter:
-        _check_words(self.words)
         if self.path.exists() and not _is_model_dir(self.path):
             raise Distw2vError(
                 f"Refusing to replace {self.path}: it exists and is not a distw2v model directory."
@@ -109,10 +120,10 @@ class VectorsWriter:
         self._tmp = _temp_sibling(self.path, "tmp")
         self._tmp.mkdir()
         try:
-            n = len(self.words)
+            n = self.size
             counts = self.counts if self.counts is not None else np.zeros(n, dtype=np.int64)
             header = {"size": n, "has_counts": self.counts is not None}
-            write_word_counts(self._tmp / WORDS_FILE, self.words, counts, header)
+            write_word_counts(self._tmp / WORDS_FILE, _checked(self.words), counts, header)
             self._matrix = open(self._tmp / VECTORS_FILE, "wb")
             npy: dict[str, Any] = {"descr": "<f4", "fortran_order": False, "shape": (n, self.dim)}
             np.lib.format.write_array_header_1_0(self._matrix, npy)
@@ -129,7 +140,7 @@ class VectorsWriter:
         if self._matrix is None or self._written is None:
             raise Distw2vError("VectorsWriter.write_rows is only valid inside its `with` block.")
         block = np.asarray(block)
-        n = len(self.words)
+        n = self.size
         if block.ndim != 2 or block.shape[1] != self.dim:
             raise Distw2vError(f"A row block must have shape (k, {self.dim}), not {block.shape}.")
         if start < 0 or start + block.shape[0] > n:
@@ -169,7 +180,7 @@ class VectorsWriter:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "dim": self.dim,
-            "size": len(self.words),
+            "size": self.size,
             "meta": self.meta,
         }
         with open(self._tmp / META_FILE, "w", encoding="utf-8") as out:

@@ -15,9 +15,11 @@ import tempfile
 import threading
 import time
 import zlib
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from itertools import islice
 from operator import add
 from pathlib import Path
 from typing import Any
@@ -286,26 +288,25 @@ def train_spark(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     files = expand_sources(sources)
-    work = spark_config.work_dir or tempfile.mkdtemp(prefix=f".{out.name}.spark-",
-                                                     dir=out.parent)
-    own_work = spark_config.work_dir is None
+    local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
+    work = spark_config.work_dir or local
     try:
         with spark_context(spark_config.spark_master) as sc, \
                 ShardProcesses(spark_config) as shards:
             try:
-                return _run(sc, shards, files, out, word2vec, work.rstrip("/"), vocab_config,
-                            train_config, spark_config, progress, log)
+                return _run(sc, shards, files, out, word2vec, work.rstrip("/"),
+                            Path(local) / "words.txt", vocab_config, train_config,
+                            spark_config, progress, log)
             except Distw2vError:
                 raise
             except Exception as exc:  # a failed Spark job: Py4J wraps the executor's error
                 raise spark_failure(exc) from None
     finally:
-        if own_work:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(local, ignore_errors=True)
 
 
 def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec: Path | None,
-         work: str, vocab_config: VocabConfig, train_config: TrainConfig,
+         work: str, words_file: Path, vocab_config: VocabConfig, train_config: TrainConfig,
          spark_config: SparkConfig, progress: ProgressFactory,
          log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
     from pyspark import StorageLevel
@@ -330,32 +331,34 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
             limit = vocab_config.max_final_vocab
             ranked = ranked.filter(lambda r: r[1] < limit)
         ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
-        words: list[str] = []
-        counts_list: list[int] = []
-        for (word, count), _ in ranked.toLocalIterator():
-            words.append(word)
-            counts_list.append(count)
-        if not words:
+        # The driver keeps the words in a file, not a list: at hundreds of millions of words a
+        # list of str would be tens of GB. Counts are an array, 8 bytes a word.
+        counts_array = array("q")
+        with open(words_file, "w", encoding="utf-8", newline="\n") as lines:
+            for (word, count), _ in ranked.toLocalIterator():
+                lines.write(word + "\n")
+                counts_array.append(count)
+        n_words = len(counts_array)
+        if not n_words:
             best = counts.values().max()
             raise VocabularyError(
                 f"no word occurs at least min_count={vocab_config.min_count} times "
                 f"(the most frequent occurs {best} times); lower --min-count.")
-        vocab_counts = np.asarray(counts_list, dtype=np.int64)
-        del counts_list  # Python ints: 36 bytes a word
-        log(f"vocabulary: {len(words):,} words (min_count={vocab_config.min_count}) covering "
+        vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
+        log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
         _save_array(f"{work}/counts.npy", vocab_counts)
         _save_array(f"{work}/keep.npy", keep_probabilities(vocab_counts, train_config.sample))
 
         start = time.perf_counter()
-        if len(words) <= spark_config.broadcast_limit:
-            table = sc.broadcast({w: i for i, w in enumerate(words)})
+        if n_words <= spark_config.broadcast_limit:
+            table = sc.broadcast({w: i for i, w in enumerate(read_words(words_file))})
             encoded = sentences.mapPartitions(_encode_with_table(table))
         else:
             log(f"vocabulary above --broadcast-limit={spark_config.broadcast_limit:,}: "
                 "encoding with a distributed join")
             encoded, local = encode_by_join(sentences, ranked.map(lambda r: (r[0][0], r[1])),
-                                            len(words))
+                                            n_words)
         encoded = encoded.persist(StorageLevel.MEMORY_AND_DISK)
         trained_words = encoded.map(lambda p: len(p[0])).sum()
     finally:
@@ -366,7 +369,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
         raise CorpusError("the corpus holds no word of the vocabulary; nothing to train on.")
 
     dim = train_config.dim
-    specs = [ShardSpec(vocab_size=len(words), dim=dim, lo=lo, hi=hi,
+    specs = [ShardSpec(vocab_size=n_words, dim=dim, lo=lo, hi=hi,
                        negative=train_config.negative, seed=train_config.seed,
                        counts_uri=f"{work}/counts.npy", shards=len(addresses))
              for lo, hi in column_ranges(dim, len(addresses))]
@@ -378,7 +381,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
     if spark_config.checkpoint_dir:
         checkpoints = RunCheckpoints(spark_config.checkpoint_dir, {
             "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
-            "sources": list(files), "vocab_size": len(words), "trained_words": trained_words,
+            "sources": list(files), "vocab_size": n_words, "trained_words": trained_words,
             "shards": len(addresses)})
         first = min(checkpoints.epochs_done(), train_config.epochs)
     with PSClient(addresses) as control:
@@ -420,7 +423,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                 "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
                 "spark_config": to_dict(spark_config), "trained_words": figures["words"],
                 "train_seconds": round(seconds, 3), "sources": list(files)}
-        export(control, out, words, vocab_counts, dim, meta, word2vec)
+        export(control, out, words_file, vocab_counts, dim, meta, word2vec)
     figures.update(shards=len(addresses), dim=dim, seconds=seconds,
                    shard_bytes_held=[s["bytes_held"] for s in shard_stats],
                    shard_peak_rss_mb=shards.peak_rss_mb(),
@@ -474,17 +477,27 @@ def jvm_peak_rss_mb(sc: Any) -> float:
     return process_peak_rss_mb(pid)
 
 
-def export(client: PSClient, out: Path, words: list[str], counts: np.ndarray, dim: int,
+def read_words(path: Path) -> Iterator[str]:
+    """The words of a file of one word a line, in order."""
+    with open(path, encoding="utf-8", newline="\n") as lines:
+        for line in lines:
+            yield line[:-1]
+
+
+def export(client: PSClient, out: Path, words_file: Path, counts: np.ndarray, dim: int,
            meta: dict[str, Any], word2vec: Path | None = None) -> None:
     """Stream row blocks from the shards into the native format (and a word2vec file: binary,
-    or text when its name ends in .txt), never holding more than one block."""
+    or text when its name ends in .txt), never holding more than one block of rows or
+    words: `words_file` has one word a line, as many as `counts`."""
+    n = len(counts)
     rows = max(1, EXPORT_BLOCK_BYTES // (4 * dim))
-    side: Any = (Word2VecWriter(word2vec, len(words), dim, binary=word2vec.suffix != ".txt")
+    side: Any = (Word2VecWriter(word2vec, n, dim, binary=word2vec.suffix != ".txt")
                  if word2vec is not None else nullcontext())
-    with VectorsWriter(out, words, counts, dim, meta) as native, side as w2v:
-        for lo in range(0, len(words), rows):
-            hi = min(lo + rows, len(words))
+    block_words = read_words(words_file)
+    with VectorsWriter(out, read_words(words_file), counts, dim, meta) as native, side as w2v:
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
             block = client.pull(lo, hi)
             native.write_rows(lo, block)
             if w2v is not None:
-                w2v.write_rows(words[lo:hi], block)
+                w2v.write_rows(list(islice(block_words, hi - lo)), block)
