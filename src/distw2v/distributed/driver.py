@@ -211,14 +211,14 @@ def encode_by_join(sentences: Any, vocab: Any, vocab_size: int) -> tuple[Any, An
 
     parts = sentences.getNumPartitions()
     buckets = max(parts, -(-vocab_size // BUCKET_WORDS))
-    local = sentences.mapPartitions(_encode_locally).persist(StorageLevel.MEMORY_AND_DISK)
-    tables = (local.mapPartitionsWithIndex(_asked(buckets))
+    numbered = sentences.mapPartitions(_encode_locally).persist(StorageLevel.MEMORY_AND_DISK)
+    tables = (numbered.mapPartitionsWithIndex(_asked(buckets))
               .union(vocab.mapPartitions(_known(buckets)))
               .partitionBy(buckets, lambda b: b)
               .mapPartitions(_answer)
               .partitionBy(parts, lambda i: i)  # the table for partition i lands in partition i
               .mapPartitions(_to_global))
-    return local.zip(tables).map(_translate), local
+    return numbered.zip(tables).map(_translate), numbered
 
 
 # --- training tasks ----------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
                  .repartition(partitions)
                  .persist(StorageLevel.MEMORY_AND_DISK))
     ranked: Any = None
-    local: Any = None
+    numbered: Any = None  # the join's partitions, words numbered within each
     try:
         # vocabulary: a distributed count, then frequency order with ids from zipWithIndex
         counts = sentences.mapPartitions(_count_partition).reduceByKey(add)
@@ -357,12 +357,12 @@ def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec:
         else:
             log(f"vocabulary above --broadcast-limit={spark_config.broadcast_limit:,}: "
                 "encoding with a distributed join")
-            encoded, local = encode_by_join(sentences, ranked.map(lambda r: (r[0][0], r[1])),
+            encoded, numbered = encode_by_join(sentences, ranked.map(lambda r: (r[0][0], r[1])),
                                             n_words)
         encoded = encoded.persist(StorageLevel.MEMORY_AND_DISK)
         trained_words = encoded.map(lambda p: len(p[0])).sum()
     finally:
-        for rdd in (sentences, ranked, local):
+        for rdd in (sentences, ranked, numbered):
             if rdd is not None:
                 rdd.unpersist()
     if trained_words == 0:
