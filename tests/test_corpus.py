@@ -22,7 +22,9 @@ from distw2v.corpus import (
     CorpusStats,
     describe_stats,
     expand_sources,
+    input_splits,
     iter_sentences,
+    iter_sentences_in_range,
     open_binary,
 )
 from distw2v.errors import CorpusError
@@ -465,3 +467,39 @@ def test_describe_stats_singular_and_invalid() -> None:
     assert describe_stats(stats) == (
         "1 file, 12,345 lines, 1,234,567 tokens; 1 line had invalid UTF-8 (replaced)"
     )
+
+
+@pytest.mark.parametrize("trailing_newline", [True, False])
+def test_byte_ranges_hand_out_every_line_once(tmp_path, trailing_newline: bool) -> None:
+    rng = random.Random(7)
+    tokens = ["a", "bé", "ü€x", "word", "𝔘nicode", "zz"]  # 1- to 4-byte characters
+    lines = [" ".join(rng.choice(tokens) for _ in range(rng.choice([0, 1, 3, 8, 40])))
+             for _ in range(150)]
+    text = "\n".join(lines) + ("\n" if trailing_newline else "")
+    path = tmp_path / "c.txt"
+    path.write_text(text, encoding="utf-8")
+    size = len(text.encode())
+    config = VocabConfig(min_count=1, max_sentence_length=16)
+    whole = list(iter_sentences([str(path)], config))
+    for split_bytes in (1, 7, 100, 4096, size - 1, size):
+        splits = input_splits([str(path)], split_bytes)
+        assert splits[0][1] == 0 and all(a[2] == b[1] for a, b in zip(splits, splits[1:]))
+        assert len(splits) == 1 or splits[-1][2] == size
+        got = [s for uri, start, end in splits
+               for s in iter_sentences_in_range(uri, start, end, config)]
+        assert got == whole, split_bytes
+
+
+def test_a_compressed_file_is_one_range_read_by_the_range_at_zero(tmp_path) -> None:
+    path = tmp_path / "c.txt.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("one two\nthree\n" * 5000)
+    assert input_splits([str(path)], 10) == [(str(path), 0, None)]
+    disguised = tmp_path / "c.txt"  # gzip bytes under a plain name: split, then detected
+    disguised.write_bytes(path.read_bytes())
+    splits = input_splits([str(disguised)], 10)
+    assert len(splits) > 1
+    config = VocabConfig(min_count=1)
+    read = [list(iter_sentences_in_range(u, a, b, config)) for u, a, b in splits]
+    assert read[0] == list(iter_sentences([str(path)], config))
+    assert all(r == [] for r in read[1:])

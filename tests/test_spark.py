@@ -21,6 +21,7 @@ import pytest
 
 from distw2v.cli import main
 from distw2v.config import SparkConfig, TrainConfig, VocabConfig
+from distw2v.corpus import input_splits
 from distw2v.distributed.client import PSClient
 from distw2v.distributed.driver import (
     _encode_with_table,
@@ -291,4 +292,19 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
     assert any(f"resuming after epoch {done} of 4" in m for m in messages)
     assert figures["words"] == (4 - done) * words
     assert json.loads(progress.read_text())["epochs_done"] == 4
+    assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3
+
+
+def test_one_big_plain_file_is_read_in_pieces_each_line_once(tmp_path, monkeypatch) -> None:
+    packed = topic_corpus(tmp_path / "c.txt.gz", sentences=3000, seed=8)
+    plain = tmp_path / "c.txt"
+    plain.write_bytes(gzip.decompress(packed.read_bytes()))
+    words = sum(len(line.split()) for line in plain.read_text().splitlines())
+    monkeypatch.setattr("distw2v.distributed.driver.SPLIT_BYTES", 4096)
+    assert len(input_splits([str(plain)], 4096)) > 10
+    figures, summary = train_spark(
+        [str(plain)], tmp_path / "model", VocabConfig(min_count=1),
+        TrainConfig(dim=16, epochs=2, sample=0, seed=2),
+        SparkConfig(spark_master="local[2]", shards=2, partitions=2))
+    assert summary.corpus_words == words and figures["words"] == 2 * words
     assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3

@@ -106,6 +106,30 @@ def expand_sources(uris: Sequence[str] | str) -> list[str]:
     return [uri for uri, _ in _expand_with_sizes(uris)]
 
 
+def input_splits(
+    uris: Sequence[str] | str, split_bytes: int
+) -> list[tuple[str, int, int | None]]:
+    """The sources as (file, start, end) byte ranges that parallel readers can take apart.
+
+    A file that is not compressed (by its name), is not fetched over HTTP, and is larger than
+    `split_bytes` becomes ranges of about that size; any other file is one range (0, None).
+    Each line belongs to the range it starts in (see `iter_sentences_in_range`).
+    """
+    if split_bytes < 1:
+        raise CorpusError("split_bytes must be at least 1.")
+    splits: list[tuple[str, int, int | None]] = []
+    for uri, size in _expand_with_sizes(uris):
+        name = uri.split("?", 1)[0] if "://" in uri else uri
+        compressed = os.path.splitext(name)[1].lower() in _EXTENSIONS
+        if size is None or size <= split_bytes or compressed or _protocol(uri) in (
+                "http", "https"):
+            splits.append((uri, 0, None))
+        else:
+            splits.extend((uri, start, min(start + split_bytes, size))
+                          for start in range(0, size, split_bytes))
+    return splits
+
+
 def _expand_with_sizes(uris: Sequence[str] | str) -> list[tuple[str, int | None]]:
     if isinstance(uris, str):
         uris = [uris]
@@ -274,6 +298,59 @@ class _Source(_ReadBased):
         super().close()
 
 
+class _LineRange(_ReadBased):
+    """The lines of a seekable file that start in bytes [start, end): from the first line
+    start at or after `start` through the newline that ends the line holding byte end - 1.
+    Ranges that tile a file therefore hand out each line exactly once (as Hadoop does)."""
+
+    def __init__(self, raw: Any, start: int, end: int) -> None:
+        self._raw = raw
+        self._end = end
+        self._buffer = b""
+        self._done = False
+        self._pos = max(start - 1, 0)  # file position of the next byte handed out
+        raw.seek(self._pos)
+        if start > 0:  # skip the line that started before us (just the newline at start - 1)
+            while not self._done:
+                data = raw.read(1 << 16)
+                newline = data.find(b"\n")
+                if not data:
+                    self._done = True
+                elif newline >= 0:
+                    self._buffer = data[newline + 1 :]
+                    self._pos += newline + 1
+                    self._done = self._pos >= end  # the next line starts in the next range
+                    break
+                else:
+                    self._pos += len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._done:
+            return b""
+        want = size if size is not None and size > 0 else DEFAULT_BLOCK_SIZE
+        if self._buffer:
+            data, self._buffer = self._buffer[:want], self._buffer[want:]
+        else:
+            data = self._raw.read(want)
+        if not data:
+            self._done = True
+            return b""
+        first = self._pos
+        self._pos += len(data)
+        look_from = max(self._end - 1 - first, 0)
+        if look_from < len(data):
+            newline = data.find(b"\n", look_from)
+            if newline >= 0:  # it ends the line holding byte end - 1: the last one
+                self._done = True
+                return data[: newline + 1]
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 class _Checked(_ReadBased):
     """Decompressed bytes; any read failure (corrupt, truncated) becomes a CorpusError."""
 
@@ -399,11 +476,15 @@ def _compression(uri: str, magic: bytes) -> str | None:
 
 
 @contextlib.contextmanager
-def open_binary(uri: str, stats: CorpusStats | None = None) -> Iterator[BinaryIO]:
+def open_binary(
+    uri: str, stats: CorpusStats | None = None, byte_range: tuple[int, int] | None = None
+) -> Iterator[BinaryIO]:
     """Open one file (path or fsspec URL) and yield its decompressed bytes.
 
     Compression is detected by magic bytes, then by extension. Raw bytes read are added
     to ``stats.bytes_read``. Open and read failures raise CorpusError naming ``uri``.
+    With `byte_range` (start, end) only the lines starting in it are read; a compressed
+    file cannot be cut, so the range starting at 0 reads all of it and the others nothing.
     """
     try:
         import fsspec
@@ -427,8 +508,19 @@ def open_binary(uri: str, stats: CorpusStats | None = None) -> Iterator[BinaryIO
     except Exception as exc:
         raw.close()
         raise CorpusError(_describe_error(uri, exc)) from exc
-    source = _Source(raw, magic, stats)
     kind = _compression(uri, magic)
+    if byte_range is not None:
+        start, end = byte_range
+        try:
+            if kind is None:
+                raw, magic = _LineRange(raw, start, end), b""
+            elif start > 0:  # nothing here: the range at 0 reads the whole file
+                raw.close()
+                raw, magic, kind = io.BytesIO(b""), b"", None
+        except Exception as exc:
+            raw.close()
+            raise CorpusError(_describe_error(uri, exc)) from exc
+    source = _Source(raw, magic, stats)
     fileobj = cast(BinaryIO, source)
     inner: Any
     try:
@@ -539,6 +631,17 @@ def iter_sentences(
     return _iter_files([uri for uri, _ in files], config, stats, block_size)
 
 
+def iter_sentences_in_range(
+    uri: str, start: int, end: int | None, config: VocabConfig,
+    stats: CorpusStats | None = None,
+) -> Iterator[list[str]]:
+    """The sentences of the lines of `uri` that start in bytes [start, end) (a split from
+    `input_splits`; end None: the whole file), cut and transformed as by iter_sentences."""
+    byte_range = None if end is None else (start, end)
+    return _iter_file(uri, config.max_sentence_length, _make_transform(config),
+                      stats or CorpusStats(), DEFAULT_BLOCK_SIZE, byte_range)
+
+
 def _iter_files(
     files: list[str], config: VocabConfig, stats: CorpusStats, block_size: int
 ) -> Iterator[list[str]]:
@@ -553,9 +656,10 @@ def _iter_file(
     transform: Callable[[str], str] | None,
     stats: CorpusStats,
     block_size: int,
+    byte_range: tuple[int, int] | None = None,
 ) -> Iterator[list[str]]:
     piece_size = min(block_size, _PIECE_SIZE)
-    with open_binary(uri, stats) as stream:
+    with open_binary(uri, stats, byte_range) as stream:
         stats.files += 1
         undecoded = b""  # at most 3 bytes of a character split across blocks
         carry = ""  # text after the last newline seen, not yet transformed

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import SparkConfig, TrainConfig, VocabConfig, to_dict
-from ..corpus import expand_sources, iter_sentences
+from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError, VocabularyError
 from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
 from ..vectors import VectorsWriter, Word2VecWriter
@@ -41,6 +41,7 @@ from .shard import ShardSpec
 from .worker import WorkerSettings, WorkerStats, train_partition
 
 EXPORT_BLOCK_BYTES = 32 << 20
+SPLIT_BYTES = 64 << 20  # uncompressed input files are read by one task per this many bytes
 BUCKET_WORDS = 1_000_000  # vocabulary words one task of the encoding join holds in a dict
 
 
@@ -97,8 +98,8 @@ def spark_failure(exc: BaseException) -> Distw2vError:
 # --- corpus, vocabulary and encoding on executors ---------------------------------------------
 
 
-def _read_file(path: str, config: VocabConfig) -> Iterator[list[str]]:
-    return iter_sentences([path], config)
+def _read_split(split: tuple[str, int, int | None], config: VocabConfig) -> Iterator[list[str]]:
+    return iter_sentences_in_range(*split, config)
 
 
 def _count_partition(sentences: Iterator[list[str]]) -> Iterator[tuple[str, int]]:
@@ -287,14 +288,14 @@ def train_spark(
         raise Distw2vError("the spark engine trains skip-gram only; use --model skipgram.")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    files = expand_sources(sources)
+    splits = input_splits(sources, SPLIT_BYTES)
     local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
     work = spark_config.work_dir or local
     try:
         with spark_context(spark_config.spark_master) as sc, \
                 ShardProcesses(spark_config) as shards:
             try:
-                return _run(sc, shards, files, out, word2vec, work.rstrip("/"),
+                return _run(sc, shards, splits, out, word2vec, work.rstrip("/"),
                             Path(local) / "words.txt", vocab_config, train_config,
                             spark_config, progress, log)
             except Distw2vError:
@@ -305,16 +306,18 @@ def train_spark(
         shutil.rmtree(local, ignore_errors=True)
 
 
-def _run(sc: Any, shards: ShardProcesses, files: list[str], out: Path, word2vec: Path | None,
-         work: str, words_file: Path, vocab_config: VocabConfig, train_config: TrainConfig,
+def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | None]],
+         out: Path, word2vec: Path | None, work: str, words_file: Path,
+         vocab_config: VocabConfig, train_config: TrainConfig,
          spark_config: SparkConfig, progress: ProgressFactory,
          log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
     from pyspark import StorageLevel
 
     addresses = shards.addresses
     partitions = spark_config.partitions or sc.defaultParallelism
-    sentences = (sc.parallelize(files, len(files))
-                 .flatMap(lambda f: _read_file(f, vocab_config))
+    files = list(dict.fromkeys(uri for uri, _, _ in splits))
+    sentences = (sc.parallelize(splits, len(splits))  # a big plain file is read in pieces
+                 .flatMap(lambda split: _read_split(split, vocab_config))
                  .repartition(partitions)
                  .persist(StorageLevel.MEMORY_AND_DISK))
     ranked: Any = None
