@@ -20,6 +20,15 @@ FORMAT = "distw2v-spark-checkpoint"
 PROGRESS = "progress.json"
 
 
+def prepare_dir(uri: str) -> None:
+    """Create the checkpoint directory now, so that a bad one fails the run before any work."""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise Distw2vError(f"cannot create the checkpoint directory {uri}: {exc}.") from None
+
+
 class RunCheckpoints:
     def __init__(self, uri: str, run: dict[str, Any]) -> None:
         self.uri = uri.rstrip("/")

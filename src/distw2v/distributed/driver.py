@@ -34,7 +34,7 @@ from ..errors import CorpusError, Distw2vError, VocabularyError
 from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import keep_probabilities
-from .checkpoints import RunCheckpoints
+from .checkpoints import RunCheckpoints, prepare_dir
 from .client import PSClient, ShardUnavailableError, column_ranges
 from .processes import ShardProcesses
 from .shard import ShardSpec
@@ -289,6 +289,8 @@ def train_spark(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     splits = input_splits(sources, SPLIT_BYTES)
+    if spark_config.checkpoint_dir:
+        prepare_dir(spark_config.checkpoint_dir)
     local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
     work = spark_config.work_dir or local
     try:

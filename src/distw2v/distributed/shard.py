@@ -191,15 +191,18 @@ class ParameterShard:
     def checkpoint(self, uri: str) -> None:
         """Write this shard's slice to a directory (local path or fsspec URL)."""
         spec = self._require_spec()
-        fs, path = fsspec.core.url_to_fs(uri)
-        fs.makedirs(path, exist_ok=True)
-        for name, matrix in (("syn0", self.syn0), ("syn1", self.syn1)):
-            with fs.open(f"{path}/{name}-{spec.lo}-{spec.hi}.npy", "wb") as f:
-                np.save(f, matrix)
         meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(spec),
                 "global_words": self.global_words}
-        with fs.open(f"{path}/shard-{spec.lo}-{spec.hi}.json", "w") as f:
-            f.write(json.dumps(meta))
+        try:
+            fs, path = fsspec.core.url_to_fs(uri)
+            fs.makedirs(path, exist_ok=True)
+            for name, matrix in (("syn0", self.syn0), ("syn1", self.syn1)):
+                with fs.open(f"{path}/{name}-{spec.lo}-{spec.hi}.npy", "wb") as f:
+                    np.save(f, matrix)
+            with fs.open(f"{path}/shard-{spec.lo}-{spec.hi}.json", "w") as f:
+                f.write(json.dumps(meta))
+        except OSError as exc:
+            raise Distw2vError(f"cannot save a checkpoint in {uri}: {exc}.") from None
 
     def load(self, uri: str, spec: ShardSpec) -> None:
         """Configure as `spec` with the columns saved in `uri` (by a run with the same
