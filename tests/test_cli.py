@@ -176,10 +176,12 @@ def test_real_process_exit_code_and_help() -> None:
         assert option in done.stdout
 
 
-def test_an_unusable_checkpoint_dir_is_refused_before_any_work(tmp_path, capsys) -> None:
+def test_checkpoint_dir_unusable_or_with_local_engine_is_refused(tmp_path, capsys) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert_refused(capsys, "train", write_corpus(tmp_path / "c.txt.gz"), "--out",
                    tmp_path / "model", "--engine", "spark", "--checkpoint-dir",
                    blocker / "ckpt", match="cannot create the checkpoint directory")
     assert not (tmp_path / "model").exists()
+    assert_refused(capsys, "train", tmp_path / "c.txt.gz", "--out", tmp_path / "model",
+                   "--checkpoint-dir", tmp_path / "ckpt", match="works with --engine spark")

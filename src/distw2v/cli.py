@@ -117,6 +117,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.encoded is not None and args.vocab is None:
         raise Distw2vError("--encoded needs the --vocab it was encoded with.")
     spark_config = config_from_args(SparkConfig, args)
+    if args.engine == "local" and spark_config.checkpoint_dir:
+        raise Distw2vError("--checkpoint-dir works with --engine spark; the local trainer "
+                           "does not save checkpoints.")
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
     if args.out.exists() and not args.overwrite:
