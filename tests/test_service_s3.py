@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import shutil
 
+import numpy as np
+import pytest
+
+from distw2v.config import SparkConfig
 from distw2v.vectors import Vectors
 
 
@@ -41,3 +45,27 @@ def test_s3_sources_and_s3_artifacts(tmp_path, s3, service_server, service_corpu
     assert missing["state"] == "failed"
     assert missing["error"] == "s3://corpora/set/nope.txt does not exist."
     assert not fs.exists(f"models/runs/{missing['id']}")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")
+def test_a_spark_job_reads_and_writes_s3_through_the_services_endpoint(
+        tmp_path, s3, service_server, service_corpus) -> None:
+    endpoint, fs = s3
+    for bucket in ("corpora", "models", "scratch"):
+        fs.mkdir(bucket)
+    fs.put_file(str(service_corpus(tmp_path / "part.txt", seed=3)), "corpora/one/part.txt")
+    spark = SparkConfig(spark_master="local[2]", shards=2, partitions=2,
+                        work_dir="s3://scratch/work", checkpoint_dir="s3://scratch/ckpt")
+    server = service_server(s3_endpoint_url=endpoint, artifacts_url="s3://models/runs",
+                            spark=spark)
+    job = server.wait(server.submit(["s3://corpora/one/part.txt"], engine="spark")["id"],
+                      timeout=180)
+    assert job["state"] == "succeeded", job["error"]
+    jid = job["id"]
+    # the job's own sub-directories: its counts stay, its checkpoints go once it succeeded
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"scratch/work/{jid}")) == [
+        "counts.npy", "keep.npy"]
+    assert not fs.exists(f"scratch/ckpt/{jid}")
+    fs.get(f"models/runs/{jid}", str(tmp_path / "fetched"), recursive=True)
+    model = Vectors.load(tmp_path / "fetched")
+    assert len(model) == 40 and model.meta["engine"] == "spark"
