@@ -44,6 +44,8 @@ from pathlib import Path
 
 from common import emit_result, evaluate, peak_rss_mb, run_child, write_sample  # on sys.path
 
+from distw2v.config import SparkConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 COMMON = {"dim": 100, "window": 5, "min_count": 5, "epochs": 5, "negative": 5, "sample": 1e-3}
@@ -119,7 +121,7 @@ def run_spark(args: argparse.Namespace) -> dict:
                         sample=COMMON["sample"], epochs=COMMON["epochs"], workers=2,
                         seed=args.seed),
             SparkConfig(spark_master=args.master, shards=args.shards,
-                        partitions=args.partitions))
+                        partitions=args.partitions, batch_pairs=args.batch_pairs))
         total = time.perf_counter() - start
         vectors = Vectors.load(tmp / "model", mmap=False)
         quality = evaluate(list(vectors.words), vectors.matrix, Path(args.eval_dir))
@@ -169,7 +171,8 @@ def child(args: argparse.Namespace) -> None:
 def spawn(system: str, args: argparse.Namespace, corpus: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--corpus", str(corpus),
            "--eval-dir", str(args.eval_dir), "--seed", str(args.seed), "--master", args.master,
-           "--shards", str(args.shards), "--partitions", str(args.partitions)]
+           "--shards", str(args.shards), "--partitions", str(args.partitions),
+           "--batch-pairs", str(args.batch_pairs)]
     result = run_child(cmd, LABELS[system], tail=4000)
     print(f"  {LABELS[system]:14} train {result['wall_train']:6.1f} s  total "
           f"{result['wall_total']:6.1f} s  process {result['process_seconds']:6.1f} s", flush=True)
@@ -208,6 +211,8 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--batch-pairs", type=int, default=SparkConfig().batch_pairs,
+                        help="distw2v-spark: training pairs per parameter-server round trip")
     parser.add_argument("--json",
                         default=str(ROOT / "benchmarks" / "results" / "vs_spark_mllib.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
