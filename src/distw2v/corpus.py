@@ -325,9 +325,11 @@ class _LineRange(_ReadBased):
                     self._pos += len(data)
 
     def read(self, size: int | None = -1) -> bytes:
-        if self._done:
+        if size is None or size < 0:  # all of it
+            return b"".join(iter(lambda: self.read(DEFAULT_BLOCK_SIZE), b""))
+        if self._done or size == 0:
             return b""
-        want = size if size is not None and size > 0 else DEFAULT_BLOCK_SIZE
+        want = size
         if self._buffer:
             data, self._buffer = self._buffer[:want], self._buffer[want:]
         else:

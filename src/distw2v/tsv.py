@@ -7,7 +7,7 @@ contain whitespace (the tokenizer splits on it), so no quoting is needed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,6 @@ def write_word_counts(
             out.writelines(lines)
     if next(words, None) is not None:
         raise Distw2vError(f"there are more words than the {len(counts)} counts.")
-
-
-def iter_words(path: str | Path) -> Iterator[str]:
-    """The words of a word-count TSV in order, one at a time (for files too big to load)."""
-    with open(path, encoding="utf-8") as src:
-        src.readline()
-        for line in src:
-            yield line[:line.index("\t")]
 
 
 def read_word_counts(path: str | Path) -> tuple[dict[str, Any], list[str], np.ndarray]:

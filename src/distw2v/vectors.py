@@ -73,8 +73,8 @@ class VectorsWriter:
 
     with VectorsWriter(path, words, counts, dim, meta) as w:
         w.write_rows(0, block)
-`words` may be a one-pass iterator (written out on entering) when `counts` is given, so that
-a vocabulary too large for a Python list never has to be one.
+    `words` may be a one-pass iterator (written out on entering) when `counts` is given, so
+    that a vocabulary too large for a Python list never has to be one.
     Rows are written with positional writes (not a memory map, whose touched pages would count
     in the writer's resident memory) into vectors.npy inside a hidden sibling temp directory,
     which is renamed onto `path` only when the block exits without an exception and every row

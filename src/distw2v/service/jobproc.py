@@ -144,9 +144,12 @@ def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
     location = artifacts.publish(spec["job_id"], model)
     shutil.rmtree(scratch, ignore_errors=True)
     if spec["engine"] == "spark" and spark_config.checkpoint_dir:  # kept only for a retry
-        fs, path = fsspec.core.url_to_fs(spark_config.checkpoint_dir)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        try:
+            fs, path = fsspec.core.url_to_fs(spark_config.checkpoint_dir)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except OSError as exc:  # the model is published: say so, do not fail the job
+            log(f"could not remove the checkpoints in {spark_config.checkpoint_dir}: {exc}")
     reporter.send(
         "done",
         summary={
