@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -157,6 +158,10 @@ def s3(monkeypatch):
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps buckets in process-wide memory: start every test with none
+    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset",
+                                                       method="POST")):
+        pass
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True,
                            use_listings_cache=False)
     yield endpoint, fs
