@@ -3,10 +3,13 @@
 Each (system, setting, seed) trains in its own subprocess so peak memory is its own. Both
 systems are timed from an existing vocabulary to trained vectors (distw2v: encoding +
 training; gensim: training from corpus_file), and words/s is the corpus word count times
-epochs over that wall time for both. Both are scored by distw2v's evaluator.
+epochs over that wall time for both. Both are scored by distw2v's evaluator. With
+--gensim-iterable gensim also trains from a LineSentence iterator ("gensim-iter"): slower,
+but on its nominal learning-rate schedule, which corpus_file mode does not keep (run_gensim).
 
     python benchmarks/vs_gensim.py                       # skip-gram/CBOW d=100, skip-gram d=300
     python benchmarks/vs_gensim.py --settings sg100 --seeds 1 2 3 --scaling
+    python benchmarks/vs_gensim.py --settings cbow100 --seeds 1 2 3 --gensim-iterable
 """
 
 from __future__ import annotations
@@ -52,18 +55,30 @@ def run_distw2v(corpus: Path, setting: dict, seed: int, workers: int, eval_dir: 
             **evaluate(vocab.words, vectors.matrix, eval_dir)}
 
 
-def run_gensim(plain: Path, setting: dict, seed: int, workers: int, eval_dir: Path) -> dict:
+def run_gensim(plain: Path, setting: dict, seed: int, workers: int, eval_dir: Path,
+               iterable: bool = False) -> dict:
+    """gensim's corpus_file mode (its fastest), or with `iterable` its LineSentence mode,
+    whose learning rate follows the nominal schedule: in corpus_file mode each thread measures
+    its progress against the whole corpus while reading 1/workers of it, so with 2 workers
+    the rate decays only half-way each epoch and ends at 0.1 x alpha, not min_alpha."""
     from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
 
     model = Word2Vec(vector_size=setting["dim"], window=COMMON["window"],
                      negative=COMMON["negative"], hs=0, min_count=COMMON["min_count"],
                      sample=COMMON["sample"], sg=int(setting["model"] == "skipgram"),
                      workers=workers, seed=seed, alpha=0.025 if setting["model"] == "skipgram"
                      else 0.05)
-    model.build_vocab(corpus_file=str(plain))
-    start = time.perf_counter()
-    model.train(corpus_file=str(plain), total_words=model.corpus_total_words,
-                epochs=COMMON["epochs"])
+    if iterable:
+        model.build_vocab(LineSentence(str(plain)))
+        start = time.perf_counter()
+        model.train(LineSentence(str(plain)), total_examples=model.corpus_count,
+                    epochs=COMMON["epochs"])
+    else:
+        model.build_vocab(corpus_file=str(plain))
+        start = time.perf_counter()
+        model.train(corpus_file=str(plain), total_words=model.corpus_total_words,
+                    epochs=COMMON["epochs"])
     wall = time.perf_counter() - start
     wv = model.wv
     return {"wall": wall, "corpus_words": model.corpus_total_words, "vocab": len(wv),
@@ -72,9 +87,12 @@ def run_gensim(plain: Path, setting: dict, seed: int, workers: int, eval_dir: Pa
 
 def child(args: argparse.Namespace) -> None:
     setting = SETTINGS[args.setting]
-    runner = run_distw2v if args.system == "distw2v" else run_gensim
-    source = Path(args.corpus) if args.system == "distw2v" else Path(args.plain)
-    result = runner(source, setting, args.seed, args.workers, Path(args.eval_dir))
+    if args.system == "distw2v":
+        result = run_distw2v(Path(args.corpus), setting, args.seed, args.workers,
+                             Path(args.eval_dir))
+    else:
+        result = run_gensim(Path(args.plain), setting, args.seed, args.workers,
+                            Path(args.eval_dir), iterable=args.system == "gensim-iter")
     result["words_per_second"] = result["corpus_words"] * COMMON["epochs"] / result["wall"]
     result["peak_rss_mb"] = peak_rss_mb()
     emit_result(result)
@@ -85,7 +103,7 @@ def spawn(system: str, setting: str, seed: int, workers: int, args, plain: Path)
            "--seed", str(seed), "--workers", str(workers), "--corpus", str(args.corpus),
            "--plain", str(plain), "--eval-dir", str(args.eval_dir)]
     result = run_child(cmd, f"{system} {setting} seed {seed}")
-    print(f"  {system:8} {setting:8} seed {seed} workers {workers}: "
+    print(f"  {system:11} {setting:8} seed {seed} workers {workers}: "
           f"{result['words_per_second']:>10,.0f} words/s  {result['wall']:6.1f} s", flush=True)
     return result
 
@@ -96,12 +114,12 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'setting':8} {'system':8} {'words/s':>10} {'ratio':>6} {'wall s':>7} "
+    head = (f"{'setting':8} {'system':11} {'words/s':>10} {'ratio':>6} {'wall s':>7} "
             f"{'peak MiB':>8} {'WS353':>6} {'SL999':>6} {'analogy':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['setting']:8} {r['system']:8} {r['words_per_second']:>10,.0f} "
+            f"{r['setting']:8} {r['system']:11} {r['words_per_second']:>10,.0f} "
             f"{r['ratio']:>5.2f}x {r['wall']:>7.1f} {r['peak_rss_mb']:>8,.0f} "
             f"{r['wordsim353']:>6.3f} {r['simlex999']:>6.3f} {100 * r['analogy']:>6.1f}%")
     return "\n".join(lines)
@@ -116,6 +134,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="quality figures are the median over seeds")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--gensim-iterable", action="store_true",
+                        help="also run gensim on a LineSentence iterator (its nominal "
+                             "learning-rate schedule; see run_gensim), as a second reference")
     parser.add_argument("--scaling", action="store_true",
                         help="also time distw2v skip-gram d=100 with 1 and 2 workers (per seed)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "vs_gensim.json"))
@@ -137,13 +158,15 @@ def main() -> None:
         with gzip.open(args.corpus, "rb") as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst)
         rows = []
+        systems = ("gensim", "gensim-iter", "distw2v") if args.gensim_iterable else (
+            "gensim", "distw2v")
         for setting in args.settings:
             by_system = {}
-            for system in ("gensim", "distw2v"):
+            for system in systems:
                 runs = [spawn(system, setting, seed, args.workers, args, plain)
                         for seed in args.seeds]
                 by_system[system] = median_of(runs)
-            for system in ("gensim", "distw2v"):
+            for system in systems:
                 row = {"setting": setting, "system": system, "workers": args.workers,
                        "seeds": args.seeds, **by_system[system]}
                 row["ratio"] = row["words_per_second"] / by_system["gensim"]["words_per_second"]
