@@ -4,6 +4,7 @@ cancelling, crashes, recovery after a dead server, artifacts, queries and evalua
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import signal
@@ -287,3 +288,20 @@ def test_spark_jobs_get_their_own_work_and_checkpoint_directories(tmp_path) -> N
     assert [s["spark"]["checkpoint_dir"] for s in specs] == [
         f"{tmp_path / 'ckpt'}/job1", f"{tmp_path / 'ckpt'}/job2"]
     assert specs[0]["spark"]["shards"] == SparkConfig().shards
+
+
+def test_a_resumed_jobs_progress_starts_where_it_stopped(monkeypatch) -> None:
+    from distw2v.service import jobproc
+
+    # the resumed bar: start, opening report, 10 s later twice; then the fresh one
+    clock = itertools.chain([100.0, 100.0, 110.0, 110.0], itertools.repeat(200.0))
+    monkeypatch.setattr(jobproc.time, "monotonic", lambda: next(clock))
+    outs = [io.StringIO(), io.StringIO()]
+    resumed = jobproc._Bar(jobproc.Reporter(outs[0]), desc="training", total=1000, initial=600)
+    resumed.update(100)  # 100 words in 10 s: the 600 of the earlier attempt are not speed
+    resumed.close()
+    fresh = jobproc._Bar(jobproc.Reporter(outs[1]), desc="training", total=1000)
+    reports = [[json.loads(line) for line in out.getvalue().splitlines()] for out in outs]
+    assert reports[0][-1]["words_per_second"] == 10.0 and reports[0][-1]["eta_seconds"] == 30.0
+    assert reports[0][0]["progress"] > reports[1][0]["progress"]  # opens at 60%, not at 0
+    fresh.close()

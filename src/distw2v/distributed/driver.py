@@ -403,15 +403,15 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
             batch_pairs=spark_config.batch_pairs, chunk_words=train_config.batch_words,
             seed=train_config.seed)
         bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
-                       unit_scale=True)
-        bar.update(first * trained_words)
+                       unit_scale=True, initial=first * trained_words)
         try:
             for epoch in range(first, train_config.epochs):
                 task = _train_task(addresses, f"{work}/keep.npy", settings, epoch,
                                    encoded.getNumPartitions())
                 job = encoded.mapPartitionsWithIndex(task)
                 results = _watched(sc, job.collect, control, shards, bar, epoch,
-                                   train_config.epochs)
+                                   train_config.epochs, shown=epoch * trained_words,
+                                   end=(epoch + 1) * trained_words)
                 for r in results:
                     for key in figures:
                         figures[key] += r[key]
@@ -438,9 +438,11 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
 
 
 def _watched(sc: Any, job: Callable[[], list[dict[str, int]]], control: PSClient,
-             shards: ShardProcesses, bar: Any, epoch: int, epochs: int) -> list[dict[str, int]]:
-    """Run a Spark job in a thread while this one feeds the progress bar and watches the
-    shards: a shard that dies cancels the job and fails the run naming it, without a hang."""
+             shards: ShardProcesses, bar: Any, epoch: int, epochs: int,
+             shown: int, end: int) -> list[dict[str, int]]:
+    """Run a Spark job in a thread while this one moves the progress bar from `shown` words
+    to `end` and watches the shards: a shard that dies cancels the job and fails the run
+    naming it, without a hang."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -451,7 +453,6 @@ def _watched(sc: Any, job: Callable[[], list[dict[str, int]]], control: PSClient
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    shown = bar.n if hasattr(bar, "n") else 0
     while thread.is_alive():
         thread.join(0.5)
         dead = shards.dead()
@@ -469,6 +470,7 @@ def _watched(sc: Any, job: Callable[[], list[dict[str, int]]], control: PSClient
     if "error" in outcome:
         dead = shards.dead()
         raise (ShardUnavailableError(dead) if dead else spark_failure(outcome["error"]))
+    bar.update(max(end - shown, 0))  # the words trained since the last look
     return outcome["result"]
 
 

@@ -45,11 +45,12 @@ class _Bar:
     """A tqdm-like bar (update, set_postfix_str, close) that reports to the runner."""
 
     def __init__(self, reporter: Reporter, desc: str = "", total: float | None = None,
-                 **_: Any) -> None:
+                 initial: float = 0.0, **_: Any) -> None:
         self.reporter = reporter
         self.stage = desc
         self.total = total
-        self.done = 0.0
+        self.initial = initial  # done by an earlier attempt (a resumed run)
+        self.done = initial
         self.epoch: int | None = None
         self.start = time.monotonic()
         self.last = 0.0
@@ -80,7 +81,8 @@ class _Bar:
             fields["progress"] = low + (high - low) * (fraction or 0.0)
         if self.stage == "training":
             elapsed = now - self.start
-            rate = self.done / elapsed if elapsed > 0 and self.done else None
+            now_done = self.done - self.initial
+            rate = now_done / elapsed if elapsed > 0 and now_done else None
             fields["words_per_second"] = rate
             remaining = (self.total or 0) - self.done
             fields["eta_seconds"] = remaining / rate if rate else None
