@@ -115,11 +115,12 @@ def cbow_reference(
             context = [sent[j] for j in range(lo, hi) if j != i]
             neu1 = syn0[context].sum(axis=0, dtype=np.float32) / np.float32(len(context))
             neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
-            for k in range(negative + 1):
-                t = center if k == 0 else rng.negative(neg_prob, neg_alias)
+            targets = [center] + [rng.negative(neg_prob, neg_alias) for _ in range(negative)]
+            dots = [neu1 @ syn1[t] for t in targets]  # all before any update, as the kernel
+            for k, t in enumerate(targets):
                 if k > 0 and t == center:
                     continue
-                g = (np.float32(k == 0) - _sigmoid(neu1 @ syn1[t])) * alpha
+                g = (np.float32(k == 0) - _sigmoid(dots[k])) * alpha
                 neu1e += g * syn1[t]
                 syn1[t] += g * neu1
             for ctx in context:

@@ -13,7 +13,10 @@ schedule does not depend on which thread runs which chunk.
 Skip-gram follows Ji et al. 2016 (HogBatch): the negatives are drawn once per centre word and
 shared by all its context words, so the k context rows and the 1 + negative output rows form
 a small dense block that stays in cache; output-row gradients are summed over the window and
-applied once. `reference.py` holds the same algorithm in slow NumPy for the tests.
+applied once. Both kernels take the dots of an input with all 1 + negative targets before
+any update: they are independent, so their loads and arithmetic overlap instead of waiting on
+each other (in CBOW a negative drawn twice therefore sees its row before either update).
+`reference.py` holds the same algorithm in slow NumPy for the tests.
 """
 
 from __future__ import annotations
@@ -65,6 +68,17 @@ def window_bounds(state: np.uint64, i: int, n: int, window: int) -> tuple[np.uin
     return state, max(0, i - reach), min(n, i + reach + 1)
 
 
+@numba.njit(inline="always", fastmath=True, cache=True)
+def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float) -> None:
+    """Turn the dots of (input, targets[k]) in `gains` into gradient scales: label minus
+    prediction, times alpha. A negative that is the true word gets 0: it teaches nothing."""
+    for k in range(gains.shape[0]):
+        label = np.float32(1.0) if k == 0 else np.float32(0.0)
+        gains[k] = (label - sigmoid(gains[k])) * alpha
+        if k > 0 and targets[k] == center:
+            gains[k] = 0.0
+
+
 @numba.njit(cache=True)
 def longest_sentence(offsets: np.ndarray, s_lo: int, s_hi: int) -> int:
     longest = 0
@@ -86,6 +100,7 @@ def skipgram_chunk(
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
     targets = np.empty(negative + 1, dtype=np.int64)
     grad_out = np.empty((negative + 1, dim), dtype=np.float32)
+    gains = np.empty(negative + 1, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     words = np.int64(0)
     pairs = np.int64(0)
@@ -111,16 +126,17 @@ def skipgram_chunk(
                 ctx = sent[j]
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
-                neu1e[:] = 0.0
-                for k in range(negative + 1):
+                for k in range(negative + 1):  # dots first: independent, so they overlap
                     t = targets[k]
-                    if k > 0 and t == center:
-                        continue  # a negative that is the true word teaches nothing
                     f = np.float32(0.0)
                     for x in range(dim):
                         f += syn0[ctx, x] * syn1[t, x]
-                    label = np.float32(1.0) if k == 0 else np.float32(0.0)
-                    g = (label - sigmoid(f)) * alpha
+                    gains[k] = f
+                set_gains(gains, targets, center, alpha)
+                neu1e[:] = 0.0
+                for k in range(negative + 1):
+                    t = targets[k]
+                    g = gains[k]
                     for x in range(dim):
                         neu1e[x] += g * syn1[t, x]
                         grad_out[k, x] += g * syn0[ctx, x]
@@ -148,6 +164,7 @@ def cbow_chunk(
     neu1 = np.empty(dim, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     targets = np.empty(negative + 1, dtype=np.int64)
+    gains = np.empty(negative + 1, dtype=np.float32)
     words = np.int64(0)
     pairs = np.int64(0)
     for s in range(s_lo, s_hi):
@@ -168,21 +185,23 @@ def cbow_chunk(
             neu1[:] = 0.0
             for j in range(lo, hi):
                 if j != i:
+                    ctx = sent[j]  # once: LLVM cannot rule out that neu1 aliases sent
                     for x in range(dim):
-                        neu1[x] += syn0[sent[j], x]
+                        neu1[x] += syn0[ctx, x]
             inv = np.float32(1.0) / np.float32(hi - lo - 1)
             for x in range(dim):
                 neu1[x] *= inv
-            neu1e[:] = 0.0
-            for k in range(negative + 1):
+            for k in range(negative + 1):  # dots first: independent, so they overlap
                 t = targets[k]
-                if k > 0 and t == center:
-                    continue
-                label = np.float32(1.0) if k == 0 else np.float32(0.0)
                 f = np.float32(0.0)
                 for x in range(dim):
                     f += neu1[x] * syn1[t, x]
-                g = (label - sigmoid(f)) * alpha
+                gains[k] = f
+            set_gains(gains, targets, center, alpha)
+            neu1e[:] = 0.0
+            for k in range(negative + 1):
+                t = targets[k]
+                g = gains[k]
                 for x in range(dim):
                     neu1e[x] += g * syn1[t, x]
                     syn1[t, x] += g * neu1[x]
