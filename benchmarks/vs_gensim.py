@@ -169,14 +169,16 @@ def main() -> None:
         systems = ["gensim"] + ["gensim-hot"] * args.gensim_hot + (
             ["gensim-iter"] * args.gensim_iterable) + ["distw2v"]
         for setting in args.settings:
-            by_system = {}
+            by_system, per_seed = {}, {}
             for system in systems:
                 runs = [spawn(system, setting, seed, args.workers, args, plain)
                         for seed in args.seeds]
                 by_system[system] = median_of(runs)
+                per_seed[system] = [{key: r[key] for key in ("words_per_second", *QUALITY)}
+                                    for r in runs]
             for system in systems:
                 row = {"setting": setting, "system": system, "workers": args.workers,
-                       "seeds": args.seeds, **by_system[system]}
+                       "seeds": args.seeds, **by_system[system], "per_seed": per_seed[system]}
                 row["ratio"] = row["words_per_second"] / by_system["gensim"]["words_per_second"]
                 rows.append(row)
         scaling = None
