@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from .sampling import draw_negative
-from .train import MAX_EXP, longest_sentence, subsample, window_bounds
+from .train import longest_sentence, set_gains, subsample, window_bounds
 
 
 @numba.njit(nogil=True, cache=True)
@@ -81,31 +81,34 @@ def apply_updates(
     rate = np.float32(alpha)
     weight = np.float32(shards)
     grad_out = np.empty((negative + 1, dim), dtype=np.float32)
+    targets = np.empty(negative + 1, dtype=np.int64)
+    gains = np.empty(negative + 1, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     for i in range(centers.shape[0]):
         center = centers[i]
+        targets[0] = center
+        targets[1:] = negatives[i]
         grad_out[:, :] = 0.0
         for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
             ctx = contexts[j]
-            neu1e[:] = 0.0
-            for k in range(negative + 1):
-                t = center if k == 0 else negatives[i, k - 1]
-                if k > 0 and t == center:
-                    continue  # a negative that is the true word teaches nothing
+            for k in range(negative + 1):  # all dots first: independent, so they overlap
+                t = targets[k]
                 now = np.float32(0.0)
                 for x in range(dim):
                     now += syn0[ctx, x] * (syn1[t, x] + grad_out[k, x])
-                f = dots[j, k] + weight * (now - partial[j, k])
-                f = min(max(f, -MAX_EXP), MAX_EXP)
-                label = np.float32(1.0) if k == 0 else np.float32(0.0)
-                gk = (label - np.float32(1.0) / (np.float32(1.0) + np.exp(-f))) * rate
+                gains[k] = dots[j, k] + weight * (now - partial[j, k])
+            set_gains(gains, targets, center, rate)
+            neu1e[:] = 0.0
+            for k in range(negative + 1):
+                t = targets[k]
+                gk = gains[k]
                 for x in range(dim):
                     neu1e[x] += gk * syn1[t, x]
                     grad_out[k, x] += gk * syn0[ctx, x]
             for x in range(dim):
                 syn0[ctx, x] += neu1e[x]
         for k in range(negative + 1):
-            t = center if k == 0 else negatives[i, k - 1]
+            t = targets[k]
             for x in range(dim):
                 syn1[t, x] += grad_out[k, x]
 
