@@ -176,12 +176,30 @@ def test_real_process_exit_code_and_help() -> None:
         assert option in done.stdout
 
 
-def test_checkpoint_dir_unusable_or_with_local_engine_is_refused(tmp_path, capsys) -> None:
+def test_checkpoints_with_the_local_engine(tmp_path, capsys) -> None:
+    corpus = write_corpus(tmp_path / "c.txt.gz")
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    assert_refused(capsys, "train", write_corpus(tmp_path / "c.txt.gz"), "--out",
-                   tmp_path / "model", "--engine", "spark", "--checkpoint-dir",
-                   blocker / "ckpt", match="cannot create the checkpoint directory")
-    assert not (tmp_path / "model").exists()
-    assert_refused(capsys, "train", tmp_path / "c.txt.gz", "--out", tmp_path / "model",
-                   "--checkpoint-dir", tmp_path / "ckpt", match="works with --engine spark")
+    for engine in ("local", "spark"):  # refused before any work, with either engine
+        assert_refused(capsys, "train", corpus, "--out", tmp_path / "model", "--engine", engine,
+                       "--checkpoint-dir", blocker / "ckpt",
+                       match="cannot create the checkpoint directory")
+        assert not (tmp_path / "model").exists()
+    ckpt = tmp_path / "ckpt"
+    code, _, err = run_cli(capsys, "train", corpus, "--out", tmp_path / "model", *FAST,
+                           "--epochs", "2", "--checkpoint-dir", ckpt)
+    assert code == 0, err
+    assert json.loads((ckpt / "progress.json").read_text())["epochs_done"] == 2
+    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-2", "progress.json"]
+    # the same run again goes on after the saved epochs (here: all of them)
+    talking = [a for a in FAST if a != "--quiet"]
+    code, _, err = run_cli(capsys, "train", corpus, "--out", tmp_path / "model", *talking,
+                           "--epochs", "2", "--checkpoint-dir", ckpt, "--overwrite")
+    assert code == 0 and "resuming after epoch 2 of 2" in err, err
+    np.testing.assert_array_equal(Vectors.load(tmp_path / "model").matrix,
+                                  np.load(ckpt / "epoch-2" / "syn0.npy"))
+    # another run is refused before it trains, and leaves the model there alone
+    assert_refused(capsys, "train", corpus, "--out", tmp_path / "other", *FAST,
+                   "--epochs", "3", "--checkpoint-dir", ckpt,
+                   match="is of another run (it differs in train_config)")
+    assert not (tmp_path / "other").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distw2v.config import SparkConfig, TrainConfig, VocabConfig, to_dict
+from distw2v.config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from distw2v.service.artifacts import Artifacts
 from distw2v.service.runner import Runner
 from distw2v.service.security import owner_of
@@ -168,6 +168,32 @@ def test_a_crashing_job_fails_cleanly_and_the_server_keeps_serving(
     assert server.wait(server.submit([source])["id"])["state"] == "succeeded"
 
 
+def test_a_killed_local_job_resumes_from_its_checkpoints_on_retry(
+    tmp_path, service_server, service_corpus, service_processes
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    server = service_server(max_concurrent_jobs=1, run=RunConfig(checkpoint_dir=str(ckpt)))
+    source = str(service_corpus(_roots(tmp_path) / "a.txt", seed=6, sentences=2000))
+    epochs = 400
+    job = server.submit([source], train={**LONG, "epochs": epochs})
+    progress = ckpt / job["id"] / "progress.json"  # the job's own sub-directory
+    deadline = time.monotonic() + 60
+    while not progress.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in service_processes(job["id"]):
+        os.kill(pid, signal.SIGKILL)
+    assert server.wait(job["id"])["state"] == "failed"
+    saved = json.loads(progress.read_text())["epochs_done"]
+    assert 1 <= saved < epochs
+
+    assert server.http.post(f"/v1/jobs/{job['id']}/retry").status_code == 202
+    done = server.wait(job["id"], timeout=120)
+    assert done["state"] == "succeeded" and done["attempts"] == 2, done["error"]
+    words = sum(len(line.split()) for line in Path(source).read_text().splitlines())
+    assert done["summary"]["trained_words"] == (epochs - saved) * words  # the rest only
+    assert not (ckpt / job["id"]).exists()  # removed once the model is published
+
+
 def test_jobs_left_running_by_a_dead_server_fail_and_retry_in_one_call(
     tmp_path, service_server, service_corpus
 ) -> None:
@@ -228,10 +254,11 @@ def test_the_job_process_hands_the_engine_to_the_pipeline_and_reports_its_error(
 
     seen: dict[str, object] = {}
 
-    def fake_run(sources, out, vocab_config, train_config, *, engine, spark_config, progress,
-                 log):
+    def fake_run(sources, out, vocab_config, train_config, *, engine, spark_config, run_config,
+                 progress, log):
         seen.update(engine=engine, sources=list(sources), dim=train_config.dim,
-                    shards=spark_config.shards, master=spark_config.spark_master)
+                    shards=spark_config.shards, master=spark_config.spark_master,
+                    checkpoints=run_config.checkpoint_dir)
         bar = progress(desc="training", total=100, unit="word")
         bar.update(50)
         bar.set_postfix_str("epoch 2/4 lr 0.01000", refresh=False)
@@ -244,12 +271,13 @@ def test_the_job_process_hands_the_engine_to_the_pipeline_and_reports_its_error(
     spec = {"job_id": "j1", "sources": [str(source)], "engine": "spark",
             "vocab": {"min_count": 1}, "train": {"dim": 12}, "roots": [str(roots)],
             "spark": {"spark_master": "local[1]", "shards": 3},
+            "run": {"checkpoint_dir": str(tmp_path / "ckpt" / "j1")},
             "allow_private_https": False, "scratch_dir": str(tmp_path / "scratch")}
     out = io.StringIO()
     with pytest.raises(Distw2vError, match="cannot start Spark"):
         jobproc.run_job(spec, jobproc.Reporter(out))
     assert seen == {"engine": "spark", "sources": [str(source)], "dim": 12, "shards": 3,
-                    "master": "local[1]"}
+                    "master": "local[1]", "checkpoints": str(tmp_path / "ckpt" / "j1")}
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last["type"] == "progress" and last["stage"] == "training" and last["epoch"] == 2
     assert last["progress"] == pytest.approx(0.2 + 0.78 * 0.5)
@@ -276,8 +304,9 @@ def test_evaluation_figures_when_the_server_has_evaluation_files(
 def test_spark_jobs_get_their_own_work_and_checkpoint_directories(tmp_path) -> None:
     """Jobs run side by side: a directory the operator gives is split per job (a retry keeps
     its job's, so it resumes from that job's checkpoints)."""
-    config = ServiceConfig(data_dir=str(tmp_path / "data"), spark=SparkConfig(
-        work_dir="s3://scratch/work/", checkpoint_dir=str(tmp_path / "ckpt")))
+    config = ServiceConfig(data_dir=str(tmp_path / "data"),
+                           spark=SparkConfig(work_dir="s3://scratch/work/"),
+                           run=RunConfig(checkpoint_dir=str(tmp_path / "ckpt")))
     runner = Runner(config, None, Artifacts(str(tmp_path / "models"), tmp_path / "cache"))
     base = {f.name: None for f in fields(Job)}
     specs = [runner._spec(Job(**{**base, "id": jid, "engine": "spark", "format": "text",
@@ -285,7 +314,7 @@ def test_spark_jobs_get_their_own_work_and_checkpoint_directories(tmp_path) -> N
              for jid in ("job1", "job2")]
     assert [s["spark"]["work_dir"] for s in specs] == ["s3://scratch/work/job1",
                                                      "s3://scratch/work/job2"]
-    assert [s["spark"]["checkpoint_dir"] for s in specs] == [
+    assert [s["run"]["checkpoint_dir"] for s in specs] == [
         f"{tmp_path / 'ckpt'}/job1", f"{tmp_path / 'ckpt'}/job2"]
     assert specs[0]["spark"]["shards"] == SparkConfig().shards
 

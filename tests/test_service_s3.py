@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from distw2v.config import SparkConfig
+from distw2v.config import RunConfig, SparkConfig
 from distw2v.vectors import Vectors
 
 
@@ -55,9 +55,9 @@ def test_a_spark_job_reads_and_writes_s3_through_the_services_endpoint(
         fs.mkdir(bucket)
     fs.put_file(str(service_corpus(tmp_path / "part.txt", seed=3)), "corpora/one/part.txt")
     spark = SparkConfig(spark_master="local[2]", shards=2, partitions=2,
-                        work_dir="s3://scratch/work", checkpoint_dir="s3://scratch/ckpt")
+                        work_dir="s3://scratch/work")
     server = service_server(s3_endpoint_url=endpoint, artifacts_url="s3://models/runs",
-                            spark=spark)
+                            spark=spark, run=RunConfig(checkpoint_dir="s3://scratch/ckpt"))
     job = server.wait(server.submit(["s3://corpora/one/part.txt"], engine="spark")["id"],
                       timeout=180)
     assert job["state"] == "succeeded", job["error"]

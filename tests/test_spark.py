@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from distw2v.cli import main
-from distw2v.config import SparkConfig, TrainConfig, VocabConfig
+from distw2v.config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from distw2v.corpus import input_splits
 from distw2v.distributed.client import PSClient
 from distw2v.distributed.driver import (
@@ -271,8 +271,8 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
         try:
             train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
                         SparkConfig(spark_master="local[2]", partitions=2, batch_pairs=2000,
-                                    ps=",".join(address for _, address in shards),
-                                    checkpoint_dir=str(checkpoints)))
+                                    ps=",".join(address for _, address in shards)),
+                        run_config=RunConfig(checkpoint_dir=str(checkpoints)))
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -297,8 +297,8 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
     with pytest.raises(Distw2vError, match="another run .*train_config"):
         train_spark([str(corpus)], tmp_path / "other", VocabConfig(min_count=1),
                     replace(train, seed=5),
-                    SparkConfig(spark_master="local[2]", shards=2, partitions=2,
-                                checkpoint_dir=str(checkpoints)))
+                    SparkConfig(spark_master="local[2]", shards=2, partitions=2),
+                    run_config=RunConfig(checkpoint_dir=str(checkpoints)))
 
     # The same run again, on fresh shards the driver starts itself, goes on after `done`.
     messages: list[str] = []
@@ -310,7 +310,8 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
 
     figures, _ = train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
                              SparkConfig(spark_master="local[2]", shards=2, partitions=2,
-                                         batch_pairs=2000, checkpoint_dir=str(checkpoints)),
+                                         batch_pairs=2000),
+                             run_config=RunConfig(checkpoint_dir=str(checkpoints)),
                              progress=recording, log=messages.append)
     assert any(f"resuming after epoch {done} of 4" in m for m in messages)
     assert figures["words"] == (4 - done) * words

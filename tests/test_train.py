@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from distw2v.checkpoints import RunCheckpoints
 from distw2v.config import TrainConfig, VocabConfig
 from distw2v.encode import encode_corpus
+from distw2v.errors import Distw2vError
 from distw2v.train import plan_chunks, schedule, train
 from distw2v.vocab import build_vocabulary
 
@@ -85,3 +87,54 @@ def test_training_separates_topics(encoded, model: str) -> None:
     assert within - across > 0.5
     assert seen[-1].words_done == seen[-1].total_words == 5 * corpus.words
     assert seen[-1].alpha == pytest.approx(TrainConfig(model=model).min_alpha, rel=1e-3)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(encoded, tmp_path, model,
+                                                                   monkeypatch) -> None:
+    vocab, corpus = encoded
+    config = TrainConfig(model=model, dim=12, epochs=3, workers=1, seed=2, batch_words=1000)
+    whole = train(corpus, vocab, config)
+    run = {"engine": "local", "what": "this test"}
+
+    saved = RunCheckpoints.saved
+
+    def crash_after_epoch_1(self, epoch):  # a crash right after epoch 1 is safely saved
+        saved(self, epoch)
+        if epoch == 1:
+            raise Interrupted
+
+    monkeypatch.setattr(RunCheckpoints, "saved", crash_after_epoch_1)
+    with pytest.raises(Interrupted):
+        train(corpus, vocab, config, checkpoints=RunCheckpoints(str(tmp_path), run))
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-1", "progress.json"]
+
+    seen = []
+    resumed = train(corpus, vocab, config, checkpoints=RunCheckpoints(str(tmp_path), run),
+                    on_progress=seen.append)
+    assert resumed.words == 2 * corpus.words  # only the epochs left
+    assert seen[0].words_done >= corpus.words and seen[-1].words_done == 3 * corpus.words
+    np.testing.assert_array_equal(resumed.syn0, whole.syn0)
+    np.testing.assert_array_equal(resumed.syn1, whole.syn1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-3", "progress.json"]
+
+    # a finished run given its directory again trains nothing and returns the saved vectors
+    again = train(corpus, vocab, config, checkpoints=RunCheckpoints(str(tmp_path), run))
+    assert again.words == 0
+    np.testing.assert_array_equal(again.syn0, whole.syn0)
+
+
+def test_checkpoints_of_another_run_or_damaged_ones_are_refused(encoded, tmp_path) -> None:
+    vocab, corpus = encoded
+    config = TrainConfig(dim=8, epochs=2, workers=1, seed=2, batch_words=1000)
+    train(corpus, vocab, config, checkpoints=RunCheckpoints(str(tmp_path), {"seed": 2}))
+    with pytest.raises(Distw2vError, match="another run .*seed"):
+        RunCheckpoints(str(tmp_path), {"seed": 3}).epochs_done()
+    (tmp_path / "epoch-2" / "syn1.npy").write_bytes(b"\x93NUMPY")
+    with pytest.raises(Distw2vError, match="checkpoint .* is unreadable"):
+        train(corpus, vocab, config, checkpoints=RunCheckpoints(str(tmp_path), {"seed": 2}))

@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import __version__
-from .config import SparkConfig, TrainConfig, VocabConfig
+from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
 
 EXIT_USAGE = 2
@@ -117,15 +117,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.encoded is not None and args.vocab is None:
         raise Distw2vError("--encoded needs the --vocab it was encoded with.")
     spark_config = config_from_args(SparkConfig, args)
-    if args.engine == "local" and spark_config.checkpoint_dir:
-        raise Distw2vError("--checkpoint-dir works with --engine spark; the local trainer "
-                           "does not save checkpoints.")
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
     if args.out.exists() and not args.overwrite:
         raise Distw2vError(f"{args.out} exists; pass --overwrite to replace it.")
     vectors, summary = run(args.sources, args.out, vocab_config, train_config, vocab=vocab,
                            encoded=encoded, engine=args.engine, spark_config=spark_config,
+                           run_config=config_from_args(RunConfig, args),
                            word2vec=args.word2vec_out, progress=_progress(args.quiet),
                            log=_log(args.quiet))
     print(summary.line())
@@ -233,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p, VocabConfig, "vocabulary")
     add_config_options(p, TrainConfig, "training")
     add_config_options(p, SparkConfig, "spark engine (with --engine spark)")
+    add_config_options(p, RunConfig, "checkpoints (either engine)")
     p.set_defaults(run=cmd_train)
 
     p = command("ps-shard", "run one parameter-server shard (for --engine spark --ps ...)")

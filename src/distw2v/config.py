@@ -120,13 +120,6 @@ class SparkConfig:
         "directory (or URL) that driver, executors and shards all reach, for word counts",
         default_text="a temporary directory next to --out",
     )
-    checkpoint_dir: str | None = option(
-        None,
-        "directory (or URL) where the shards save their columns after every epoch; a run "
-        "given the directory of an earlier, failed attempt at the same run resumes after "
-        "its last saved epoch",
-        default_text="no checkpoints",
-    )
 
     def __post_init__(self) -> None:
         require(self.shards >= 1, "shards must be at least 1")
@@ -139,7 +132,20 @@ class SparkConfig:
         return [a.strip() for a in (self.ps or "").split(",") if a.strip()]
 
 
-C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig)
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """How a training run keeps its state, with either engine."""
+
+    checkpoint_dir: str | None = option(
+        None,
+        "directory (or URL) where the model is saved after every epoch; a run given the "
+        "directory of an earlier, failed attempt at the same run resumes after its last "
+        "saved epoch",
+        default_text="no checkpoints",
+    )
+
+
+C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig, RunConfig)
 
 
 def require(ok: bool, message: str) -> None:
@@ -148,7 +154,7 @@ def require(ok: bool, message: str) -> None:
         raise Distw2vError(message + ".")
 
 
-def to_dict(config: VocabConfig | TrainConfig | SparkConfig) -> dict[str, Any]:
+def to_dict(config: VocabConfig | TrainConfig | SparkConfig | RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
@@ -161,5 +167,5 @@ def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     return cls(**data)
 
 
-def to_json(config: VocabConfig | TrainConfig | SparkConfig) -> str:
+def to_json(config: VocabConfig | TrainConfig | SparkConfig | RunConfig) -> str:
     return json.dumps(to_dict(config), sort_keys=True)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import __version__
-from .config import SparkConfig, TrainConfig, VocabConfig, to_dict
+from .checkpoints import RunCheckpoints, prepare_dir
+from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
@@ -128,11 +129,12 @@ def encode(
 
 def train_vectors(
     encoded: EncodedCorpus, vocab: Vocabulary, config: TrainConfig,
-    progress: ProgressFactory = silent,
+    progress: ProgressFactory = silent, checkpoints: RunCheckpoints | None = None,
 ) -> tuple[Vectors, int]:
+    first = min(checkpoints.epochs_done(), config.epochs) if checkpoints else 0
+    shown = first * encoded.words  # trained by an earlier attempt: progress, not speed
     bar = progress(desc="training", total=encoded.words * config.epochs, unit="word",
-                   unit_scale=True)
-    shown = 0
+                   unit_scale=True, initial=shown)
 
     def report(p: Progress) -> None:
         nonlocal shown
@@ -141,7 +143,7 @@ def train_vectors(
         bar.set_postfix_str(f"epoch {p.epoch}/{config.epochs} lr {p.alpha:.5f}", refresh=False)
 
     try:
-        result = train(encoded, vocab, config, on_progress=report)
+        result = train(encoded, vocab, config, on_progress=report, checkpoints=checkpoints)
     finally:
         bar.close()
     meta = {
@@ -164,6 +166,7 @@ def run(
     encoded: EncodedCorpus | None = None,
     engine: str = "local",
     spark_config: SparkConfig | None = None,
+    run_config: RunConfig | None = None,
     word2vec: Path | None = None,
     progress: ProgressFactory = silent,
     log: Callable[[str], None] = lambda _: None,
@@ -178,17 +181,30 @@ def run(
         from .distributed.driver import train_spark
 
         _, summary = train_spark(sources, out, vocab_config, train_config,
-                                 spark_config or SparkConfig(), word2vec=word2vec,
-                                 progress=progress, log=log)
+                                 spark_config or SparkConfig(), run_config=run_config,
+                                 word2vec=word2vec, progress=progress, log=log)
         return Vectors.load(out), summary
     if engine != "local":
         raise Distw2vError(f"unknown engine {engine!r}; use 'local' or 'spark'.")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
+    if checkpoint_dir:
+        prepare_dir(checkpoint_dir)
     if vocab is None:
         vocab, stats = build_vocab(sources, vocab_config, progress)
         log("read " + describe_stats(stats))
     log(describe_vocab(vocab))
+    checkpoints = None
+    if checkpoint_dir:
+        checkpoints = RunCheckpoints(checkpoint_dir, {
+            "engine": "local", "train_config": to_dict(train_config),
+            "vocab_config": to_dict(vocab.config), "sources": list(sources),
+            "vocab_size": len(vocab), "corpus_words": vocab.corpus_words})
+        first = min(checkpoints.epochs_done(), train_config.epochs)  # another run: refused now
+        if first:
+            log(f"resuming after epoch {first} of {train_config.epochs}, saved in "
+                f"{checkpoints.uri}")
     start = time.perf_counter()
     work_dir = None
     try:
@@ -196,7 +212,7 @@ def run(
             # next to the output: shards can be large, and /tmp is often small
             work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.encoding-", dir=out.parent))
             encoded, _ = encode(sources, vocab, work_dir / "encoded", progress)
-        vectors, words = train_vectors(encoded, vocab, train_config, progress)
+        vectors, words = train_vectors(encoded, vocab, train_config, progress, checkpoints)
     finally:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)

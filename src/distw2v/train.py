@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checkpoints import RunCheckpoints, load_arrays, save_arrays
 from .config import TrainConfig
 from .encode import EncodedCorpus
 from .kernels import cbow_chunk, mix_seed, skipgram_chunk
@@ -51,7 +52,7 @@ class Progress:
 class TrainResult:
     syn0: np.ndarray
     syn1: np.ndarray
-    words: int  # corpus words processed over all epochs (before subsampling)
+    words: int  # corpus words processed over all epochs of this attempt (before subsampling)
     pairs: int
     seconds: float
 
@@ -94,29 +95,46 @@ def train(
     config: TrainConfig,
     on_progress: Callable[[Progress], None] | None = None,
     report_every: float = 0.25,
+    checkpoints: RunCheckpoints | None = None,
 ) -> TrainResult:
-    """Train input and output vectors on `corpus`; `on_progress` is called from this thread."""
+    """Train input and output vectors on `corpus`; `on_progress` is called from this thread.
+
+    With `checkpoints` the vectors are saved after every epoch, and a run that finds saved
+    epochs starts after the last of them; since every task's seed and learning rate are fixed
+    in advance, a resumed one-worker run ends bit-identical to an uninterrupted one."""
     corpus.check_matches(vocab)
-    syn0, syn1 = initial_vectors(len(vocab), config.dim, config.seed)
+    first = min(checkpoints.epochs_done(), config.epochs) if checkpoints else 0
+    if checkpoints and first:
+        syn0, syn1 = load_arrays(checkpoints.epoch_uri(first), ("syn0", "syn1"),
+                                 (len(vocab), config.dim))
+    else:
+        syn0, syn1 = initial_vectors(len(vocab), config.dim, config.seed)
     keep = vocab.keep_probabilities(config.sample)
     neg_prob, neg_alias = vocab.negative_table()
     shards = [corpus.load_shard(i) for i in range(len(corpus.shards))]
     kernel = skipgram_chunk if config.model == "skipgram" else cbow_chunk
     total_words = corpus.words * config.epochs
-    tasks = schedule(plan_chunks(corpus, config.batch_words), config.epochs, config.seed)
+    skipped = corpus.words * first  # trained by an earlier attempt
+    tasks = [t for t in schedule(plan_chunks(corpus, config.batch_words), config.epochs,
+                                 config.seed) if t.epoch >= first]
+    # Checkpoints need every epoch finished before the next starts; otherwise the threads
+    # run on across epoch boundaries.
+    stages = [[t for t in tasks if t.epoch == e] for e in range(first, config.epochs)] \
+        if checkpoints else [tasks]
 
     lock = threading.Lock()
+    queue: list[Task] = []
     next_task = 0
-    done = {"words": 0, "pairs": 0, "epoch": 1}
+    done = {"words": 0, "pairs": 0, "epoch": first + 1}
     errors: list[BaseException] = []
 
     def worker() -> None:
         nonlocal next_task
         while True:
             with lock:
-                if next_task >= len(tasks) or errors:
+                if next_task >= len(queue) or errors:
                     return
-                task = tasks[next_task]
+                task = queue[next_task]
                 next_task += 1
             chunk = task.chunk
             ids, offsets = shards[chunk.shard]
@@ -138,21 +156,27 @@ def train(
 
     def snapshot() -> Progress:
         with lock:
-            words, epoch = done["words"], done["epoch"]
+            words, epoch = skipped + done["words"], done["epoch"]
         alpha = config.start_alpha - (config.start_alpha - config.min_alpha) * words / total_words
         return Progress(words, total_words, epoch, max(alpha, config.min_alpha))
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(config.workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(report_every)
-            if on_progress is not None:
-                on_progress(snapshot())
-    if errors:
-        raise errors[0]
+    for stage in stages:
+        queue, next_task = stage, 0
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(config.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(report_every)
+                if on_progress is not None:
+                    on_progress(snapshot())
+        if errors:
+            raise errors[0]
+        if checkpoints and stage:
+            epoch = stage[0].epoch + 1
+            save_arrays(checkpoints.epoch_uri(epoch), {"syn0": syn0, "syn1": syn1})
+            checkpoints.saved(epoch)
     if on_progress is not None:
         on_progress(snapshot())
     return TrainResult(syn0, syn1, done["words"], done["pairs"], time.perf_counter() - start)

@@ -28,13 +28,13 @@ import fsspec
 import numpy as np
 
 from .. import __version__
-from ..config import SparkConfig, TrainConfig, VocabConfig, to_dict
+from ..checkpoints import RunCheckpoints, prepare_dir
+from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError, VocabularyError
 from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import keep_probabilities
-from .checkpoints import RunCheckpoints, prepare_dir
 from .client import PSClient, ShardUnavailableError, column_ranges
 from .processes import ShardProcesses
 from .shard import ShardSpec
@@ -277,6 +277,7 @@ def train_spark(
     train_config: TrainConfig,
     spark_config: SparkConfig,
     *,
+    run_config: RunConfig | None = None,
     word2vec: Path | None = None,
     progress: ProgressFactory = silent,
     log: Callable[[str], None] = lambda _: None,
@@ -289,8 +290,9 @@ def train_spark(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     splits = input_splits(sources, SPLIT_BYTES)
-    if spark_config.checkpoint_dir:
-        prepare_dir(spark_config.checkpoint_dir)
+    checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
+    if checkpoint_dir:
+        prepare_dir(checkpoint_dir)
     local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
     work = spark_config.work_dir or local
     try:
@@ -299,7 +301,7 @@ def train_spark(
             try:
                 return _run(sc, shards, splits, out, word2vec, work.rstrip("/"),
                             Path(local) / "words.txt", vocab_config, train_config,
-                            spark_config, progress, log)
+                            spark_config, checkpoint_dir, progress, log)
             except Distw2vError:
                 raise
             except Exception as exc:  # a failed Spark job: Py4J wraps the executor's error
@@ -311,7 +313,7 @@ def train_spark(
 def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | None]],
          out: Path, word2vec: Path | None, work: str, words_file: Path,
          vocab_config: VocabConfig, train_config: TrainConfig,
-         spark_config: SparkConfig, progress: ProgressFactory,
+         spark_config: SparkConfig, checkpoint_dir: str | None, progress: ProgressFactory,
          log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
     from pyspark import StorageLevel
 
@@ -383,8 +385,9 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
     worker_peaks: list[float] = []
     checkpoints = None
     first = 0
-    if spark_config.checkpoint_dir:
-        checkpoints = RunCheckpoints(spark_config.checkpoint_dir, {
+    if checkpoint_dir:
+        checkpoints = RunCheckpoints(checkpoint_dir, {
+            "engine": "spark",
             "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
             "sources": list(files), "vocab_size": n_words, "trained_words": trained_words,
             "shards": len(addresses)})

@@ -17,6 +17,7 @@ from typing import Any
 import fsspec
 import numpy as np
 
+from ..checkpoints import load_arrays, save_arrays
 from ..errors import Distw2vError
 from ..kernels import build_alias_table
 from ..kernels.columns import apply_updates, draw_batch_negatives, partial_dots
@@ -193,12 +194,10 @@ class ParameterShard:
         spec = self._require_spec()
         meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(spec),
                 "global_words": self.global_words}
+        save_arrays(uri, {f"syn0-{spec.lo}-{spec.hi}": self.syn0,
+                          f"syn1-{spec.lo}-{spec.hi}": self.syn1})
         try:
             fs, path = fsspec.core.url_to_fs(uri)
-            fs.makedirs(path, exist_ok=True)
-            for name, matrix in (("syn0", self.syn0), ("syn1", self.syn1)):
-                with fs.open(f"{path}/{name}-{spec.lo}-{spec.hi}.npy", "wb") as f:
-                    np.save(f, matrix)
             with fs.open(f"{path}/shard-{spec.lo}-{spec.hi}.json", "w") as f:
                 f.write(json.dumps(meta))
         except OSError as exc:
@@ -220,17 +219,8 @@ class ParameterShard:
             raise Distw2vError(f"the checkpoint in {uri} belongs to another model "
                                f"({saved.vocab_size} words x {saved.dim}, seed {saved.seed}).")
         self._prepare(spec)
-        try:
-            matrices = []
-            for name in ("syn0", "syn1"):
-                with fs.open(f"{path}/{name}-{lo}-{hi}.npy", "rb") as f:
-                    matrices.append(np.load(f))
-        except (OSError, ValueError) as exc:
-            raise Distw2vError(f"the checkpoint in {uri} is unreadable: {exc}.") from None
-        expected = (spec.vocab_size, hi - lo)
-        if any(m.shape != expected or m.dtype != np.float32 for m in matrices):
-            raise Distw2vError(f"the checkpoint in {uri} is truncated or corrupt.")
-        self.syn0, self.syn1 = matrices
+        self.syn0, self.syn1 = load_arrays(uri, [f"syn0-{lo}-{hi}", f"syn1-{lo}-{hi}"],
+                                           (spec.vocab_size, hi - lo))
         self.global_words = int(meta.get("global_words", 0))
         self.spec = spec
 

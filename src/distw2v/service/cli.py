@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cli import add_config_options, config_from_args
-from ..config import SparkConfig, TrainConfig, VocabConfig, to_dict
+from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..errors import Distw2vError
 from .settings import ServiceConfig
 
@@ -47,7 +47,8 @@ def _absolute(source: str) -> str:
 def cmd_serve(args: argparse.Namespace) -> None:
     from .server import serve
 
-    config = config_from_args(ServiceConfig, args, spark=config_from_args(SparkConfig, args))
+    config = config_from_args(ServiceConfig, args, spark=config_from_args(SparkConfig, args),
+                              run=config_from_args(RunConfig, args))
     serve(config, say=(lambda _: None) if args.quiet else
           (lambda text: print(text, file=sys.stderr, flush=True)))
 
@@ -144,6 +145,7 @@ def add_commands(command: CommandFactory) -> None:
     p = command("serve", "run the training service (REST API, job queue, model queries)")
     add_config_options(p, ServiceConfig, "service")
     add_config_options(p, SparkConfig, "spark engine (jobs submitted with engine 'spark')")
+    add_config_options(p, RunConfig, "checkpoints (every job gets a sub-directory)")
     p.set_defaults(run=cmd_serve)
 
     p = command("submit", "submit a training job to a running service")

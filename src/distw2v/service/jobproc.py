@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import SparkConfig, TrainConfig, VocabConfig, from_dict
+from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, from_dict
 from ..errors import Distw2vError
 
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
@@ -136,22 +136,25 @@ def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
         reporter.send("log", message=text)
 
     spark_config = from_dict(SparkConfig, spec.get("spark", {}))
+    run_config = from_dict(RunConfig, spec.get("run", {}))
     _, summary = run(files, model, vocab_config, train_config, engine=spec["engine"],
-                     spark_config=spark_config, progress=progress, log=log)
+                     spark_config=spark_config, run_config=run_config, progress=progress,
+                     log=log)
     reporter.send("progress", stage="evaluating", progress=0.98, eta_seconds=None)
     evaluation = _evaluate(model, spec)
     reporter.send("progress", stage="saving", progress=0.99)
     artifacts = Artifacts(spec["artifacts_url"], Path(spec["cache_dir"]),
                           spec.get("s3_endpoint_url"))
     location = artifacts.publish(spec["job_id"], model)
-    shutil.rmtree(scratch, ignore_errors=True)
-    if spec["engine"] == "spark" and spark_config.checkpoint_dir:  # kept only for a retry
+    if run_config.checkpoint_dir:  # kept only for a retry
         try:
-            fs, path = fsspec.core.url_to_fs(spark_config.checkpoint_dir)
+            fs, path = fsspec.core.url_to_fs(run_config.checkpoint_dir)
             if fs.exists(path):
                 fs.rm(path, recursive=True)
         except OSError as exc:  # the model is published: say so, do not fail the job
-            log(f"could not remove the checkpoints in {spark_config.checkpoint_dir}: {exc}")
+            log(f"could not remove the checkpoints in {run_config.checkpoint_dir}: {exc}")
+    # last: it is this process's working directory, and fsspec's local rm reads that
+    shutil.rmtree(scratch, ignore_errors=True)
     reporter.send(
         "done",
         summary={

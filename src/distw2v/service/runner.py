@@ -142,10 +142,10 @@ class Runner:
 
     def _spec(self, job: Job) -> dict[str, Any]:
         scratch = self.data / "jobs" / job.id
-        spark = to_dict(self.config.spark)
-        for key in ("work_dir", "checkpoint_dir"):  # one sub-directory per job (a retry's too)
-            if spark[key]:
-                spark[key] = f"{spark[key].rstrip('/')}/{job.id}"
+        spark, run = to_dict(self.config.spark), to_dict(self.config.run)
+        for config, key in ((spark, "work_dir"), (run, "checkpoint_dir")):
+            if config[key]:  # one sub-directory per job (a retry's too, so it resumes)
+                config[key] = f"{config[key].rstrip('/')}/{job.id}"
         return {
             "job_id": job.id,
             "sources": job.spec["sources"],
@@ -154,6 +154,7 @@ class Runner:
             "vocab": job.spec["vocab"],
             "train": job.spec["train"],
             "spark": spark,
+            "run": run,
             "roots": [str(r) for r in self.config.roots()],
             "allow_private_https": self.config.allow_private_https,
             "s3_endpoint_url": self.config.s3_endpoint_url,

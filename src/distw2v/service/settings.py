@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SparkConfig, TrainConfig, option, require
+from ..config import RunConfig, SparkConfig, TrainConfig, option, require
 
 DEFAULT_DATA_DIR = "~/.local/share/distw2v-service"
 TOKEN_FILE = "token"  # written into the data directory when serve makes its own token
@@ -78,6 +78,7 @@ class ServiceConfig:
         3.0, "seconds a cancelled job gets to stop before it is killed"
     )
     spark: SparkConfig = field(default_factory=SparkConfig)  # for jobs with engine 'spark'
+    run: RunConfig = field(default_factory=RunConfig)  # checkpoints, split per job
 
     def __post_init__(self) -> None:
         require(1 <= self.port <= 65535, "port must be between 1 and 65535")

@@ -1,22 +1,25 @@
-"""A Spark run's checkpoints, so that a run that fails can go on where it stopped.
+"""A training run's checkpoints, so that a run that fails can go on where it stopped.
 
-After every epoch each shard saves its columns in `<dir>/epoch-<k>/` (see
-`ParameterShard.checkpoint`) and then `<dir>/progress.json` is replaced to name epoch k. The
-progress file is written last, so a crash while saving leaves the previous epoch in force. It
-also records what the run was (configuration, sources, vocabulary size): a run given the same
-directory resumes only when those match, since the saved columns mean nothing to any other.
+After every epoch the model is saved in `<dir>/epoch-<k>/` (by the local trainer, or by each
+parameter-server shard for its columns) and then `<dir>/progress.json` is replaced to name
+epoch k. The progress file is written last, so a crash while saving leaves the previous epoch
+in force. It also records what the run was (engine, configuration, sources, vocabulary size):
+a run given the same directory resumes only when those match, since the saved vectors mean
+nothing to any other.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import fsspec
+import numpy as np
 
-from ..errors import Distw2vError
+from .errors import Distw2vError
 
-FORMAT = "distw2v-spark-checkpoint"
+FORMAT = "distw2v-checkpoint"
 PROGRESS = "progress.json"
 
 
@@ -74,3 +77,30 @@ class RunCheckpoints:
             self._fs.rm(f"{self._path}/epoch-{epoch - 1}", recursive=True)
         except FileNotFoundError:
             pass
+
+
+def save_arrays(uri: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write each array to `<uri>/<name>.npy` (a local path or an fsspec URL)."""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.makedirs(path, exist_ok=True)
+        for name, array in arrays.items():
+            with fs.open(f"{path}/{name}.npy", "wb") as f:
+                np.save(f, array)
+    except OSError as exc:
+        raise Distw2vError(f"cannot save a checkpoint in {uri}: {exc}.") from None
+
+
+def load_arrays(uri: str, names: Sequence[str], shape: tuple[int, int]) -> list[np.ndarray]:
+    """The float32 arrays `names` saved in `uri` by `save_arrays`, each of `shape`."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    arrays = []
+    try:
+        for name in names:
+            with fs.open(f"{path}/{name}.npy", "rb") as f:
+                arrays.append(np.load(f))
+    except (OSError, ValueError) as exc:
+        raise Distw2vError(f"the checkpoint in {uri} is unreadable: {exc}.") from None
+    if any(a.shape != shape or a.dtype != np.float32 for a in arrays):
+        raise Distw2vError(f"the checkpoint in {uri} is truncated or corrupt.")
+    return arrays
