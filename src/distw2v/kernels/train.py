@@ -79,6 +79,22 @@ def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float)
             gains[k] = 0.0
 
 
+@numba.njit(inline="always", fastmath=True, cache=True)
+def target_gains(
+    vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, center: int, alpha: float,
+    gains: np.ndarray,
+) -> None:
+    """Gradient scales of input `vec` against every target. All the dots come first: they
+    are independent, so their loads and arithmetic overlap instead of waiting on updates."""
+    for k in range(targets.shape[0]):
+        t = targets[k]
+        f = np.float32(0.0)
+        for x in range(vec.shape[0]):
+            f += vec[x] * syn1[t, x]
+        gains[k] = f
+    set_gains(gains, targets, center, alpha)
+
+
 @numba.njit(cache=True)
 def longest_sentence(offsets: np.ndarray, s_lo: int, s_hi: int) -> int:
     longest = 0
@@ -126,13 +142,7 @@ def skipgram_chunk(
                 ctx = sent[j]
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
-                for k in range(negative + 1):  # dots first: independent, so they overlap
-                    t = targets[k]
-                    f = np.float32(0.0)
-                    for x in range(dim):
-                        f += syn0[ctx, x] * syn1[t, x]
-                    gains[k] = f
-                set_gains(gains, targets, center, alpha)
+                target_gains(syn0[ctx], syn1, targets, center, alpha, gains)
                 neu1e[:] = 0.0
                 for k in range(negative + 1):
                     t = targets[k]
@@ -191,13 +201,7 @@ def cbow_chunk(
             inv = np.float32(1.0) / np.float32(hi - lo - 1)
             for x in range(dim):
                 neu1[x] *= inv
-            for k in range(negative + 1):  # dots first: independent, so they overlap
-                t = targets[k]
-                f = np.float32(0.0)
-                for x in range(dim):
-                    f += neu1[x] * syn1[t, x]
-                gains[k] = f
-            set_gains(gains, targets, center, alpha)
+            target_gains(neu1, syn1, targets, center, alpha, gains)
             neu1e[:] = 0.0
             for k in range(negative + 1):
                 t = targets[k]
