@@ -28,6 +28,7 @@ processes' peak RSS: mllib = Python driver + JVM; distw2v-spark = Python driver 
     python benchmarks/vs_spark_mllib.py              # full corpus, ~6 minutes on 2 quiet cores
     python benchmarks/vs_spark_mllib.py --quick      # first 20k lines
     python benchmarks/vs_spark_mllib.py --lines 50000 --systems spark local
+    python benchmarks/vs_spark_mllib.py --model cbow --systems spark local
 """
 
 from __future__ import annotations
@@ -117,9 +118,9 @@ def run_spark(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         figures, summary = train_spark(
             [args.corpus], tmp / "model", VocabConfig(min_count=COMMON["min_count"]),
-            TrainConfig(dim=COMMON["dim"], window=COMMON["window"], negative=COMMON["negative"],
-                        sample=COMMON["sample"], epochs=COMMON["epochs"], workers=2,
-                        seed=args.seed),
+            TrainConfig(model=args.model, dim=COMMON["dim"], window=COMMON["window"],
+                        negative=COMMON["negative"], sample=COMMON["sample"],
+                        epochs=COMMON["epochs"], workers=2, seed=args.seed),
             SparkConfig(spark_master=args.master, shards=args.shards,
                         partitions=args.partitions, batch_pairs=args.batch_pairs))
         total = time.perf_counter() - start
@@ -147,9 +148,9 @@ def run_local(args: argparse.Namespace) -> dict:
 
     start = time.perf_counter()
     vocab, _ = build_vocab([args.corpus], VocabConfig(min_count=COMMON["min_count"]))
-    config = TrainConfig(dim=COMMON["dim"], window=COMMON["window"], negative=COMMON["negative"],
-                         sample=COMMON["sample"], epochs=COMMON["epochs"], workers=2,
-                         seed=args.seed)
+    config = TrainConfig(model=args.model, dim=COMMON["dim"], window=COMMON["window"],
+                         negative=COMMON["negative"], sample=COMMON["sample"],
+                         epochs=COMMON["epochs"], workers=2, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         train_start = time.perf_counter()
         encoded, _ = encode([args.corpus], vocab, Path(tmp) / "enc")
@@ -172,7 +173,7 @@ def spawn(system: str, args: argparse.Namespace, corpus: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--corpus", str(corpus),
            "--eval-dir", str(args.eval_dir), "--seed", str(args.seed), "--master", args.master,
            "--shards", str(args.shards), "--partitions", str(args.partitions),
-           "--batch-pairs", str(args.batch_pairs)]
+           "--batch-pairs", str(args.batch_pairs), "--model", args.model]
     result = run_child(cmd, LABELS[system], tail=4000)
     print(f"  {LABELS[system]:14} train {result['wall_train']:6.1f} s  total "
           f"{result['wall_total']:6.1f} s  process {result['process_seconds']:6.1f} s", flush=True)
@@ -213,6 +214,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--batch-pairs", type=int, default=SparkConfig().batch_pairs,
                         help="distw2v-spark: training pairs per parameter-server round trip")
+    parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram",
+                        help="distw2v's model (MLlib trains skip-gram only)")
     parser.add_argument("--json",
                         default=str(ROOT / "benchmarks" / "results" / "vs_spark_mllib.json"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -224,6 +227,8 @@ def main() -> None:
     if not Path(args.corpus).exists():
         sys.exit(f"corpus {args.corpus} not found; pass --corpus")
     lines = QUICK_LINES if args.quick and args.lines is None else args.lines
+    if args.model == "cbow" and "mllib" in args.systems:
+        sys.exit("MLlib trains skip-gram only: with --model cbow pass --systems spark local")
 
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -248,7 +253,7 @@ def main() -> None:
     report: dict = {"corpus": str(args.corpus), "lines": lines, "cpu_count": os.cpu_count(),
                     "load_average_before": load_before, "load_average_after": load_after,
                     "master": args.master, "shards": args.shards, "partitions": args.partitions,
-                    "seed": args.seed, "common": COMMON, "rows": rows}
+                    "seed": args.seed, "model": args.model, "common": COMMON, "rows": rows}
     if "spark" in rows and "mllib" in rows:
         ratio = {key: rows["spark"][key] / rows["mllib"][key]
                  for key in ("wall_train", "wall_total")}

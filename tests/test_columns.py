@@ -8,7 +8,14 @@ from test_kernels import tiny_problem
 
 from distw2v.kernels import build_alias_table
 from distw2v.kernels import reference as ref
-from distw2v.kernels.columns import apply_updates, draw_batch_negatives, make_windows, partial_dots
+from distw2v.kernels.columns import (
+    apply_updates,
+    apply_updates_cbow,
+    draw_batch_negatives,
+    make_windows,
+    partial_dots,
+    partial_dots_cbow,
+)
 
 
 def test_windows_match_reference() -> None:
@@ -81,5 +88,61 @@ def test_one_shard_round_two_is_sequential_sgd() -> None:
             b0[contexts[j]] += neu1e
         for k, t in enumerate(targets):
             b1[t] += grad_out[k]
+    np.testing.assert_allclose(a0, b0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a1, b1, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_cbow_sharded_rounds_equal_whole_matrix_reference(shards: int) -> None:
+    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(6, vocab=20, dim=12, sentences=8)
+    centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
+                                                     3, np.uint64(7))
+    negatives = draw_batch_negatives(len(centers), 4, prob, alias, np.uint64(55))
+    cuts = np.linspace(0, 12, shards + 1).astype(int).tolist()
+    want0, want1 = syn0.copy(), syn1.copy()
+    ref.cbow_columns_reference(want0, want1, centers, ctx_offsets, contexts, negatives, 0.3,
+                               cuts)
+
+    slices = [(syn0[:, lo:hi].copy(), syn1[:, lo:hi].copy()) for lo, hi in zip(cuts, cuts[1:])]
+    partials = [partial_dots_cbow(s0, s1, centers, ctx_offsets, contexts, negatives)
+                for s0, s1 in slices]
+    assert partials[0].shape == (len(centers), 5)
+    dots = np.sum(partials, axis=0)
+    for (s0, s1), partial in zip(slices, partials):
+        apply_updates_cbow(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial,
+                           0.3, shards)
+    got0 = np.concatenate([s0 for s0, _ in slices], axis=1)
+    got1 = np.concatenate([s1 for _, s1 in slices], axis=1)
+    assert not np.allclose(got0, syn0) and not np.allclose(got1, syn1)
+    np.testing.assert_allclose(got0, want0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got1, want1, rtol=1e-4, atol=1e-6)
+
+
+def test_cbow_one_shard_round_two_is_sequential_cbow() -> None:
+    """With one shard, CBOW's round 2 alone makes the local CBOW kernel's updates for the same
+    windows and negatives, centre after centre."""
+    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(9, vocab=15, dim=10, sentences=5)
+    centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
+                                                     2, np.uint64(3))
+    negatives = draw_batch_negatives(len(centers), 3, prob, alias, np.uint64(9))
+    a0, a1 = syn0.copy(), syn1.copy()
+    dots = partial_dots_cbow(a0, a1, centers, ctx_offsets, contexts, negatives)
+    apply_updates_cbow(a0, a1, centers, ctx_offsets, contexts, negatives, dots, dots.copy(),
+                       0.4, 1)
+    b0, b1 = syn0.copy(), syn1.copy()
+    for i, center in enumerate(centers):
+        rows = contexts[ctx_offsets[i]:ctx_offsets[i + 1]]
+        neu1 = b0[rows].mean(axis=0)
+        targets = [center, *negatives[i]]
+        fs = [neu1 @ b1[t] for t in targets]
+        neu1e = np.zeros(10, dtype=np.float32)
+        for k, t in enumerate(targets):
+            if k and t == center:
+                continue
+            g = (float(k == 0) - 1 / (1 + np.exp(-fs[k]))) * 0.4
+            neu1e += g * b1[t]
+            b1[t] += g * neu1
+        for ctx in rows:
+            b0[ctx] += neu1e
     np.testing.assert_allclose(a0, b0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a1, b1, rtol=1e-4, atol=1e-6)

@@ -73,6 +73,23 @@ def test_local_spark_trains_and_exports(tmp_path) -> None:
     assert leftovers == []
 
 
+def test_local_spark_trains_cbow_like_the_local_trainer(tmp_path) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz")
+    separations = {}
+    for engine in ("spark", "local"):
+        out = tmp_path / engine
+        extra = ["--spark-master", "local[2]", "--shards", "2", "--partitions", "2"] \
+            if engine == "spark" else []
+        code = main(["train", str(corpus), "--out", str(out), "--engine", engine, *extra,
+                     "--model", "cbow", "--epochs", "3", *SETTINGS])
+        assert code == 0
+        vectors = Vectors.load(out)
+        assert vectors.meta["train_config"]["model"] == "cbow"
+        separations[engine] = topic_separation(vectors)
+    assert separations["spark"] > 0.4, separations  # random vectors give about 0
+    assert separations["spark"] > separations["local"] - 0.15, separations
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -285,8 +285,6 @@ def train_spark(
     """Train on Spark against column-partitioned shards; write the model to `out`.
 
     Returns the run's figures (words, pairs, bytes on the wire, ...) and the summary."""
-    if train_config.model != "skipgram":
-        raise Distw2vError("the spark engine trains skip-gram only; use --model skipgram.")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     splits = input_splits(sources, SPLIT_BYTES)
@@ -378,7 +376,8 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
     dim = train_config.dim
     specs = [ShardSpec(vocab_size=n_words, dim=dim, lo=lo, hi=hi,
                        negative=train_config.negative, seed=train_config.seed,
-                       counts_uri=f"{work}/counts.npy", shards=len(addresses))
+                       counts_uri=f"{work}/counts.npy", shards=len(addresses),
+                       model=train_config.model)
              for lo, hi in column_ranges(dim, len(addresses))]
     figures: dict[str, Any] = {key: 0 for key in
                                ("words", "pairs", "batches", "bytes_sent", "bytes_received")}

@@ -20,7 +20,13 @@ import numpy as np
 from ..checkpoints import load_arrays, save_arrays
 from ..errors import Distw2vError
 from ..kernels import build_alias_table
-from ..kernels.columns import apply_updates, draw_batch_negatives, partial_dots
+from ..kernels.columns import (
+    apply_updates,
+    apply_updates_cbow,
+    draw_batch_negatives,
+    partial_dots,
+    partial_dots_cbow,
+)
 from ..vocab import NEGATIVE_POWER
 
 CHECKPOINT_FORMAT = "distw2v-shard"
@@ -55,6 +61,7 @@ class ShardSpec:
     seed: int
     counts_uri: str  # .npy of int64 word counts (for the negative-sampling table)
     shards: int = 1  # how many shards split the columns
+    model: str = "skipgram"  # or "cbow": one dot product per centre, of its contexts' mean
 
 
 @dataclass
@@ -113,6 +120,8 @@ class ParameterShard:
             raise Distw2vError(
                 f"shard columns [{spec.lo}, {spec.hi}) do not fit dim {spec.dim}."
             )
+        if spec.model not in ("skipgram", "cbow"):
+            raise Distw2vError(f"unknown model {spec.model!r}; use 'skipgram' or 'cbow'.")
         counts = read_counts(spec.counts_uri)
         if counts.shape != (spec.vocab_size,):
             raise Distw2vError(
@@ -148,8 +157,9 @@ class ParameterShard:
         """Partial dot products for the batch's positives and negatives; adds `words` to the
         global word count and returns it."""
         negatives = self._negatives(batch)
-        dots = partial_dots(self.syn0, self.syn1, batch.centers, batch.ctx_offsets,
-                            batch.contexts, negatives)
+        kernel = partial_dots_cbow if self._require_spec().model == "cbow" else partial_dots
+        dots = kernel(self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts,
+                      negatives)
         with self._lock:
             if batch.pairs:
                 self._pending[batch.key] = dots
@@ -163,7 +173,9 @@ class ParameterShard:
     def update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
         """Round 2: `dots` are round 1's sums over all shards for the same batch."""
         spec = self._require_spec()
-        if dots.shape != (batch.pairs, spec.negative + 1):
+        cbow = spec.model == "cbow"
+        rows = len(batch.centers) if cbow else batch.pairs  # CBOW: one row per centre
+        if dots.shape != (rows, spec.negative + 1):
             raise Distw2vError(f"dot products of shape {dots.shape} do not fit the batch.")
         with self._lock:
             partial = self._pending.pop(batch.key, None)
@@ -172,9 +184,9 @@ class ParameterShard:
                 "round 2 for a batch this shard did not see in round 1 (or saw too long ago)."
             )
         negatives = self._negatives(batch)
-        apply_updates(self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts,
-                      negatives, np.ascontiguousarray(dots, dtype=np.float32), partial,
-                      alpha, spec.shards)
+        (apply_updates_cbow if cbow else apply_updates)(
+            self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts, negatives,
+            np.ascontiguousarray(dots, dtype=np.float32), partial, alpha, spec.shards)
         with self._lock:
             self.stats.requests += 1
             self.stats.pairs_updated += batch.pairs

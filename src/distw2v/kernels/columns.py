@@ -11,6 +11,8 @@ same negatives and no negative id crosses the network.
 `partial_dots` runs on a shard over its columns only; the client sums the partials of all
 shards and sends the sums back with the learning rate; `apply_updates` turns them into
 coefficients g = (label - sigmoid(f)) * alpha, corrected for staleness, on each shard.
+CBOW (`partial_dots_cbow`, `apply_updates_cbow`) works the same way on one row per centre:
+the mean of a centre's context rows splits by columns just as a single row does.
 `make_windows` runs on executors: subsampling and the
 dynamic window over encoded sentences, producing the batch arrays.
 """
@@ -111,6 +113,84 @@ def apply_updates(
             t = targets[k]
             for x in range(dim):
                 syn1[t, x] += grad_out[k, x]
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def context_mean(syn0: np.ndarray, contexts: np.ndarray, lo: int, hi: int,
+                 out: np.ndarray) -> None:
+    """CBOW's input: the mean of rows contexts[lo:hi] of syn0 (this shard's columns)."""
+    out[:] = 0.0
+    for j in range(lo, hi):
+        ctx = contexts[j]
+        for x in range(out.shape[0]):
+            out[x] += syn0[ctx, x]
+    inv = np.float32(1.0) / np.float32(hi - lo)
+    for x in range(out.shape[0]):
+        out[x] *= inv
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def partial_dots_cbow(
+    syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
+    contexts: np.ndarray, negatives: np.ndarray,
+) -> np.ndarray:
+    """CBOW's round 1: f[i, k] = mean(syn0[contexts of i]) . syn1[target k of centre i],
+    over this shard's columns (one row per centre, not per pair)."""
+    negative = negatives.shape[1]
+    out = np.empty((centers.shape[0], negative + 1), dtype=np.float32)
+    neu1 = np.empty(syn0.shape[1], dtype=np.float32)
+    for i in range(centers.shape[0]):
+        context_mean(syn0, contexts, ctx_offsets[i], ctx_offsets[i + 1], neu1)
+        for k in range(negative + 1):
+            t = centers[i] if k == 0 else negatives[i, k - 1]
+            f = np.float32(0.0)
+            for x in range(neu1.shape[0]):
+                f += neu1[x] * syn1[t, x]
+            out[i, k] = f
+    return out
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def apply_updates_cbow(
+    syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
+    contexts: np.ndarray, negatives: np.ndarray, dots: np.ndarray, partial: np.ndarray,
+    alpha: float, shards: int,
+) -> None:
+    """CBOW's round 2 on this shard's columns, as the local CBOW kernel does it, with the
+    staleness correction of `apply_updates` (exact with one shard)."""
+    negative = negatives.shape[1]
+    dim = syn0.shape[1]
+    rate = np.float32(alpha)
+    weight = np.float32(shards)
+    targets = np.empty(negative + 1, dtype=np.int64)
+    gains = np.empty(negative + 1, dtype=np.float32)
+    neu1 = np.empty(dim, dtype=np.float32)
+    neu1e = np.empty(dim, dtype=np.float32)
+    for i in range(centers.shape[0]):
+        center = centers[i]
+        targets[0] = center
+        targets[1:] = negatives[i]
+        lo = ctx_offsets[i]
+        hi = ctx_offsets[i + 1]
+        context_mean(syn0, contexts, lo, hi, neu1)
+        for k in range(negative + 1):  # all dots first: independent, so they overlap
+            t = targets[k]
+            now = np.float32(0.0)
+            for x in range(dim):
+                now += neu1[x] * syn1[t, x]
+            gains[k] = dots[i, k] + weight * (now - partial[i, k])
+        set_gains(gains, targets, center, rate)
+        neu1e[:] = 0.0
+        for k in range(negative + 1):
+            t = targets[k]
+            g = gains[k]
+            for x in range(dim):
+                neu1e[x] += g * syn1[t, x]
+                syn1[t, x] += g * neu1[x]
+        for j in range(lo, hi):
+            ctx = contexts[j]
+            for x in range(dim):
+                syn0[ctx, x] += neu1e[x]
 
 
 @numba.njit(nogil=True, cache=True)

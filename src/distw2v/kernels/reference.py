@@ -165,6 +165,42 @@ def columns_reference(
                 syn1[t, c] += grad_out[k]
 
 
+def cbow_columns_reference(
+    syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
+    contexts: np.ndarray, negatives: np.ndarray, alpha: float, cuts: list[int],
+) -> None:
+    """`columns_reference` for CBOW: one dot product per (centre, target), of the mean of
+    the centre's context rows, summed over the shards in round 1 and corrected in round 2."""
+    shards = len(cuts) - 1
+    targets = [[int(c)] + [int(n) for n in negatives[i]] for i, c in enumerate(centers)]
+    cols = [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+    def mean(i: int, c: slice) -> np.ndarray:
+        rows = contexts[ctx_offsets[i]:ctx_offsets[i + 1]]
+        return syn0[rows][:, c].sum(axis=0, dtype=np.float32) / np.float32(len(rows))
+
+    partial = np.zeros((shards, len(centers), negatives.shape[1] + 1), dtype=np.float32)
+    for s, c in enumerate(cols):
+        for i, row in enumerate(targets):
+            for k, t in enumerate(row):
+                partial[s, i, k] = mean(i, c) @ syn1[t, c]
+    dots = partial.sum(axis=0)
+    for s, c in enumerate(cols):
+        for i, row in enumerate(targets):
+            neu1 = mean(i, c)
+            now = [neu1 @ syn1[t, c] for t in row]  # all before any update, as the kernel
+            neu1e = np.zeros(c.stop - c.start, dtype=np.float32)
+            for k, t in enumerate(row):
+                if k > 0 and t == row[0]:
+                    continue
+                f = dots[i, k] + shards * (now[k] - partial[s, i, k])
+                g = (np.float32(k == 0) - _sigmoid(f)) * np.float32(alpha)
+                neu1e += g * syn1[t, c]
+                syn1[t, c] += g * neu1
+            for ctx in contexts[ctx_offsets[i]:ctx_offsets[i + 1]]:
+                syn0[ctx, c] += neu1e
+
+
 def windows_reference(
     ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, window: int, state: int,
 ) -> tuple[list[int], list[list[int]]]:
