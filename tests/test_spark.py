@@ -56,13 +56,13 @@ def topic_separation(vectors: Vectors) -> float:
     return float(cos[same & ~np.eye(len(topic), dtype=bool)].mean() - cos[~same].mean())
 
 
-def test_local_spark_trains_and_exports(tmp_path) -> None:
+def test_local_spark_trains_and_exports(tmp_path, capsys) -> None:
     corpus = topic_corpus(tmp_path / "c.txt.gz")
     out = tmp_path / "model"
     code = main(["train", str(corpus), "--out", str(out), "--engine", "spark",
                  "--spark-master", "local[2]", "--shards", "2", "--partitions", "2",
                  "--epochs", "3", "--word2vec-out", str(tmp_path / "v.txt"), *SETTINGS])
-    assert code == 0
+    assert code == 0, capsys.readouterr().err
     vectors = Vectors.load(out)
     assert len(vectors) == 36 and vectors.dim == 16
     assert vectors.meta["engine"] == "spark"
@@ -73,7 +73,7 @@ def test_local_spark_trains_and_exports(tmp_path) -> None:
     assert leftovers == []
 
 
-def test_local_spark_trains_cbow_like_the_local_trainer(tmp_path) -> None:
+def test_local_spark_trains_cbow_like_the_local_trainer(tmp_path, capsys) -> None:
     corpus = topic_corpus(tmp_path / "c.txt.gz")
     separations = {}
     for engine in ("spark", "local"):
@@ -82,7 +82,7 @@ def test_local_spark_trains_cbow_like_the_local_trainer(tmp_path) -> None:
             if engine == "spark" else []
         code = main(["train", str(corpus), "--out", str(out), "--engine", engine, *extra,
                      "--model", "cbow", "--epochs", "3", *SETTINGS])
-        assert code == 0
+        assert code == 0, capsys.readouterr().err
         vectors = Vectors.load(out)
         assert vectors.meta["train_config"]["model"] == "cbow"
         separations[engine] = topic_separation(vectors)

@@ -65,7 +65,7 @@ class RunCheckpoints:
         return f"{self.uri}/epoch-{epoch}"
 
     def saved(self, epoch: int) -> None:
-        """Record that the shards saved `epoch`, then drop the epoch before it."""
+        """Record that the model after `epoch` is saved, then drop the epoch before it."""
         progress = {"format": FORMAT, "epochs_done": epoch, "run": self.run}
         tmp = f"{self._path}/{PROGRESS}.tmp"
         try:
