@@ -23,7 +23,14 @@ import numba
 import numpy as np
 
 from .sampling import draw_negative
-from .train import longest_sentence, set_gains, subsample, window_bounds
+from .train import (
+    longest_sentence,
+    set_gains,
+    subsample,
+    target_dots,
+    update_outputs,
+    window_bounds,
+)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -46,19 +53,14 @@ def partial_dots(
 ) -> np.ndarray:
     """f[j, 0] = syn0[ctx_j] . syn1[centre] and f[j, k] = syn0[ctx_j] . syn1[neg_k], over
     this shard's columns."""
-    n_pairs = contexts.shape[0]
     negative = negatives.shape[1]
-    dim = syn0.shape[1]
-    out = np.empty((n_pairs, negative + 1), dtype=np.float32)
+    out = np.empty((contexts.shape[0], negative + 1), dtype=np.float32)
+    targets = np.empty(negative + 1, dtype=np.int64)
     for i in range(centers.shape[0]):
+        targets[0] = centers[i]
+        targets[1:] = negatives[i]
         for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
-            ctx = contexts[j]
-            for k in range(negative + 1):
-                t = centers[i] if k == 0 else negatives[i, k - 1]
-                f = np.float32(0.0)
-                for x in range(dim):
-                    f += syn0[ctx, x] * syn1[t, x]
-                out[j, k] = f
+            target_dots(syn0[contexts[j]], syn1, targets, out[j])
     return out
 
 
@@ -138,15 +140,13 @@ def partial_dots_cbow(
     over this shard's columns (one row per centre, not per pair)."""
     negative = negatives.shape[1]
     out = np.empty((centers.shape[0], negative + 1), dtype=np.float32)
+    targets = np.empty(negative + 1, dtype=np.int64)
     neu1 = np.empty(syn0.shape[1], dtype=np.float32)
     for i in range(centers.shape[0]):
+        targets[0] = centers[i]
+        targets[1:] = negatives[i]
         context_mean(syn0, contexts, ctx_offsets[i], ctx_offsets[i + 1], neu1)
-        for k in range(negative + 1):
-            t = centers[i] if k == 0 else negatives[i, k - 1]
-            f = np.float32(0.0)
-            for x in range(neu1.shape[0]):
-                f += neu1[x] * syn1[t, x]
-            out[i, k] = f
+        target_dots(neu1, syn1, targets, out[i])
     return out
 
 
@@ -173,20 +173,11 @@ def apply_updates_cbow(
         lo = ctx_offsets[i]
         hi = ctx_offsets[i + 1]
         context_mean(syn0, contexts, lo, hi, neu1)
-        for k in range(negative + 1):  # all dots first: independent, so they overlap
-            t = targets[k]
-            now = np.float32(0.0)
-            for x in range(dim):
-                now += neu1[x] * syn1[t, x]
-            gains[k] = dots[i, k] + weight * (now - partial[i, k])
-        set_gains(gains, targets, center, rate)
-        neu1e[:] = 0.0
+        target_dots(neu1, syn1, targets, gains)  # the dots now
         for k in range(negative + 1):
-            t = targets[k]
-            g = gains[k]
-            for x in range(dim):
-                neu1e[x] += g * syn1[t, x]
-                syn1[t, x] += g * neu1[x]
+            gains[k] = dots[i, k] + weight * (gains[k] - partial[i, k])
+        set_gains(gains, targets, center, rate)
+        update_outputs(neu1, syn1, targets, gains, neu1e)
         for j in range(lo, hi):
             ctx = contexts[j]
             for x in range(dim):

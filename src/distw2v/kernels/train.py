@@ -80,19 +80,41 @@ def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float)
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
-def target_gains(
-    vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, center: int, alpha: float,
-    gains: np.ndarray,
-) -> None:
-    """Gradient scales of input `vec` against every target. All the dots come first: they
-    are independent, so their loads and arithmetic overlap instead of waiting on updates."""
+def target_dots(vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, out: np.ndarray) -> None:
+    """out[k] = vec . syn1[targets[k]]. All the dots come before any update: they are
+    independent, so their loads and arithmetic overlap instead of waiting on each other."""
     for k in range(targets.shape[0]):
         t = targets[k]
         f = np.float32(0.0)
         for x in range(vec.shape[0]):
             f += vec[x] * syn1[t, x]
-        gains[k] = f
+        out[k] = f
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def target_gains(
+    vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, center: int, alpha: float,
+    gains: np.ndarray,
+) -> None:
+    """Gradient scales of input `vec` against every target."""
+    target_dots(vec, syn1, targets, gains)
     set_gains(gains, targets, center, alpha)
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def update_outputs(
+    neu1: np.ndarray, syn1: np.ndarray, targets: np.ndarray, gains: np.ndarray,
+    neu1e: np.ndarray,
+) -> None:
+    """CBOW's step for one centre: each target row moves along the context mean `neu1`, and
+    `neu1e` collects the gradient that every context row then takes."""
+    neu1e[:] = 0.0
+    for k in range(targets.shape[0]):
+        t = targets[k]
+        g = gains[k]
+        for x in range(neu1.shape[0]):
+            neu1e[x] += g * syn1[t, x]
+            syn1[t, x] += g * neu1[x]
 
 
 @numba.njit(cache=True)
@@ -202,13 +224,7 @@ def cbow_chunk(
             for x in range(dim):
                 neu1[x] *= inv
             target_gains(neu1, syn1, targets, center, alpha, gains)
-            neu1e[:] = 0.0
-            for k in range(negative + 1):
-                t = targets[k]
-                g = gains[k]
-                for x in range(dim):
-                    neu1e[x] += g * syn1[t, x]
-                    syn1[t, x] += g * neu1[x]
+            update_outputs(neu1, syn1, targets, gains, neu1e)
             for j in range(lo, hi):
                 if j != i:
                     ctx = sent[j]
