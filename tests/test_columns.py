@@ -37,26 +37,36 @@ def test_negatives_are_a_function_of_the_seed() -> None:
     assert a.shape == (7, 5) and np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+# per model: the tiny problem's seed, round 1, round 2, the whole-matrix reference, and
+# whether round 1 has a row per pair (skip-gram) or per centre (CBOW)
+MODELS = {
+    "skipgram": (5, partial_dots, apply_updates, ref.columns_reference, "pairs"),
+    "cbow": (6, partial_dots_cbow, apply_updates_cbow, ref.cbow_columns_reference, "centres"),
+}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("shards", [1, 2, 3])
-def test_sharded_rounds_equal_whole_matrix_reference(shards: int) -> None:
-    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(5, vocab=20, dim=12, sentences=8)
+def test_sharded_rounds_equal_whole_matrix_reference(model: str, shards: int) -> None:
+    seed, round1, round2, reference, rows = MODELS[model]
+    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(seed, vocab=20, dim=12,
+                                                               sentences=8)
     centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
                                                      3, np.uint64(7))
     negatives = draw_batch_negatives(len(centers), 4, prob, alias, np.uint64(55))
     cuts = np.linspace(0, 12, shards + 1).astype(int).tolist()
     want0, want1 = syn0.copy(), syn1.copy()
-    ref.columns_reference(want0, want1, centers, ctx_offsets, contexts, negatives, 0.3, cuts)
+    reference(want0, want1, centers, ctx_offsets, contexts, negatives, 0.3, cuts)
 
     slices = [(syn0[:, lo:hi].copy(), syn1[:, lo:hi].copy()) for lo, hi in zip(cuts, cuts[1:])]
-    partials = [partial_dots(s0, s1, centers, ctx_offsets, contexts, negatives)
-                for s0, s1 in slices]
+    partials = [round1(s0, s1, centers, ctx_offsets, contexts, negatives) for s0, s1 in slices]
+    assert partials[0].shape == (len(contexts) if rows == "pairs" else len(centers), 5)
     dots = np.sum(partials, axis=0)
     for (s0, s1), partial in zip(slices, partials):
-        apply_updates(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial, 0.3,
-                      shards)
+        round2(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial, 0.3, shards)
     got0 = np.concatenate([s0 for s0, _ in slices], axis=1)
     got1 = np.concatenate([s1 for _, s1 in slices], axis=1)
-    assert not np.allclose(got0, syn0)
+    assert not np.allclose(got0, syn0) and not np.allclose(got1, syn1)
     np.testing.assert_allclose(got0, want0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got1, want1, rtol=1e-4, atol=1e-6)
 
@@ -90,32 +100,6 @@ def test_one_shard_round_two_is_sequential_sgd() -> None:
             b1[t] += grad_out[k]
     np.testing.assert_allclose(a0, b0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a1, b1, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.parametrize("shards", [1, 2, 3])
-def test_cbow_sharded_rounds_equal_whole_matrix_reference(shards: int) -> None:
-    ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(6, vocab=20, dim=12, sentences=8)
-    centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
-                                                     3, np.uint64(7))
-    negatives = draw_batch_negatives(len(centers), 4, prob, alias, np.uint64(55))
-    cuts = np.linspace(0, 12, shards + 1).astype(int).tolist()
-    want0, want1 = syn0.copy(), syn1.copy()
-    ref.cbow_columns_reference(want0, want1, centers, ctx_offsets, contexts, negatives, 0.3,
-                               cuts)
-
-    slices = [(syn0[:, lo:hi].copy(), syn1[:, lo:hi].copy()) for lo, hi in zip(cuts, cuts[1:])]
-    partials = [partial_dots_cbow(s0, s1, centers, ctx_offsets, contexts, negatives)
-                for s0, s1 in slices]
-    assert partials[0].shape == (len(centers), 5)
-    dots = np.sum(partials, axis=0)
-    for (s0, s1), partial in zip(slices, partials):
-        apply_updates_cbow(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial,
-                           0.3, shards)
-    got0 = np.concatenate([s0 for s0, _ in slices], axis=1)
-    got1 = np.concatenate([s1 for _, s1 in slices], axis=1)
-    assert not np.allclose(got0, syn0) and not np.allclose(got1, syn1)
-    np.testing.assert_allclose(got0, want0, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(got1, want1, rtol=1e-4, atol=1e-6)
 
 
 def test_cbow_one_shard_round_two_is_sequential_cbow() -> None:
