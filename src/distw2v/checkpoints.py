@@ -37,9 +37,15 @@ class RunCheckpoints:
         self.uri = uri.rstrip("/")
         self.run = json.loads(json.dumps(run))  # as it reads back from the file
         self._fs, self._path = fsspec.core.url_to_fs(self.uri)
+        self._done: int | None = None  # read once: the driver, bar and trainer all ask
 
     def epochs_done(self) -> int:
         """Epochs saved by an earlier attempt at this run (0 when there is none)."""
+        if self._done is None:
+            self._done = self._read_progress()
+        return self._done
+
+    def _read_progress(self) -> int:
         try:
             text = self._fs.cat_file(f"{self._path}/{PROGRESS}")
         except FileNotFoundError:
@@ -73,6 +79,7 @@ class RunCheckpoints:
             self._fs.mv(tmp, f"{self._path}/{PROGRESS}")
         except OSError as exc:
             raise Distw2vError(f"cannot write {self.uri}/{PROGRESS}: {exc}.") from None
+        self._done = epoch
         try:
             self._fs.rm(f"{self._path}/epoch-{epoch - 1}", recursive=True)
         except FileNotFoundError:
