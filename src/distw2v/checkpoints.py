@@ -86,8 +86,9 @@ class RunCheckpoints:
             pass
 
 
-def save_arrays(uri: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write each array to `<uri>/<name>.npy` (a local path or an fsspec URL)."""
+def save_arrays(uri: str, arrays: dict[str, np.ndarray], what: str = "a checkpoint") -> None:
+    """Write each array to `<uri>/<name>.npy` (a local path or an fsspec URL); `what` names
+    the directory's purpose in the error."""
     try:
         fs, path = fsspec.core.url_to_fs(uri)
         fs.makedirs(path, exist_ok=True)
@@ -95,7 +96,7 @@ def save_arrays(uri: str, arrays: dict[str, np.ndarray]) -> None:
             with fs.open(f"{path}/{name}.npy", "wb") as f:
                 np.save(f, array)
     except OSError as exc:
-        raise Distw2vError(f"cannot save a checkpoint in {uri}: {exc}.") from None
+        raise Distw2vError(f"cannot save {what} in {uri}: {exc}.") from None
 
 
 def load_arrays(uri: str, names: Sequence[str], shape: tuple[int, int]) -> list[np.ndarray]:

@@ -28,7 +28,7 @@ import fsspec
 import numpy as np
 
 from .. import __version__
-from ..checkpoints import RunCheckpoints, prepare_dir
+from ..checkpoints import RunCheckpoints, prepare_dir, save_arrays
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError, VocabularyError
@@ -238,17 +238,6 @@ def _keep(uri: str) -> np.ndarray:
     return _KEEP_CACHE[uri]
 
 
-def _save_array(uri: str, array: np.ndarray) -> None:
-    """np.save to a path or URL that the executors and shards will read."""
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(path, "wb") as f:
-            np.save(f, array)
-    except OSError as exc:
-        raise Distw2vError(f"cannot write {uri} (see --work-dir): {exc}.") from None
-
-
 def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, epoch: int,
                 partitions: int) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
     def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
@@ -352,8 +341,9 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
         vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
         log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
-        _save_array(f"{work}/counts.npy", vocab_counts)
-        _save_array(f"{work}/keep.npy", keep_probabilities(vocab_counts, train_config.sample))
+        save_arrays(work, {"counts": vocab_counts,  # read by the shards and the executors
+                           "keep": keep_probabilities(vocab_counts, train_config.sample)},
+                    what="the word counts (see --work-dir)")
 
         start = time.perf_counter()
         if n_words <= spark_config.broadcast_limit:
