@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import __version__
-from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
+from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, bounds_text
 from .errors import Distw2vError
 
 EXIT_USAGE = 2
@@ -53,6 +53,8 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -
                                default=f.default, help=f"{help_text} (default: %(default)s)")
         else:
             shown = f.metadata.get("default_text", "%(default)s")
+            limits = bounds_text(f)  # the same bounds the dataclass enforces
+            shown += f"; {limits}" if limits else ""
             group.add_argument(flag, dest=f.name, type=kind, choices=choices, default=f.default,
                                metavar=None if choices else f.name.upper(),
                                help=f"{help_text} (default: {shown})")

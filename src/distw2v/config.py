@@ -1,25 +1,92 @@
 """One frozen, typed, keyword-only dataclass per job kind.
 
-The CLI flags are generated from these fields (their `help` metadata and defaults), so a
-parameter is declared exactly once. Validation lives in `__post_init__` and raises
-`Distw2vError` with one clear sentence.
+The CLI flags and the REST model are generated from these fields (their `help` metadata,
+defaults and bounds), so a parameter is declared exactly once. Validation lives in
+`__post_init__` and raises `Distw2vError` with one clear sentence; every numeric field's
+`minimum`/`maximum` is checked there by `check_bounds`, the one place bounds are enforced.
+
+The upper bounds are far above anything a real run uses; they exist so that a request such
+as `dim=10**9` or `alpha=1e308` is refused at once instead of failing (or running for ever)
+inside a job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from .errors import Distw2vError
 
 Model = Literal["skipgram", "cbow"]
+INT32_MAX = 2**31 - 1  # word ids are int32
 
 
-def option(default: Any, help: str, **extra: Any) -> Any:
-    """A config field: its default and the help text its CLI flag shows."""
-    return field(default=default, metadata={"help": help, **extra})
+def option(default: Any, help: str, *, minimum: float | None = None,
+           maximum: float | None = None, exclusive_minimum: bool = False,
+           **extra: Any) -> Any:
+    """A config field: its default, the help text its CLI flag shows, and its bounds.
+
+    `minimum`/`maximum` are inclusive unless `exclusive_minimum` (then the value must be
+    greater than `minimum`); None means unbounded on that side.
+    """
+    bounds = {k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None}
+    if exclusive_minimum:
+        bounds["exclusive_minimum"] = True
+    return field(default=default, metadata={"help": help, **bounds, **extra})
+
+
+def bounds_of(f: dataclasses.Field[Any]) -> tuple[float | None, float | None, bool]:
+    """(minimum, maximum, exclusive_minimum) of a field declared with `option`."""
+    meta = f.metadata
+    return meta.get("minimum"), meta.get("maximum"), bool(meta.get("exclusive_minimum"))
+
+
+def bounds_text(f: dataclasses.Field[Any]) -> str:
+    """The bounds in words, for --help: '1 to 10000', 'at least 0', 'greater than 0'."""
+    low, high, exclusive = bounds_of(f)
+    if low is not None and high is not None:
+        return f"greater than {low}, at most {high}" if exclusive else f"{low} to {high}"
+    if low is not None:
+        return f"{'greater than' if exclusive else 'at least'} {low}"
+    return f"at most {high}" if high is not None else ""
+
+
+def check_bounds(config: Any) -> None:
+    """Refuse any numeric field outside its declared bounds (NaN is outside every bound)."""
+    for f in dataclasses.fields(config):
+        low, high, exclusive = bounds_of(f)
+        value = getattr(config, f.name)
+        if value is None or (low is None and high is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Distw2vError(f"{f.name} must be a number.")
+        if isinstance(value, float) and math.isnan(value):
+            raise Distw2vError(f"{f.name} must be a number, not NaN.")
+        if low is not None:
+            if exclusive and not value > low:
+                raise Distw2vError(f"{f.name} must be greater than {low}.")
+            if not exclusive and not value >= low:
+                raise Distw2vError(f"{f.name} must not be negative." if low == 0 else
+                                   f"{f.name} must be at least {low}.")
+        if high is not None and not value <= high:
+            raise Distw2vError(f"{f.name} must be at most {high}.")
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, name: str) -> float:
+    """Seconds in a duration such as '90s', '30m', '12h', '2d' (a bare number is seconds)."""
+    match = _DURATION.fullmatch(text)
+    if not match:
+        raise Distw2vError(f"{name} must be a duration such as 90s, 30m, 12h or 2d, "
+                           f"not {text[:40]!r}.")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,30 +97,24 @@ class VocabConfig:
     strip_punctuation: bool = option(False, "remove punctuation characters from tokens")
     strip_digits: bool = option(False, "remove digits from tokens")
     max_sentence_length: int = option(
-        10_000, "cut sentences longer than this many tokens into pieces"
+        10_000, "cut sentences longer than this many tokens into pieces",
+        minimum=1, maximum=1_000_000,
     )
-    min_count: int = option(5, "drop words seen fewer times than this")
+    min_count: int = option(5, "drop words seen fewer times than this",
+                            minimum=1, maximum=10**12)
     max_vocab_size: int | None = option(
         None,
         "memory bound while counting: when more distinct words than this are held, "
         "the rarest are pruned (as the original word2vec does)",
-        default_text="no bound",
+        default_text="no bound", minimum=1, maximum=10**10,
     )
     max_final_vocab: int | None = option(
-        None, "keep at most this many of the most frequent words", default_text="no limit"
+        None, "keep at most this many of the most frequent words", default_text="no limit",
+        minimum=1, maximum=INT32_MAX,
     )
 
     def __post_init__(self) -> None:
-        require(self.max_sentence_length >= 1, "max_sentence_length must be at least 1")
-        require(self.min_count >= 1, "min_count must be at least 1")
-        require(
-            self.max_vocab_size is None or self.max_vocab_size >= 1,
-            "max_vocab_size must be at least 1",
-        )
-        require(
-            self.max_final_vocab is None or self.max_final_vocab >= 1,
-            "max_final_vocab must be at least 1",
-        )
+        check_bounds(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,33 +122,30 @@ class TrainConfig:
     """Training hyper-parameters for skip-gram / CBOW with negative sampling."""
 
     model: Model = option("skipgram", "skipgram or cbow", choices=("skipgram", "cbow"))
-    dim: int = option(100, "vector dimension")
-    window: int = option(5, "maximum distance between a word and its context (dynamic window)")
-    negative: int = option(5, "negative samples per positive pair")
-    epochs: int = option(5, "passes over the corpus")
+    dim: int = option(100, "vector dimension", minimum=1, maximum=10_000)
+    window: int = option(5, "maximum distance between a word and its context (dynamic window)",
+                         minimum=1, maximum=1000)
+    negative: int = option(5, "negative samples per positive pair", minimum=1, maximum=1000)
+    epochs: int = option(5, "passes over the corpus", minimum=1, maximum=10_000)
     alpha: float | None = option(
-        None, "initial learning rate", default_text="0.025 for skipgram, 0.05 for cbow"
+        None, "initial learning rate", default_text="0.025 for skipgram, 0.05 for cbow",
+        minimum=0, maximum=1.0, exclusive_minimum=True,
     )
-    min_alpha: float = option(0.0001, "final learning rate (linear decay over all epochs)")
-    sample: float = option(1e-3, "subsampling threshold for frequent words; 0 disables")
-    workers: int = option(2, "training threads")
-    seed: int = option(1, "random seed; with workers=1 the result is bit-identical run to run")
+    min_alpha: float = option(0.0001, "final learning rate (linear decay over all epochs)",
+                              minimum=0, maximum=1.0)
+    sample: float = option(1e-3, "subsampling threshold for frequent words; 0 disables",
+                           minimum=0, maximum=1.0)
+    workers: int = option(2, "training threads", minimum=1, maximum=1024)
+    seed: int = option(1, "random seed; with workers=1 the result is bit-identical run to run",
+                       minimum=0, maximum=2**63 - 1)
     batch_words: int = option(
-        50_000, "words handed to a thread at a time (larger = less hand-off overhead)"
+        50_000, "words handed to a thread at a time (larger = less hand-off overhead)",
+        minimum=1, maximum=10_000_000,
     )
 
     def __post_init__(self) -> None:
         require(self.model in ("skipgram", "cbow"), "model must be 'skipgram' or 'cbow'")
-        require(self.dim >= 1, "dim must be at least 1")
-        require(self.window >= 1, "window must be at least 1")
-        require(self.negative >= 1, "negative must be at least 1")
-        require(self.epochs >= 1, "epochs must be at least 1")
-        require(self.alpha is None or self.alpha > 0, "alpha must be greater than 0")
-        require(self.min_alpha >= 0, "min_alpha must not be negative")
-        require(self.sample >= 0, "sample must not be negative")
-        require(self.workers >= 1, "workers must be at least 1")
-        require(self.batch_words >= 1, "batch_words must be at least 1")
-        require(0 <= self.seed < 2**63, "seed must be between 0 and 2**63 - 1")
+        check_bounds(self)
 
     @property
     def start_alpha(self) -> float:
@@ -101,19 +159,23 @@ class SparkConfig:
     """Where and how the distributed trainer runs (engine 'spark')."""
 
     spark_master: str = option("local[*]", "Spark master URL (local[N], spark://host:port, ...)")
-    shards: int = option(2, "parameter-server shards the driver starts on this machine")
+    shards: int = option(2, "parameter-server shards the driver starts on this machine",
+                         minimum=1, maximum=1024)
     ps: str | None = option(
         None, "comma-separated host:port of shards started by an operator (`distw2v ps-shard`)",
         default_text="start --shards shards locally",
     )
     partitions: int | None = option(
-        None, "corpus partitions (Spark tasks per epoch)", default_text="Spark's parallelism"
+        None, "corpus partitions (Spark tasks per epoch)", default_text="Spark's parallelism",
+        minimum=1, maximum=1_000_000,
     )
-    batch_pairs: int = option(20_000, "training pairs per parameter-server round trip")
+    batch_pairs: int = option(20_000, "training pairs per parameter-server round trip",
+                              minimum=1, maximum=10_000_000)
     broadcast_limit: int = option(
         5_000_000,
         "largest vocabulary whose word->id table is broadcast; larger ones are encoded "
         "with a distributed join",
+        minimum=0, maximum=INT32_MAX,
     )
     work_dir: str | None = option(
         None,
@@ -122,10 +184,7 @@ class SparkConfig:
     )
 
     def __post_init__(self) -> None:
-        require(self.shards >= 1, "shards must be at least 1")
-        require(self.partitions is None or self.partitions >= 1, "partitions must be at least 1")
-        require(self.batch_pairs >= 1, "batch_pairs must be at least 1")
-        require(self.broadcast_limit >= 0, "broadcast_limit must not be negative")
+        check_bounds(self)
 
     @property
     def ps_addresses(self) -> list[str]:
