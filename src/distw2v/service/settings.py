@@ -11,7 +11,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, SparkConfig, TrainConfig, option, require
+from ..config import (
+    RunConfig,
+    SparkConfig,
+    TrainConfig,
+    check_bounds,
+    option,
+    parse_duration,
+    require,
+)
 
 DEFAULT_DATA_DIR = "~/.local/share/distw2v-service"
 TOKEN_FILE = "token"  # written into the data directory when serve makes its own token
@@ -51,7 +59,7 @@ class ServiceConfig:
     )
     max_concurrent_jobs: int | None = option(
         None, "jobs training at once; the rest wait in a queue",
-        default_text="cores / default training threads, at least 1",
+        default_text="cores / default training threads, at least 1", minimum=1, maximum=1024,
     )
     allow_private_https: bool = option(
         False, "allow https sources on loopback or private addresses"
@@ -64,8 +72,10 @@ class ServiceConfig:
         None, "where models are stored: a directory or an fsspec URL such as s3://bucket/prefix",
         default_text="DATA_DIR/models",
     )
-    max_request_bytes: int = option(1 << 20, "largest request body accepted")
-    model_cache_size: int = option(4, "finished models held loaded for queries (LRU)")
+    max_request_bytes: int = option(1 << 20, "largest request body accepted",
+                                    minimum=1024, maximum=1 << 30)
+    model_cache_size: int = option(4, "finished models held loaded for queries (LRU)",
+                                   minimum=1, maximum=1000)
     eval_analogies: str | None = option(
         None, "analogy file (questions-words format) to evaluate every finished model on",
         default_text="none",
@@ -75,12 +85,32 @@ class ServiceConfig:
         default_text="none",
     )
     cancel_grace_seconds: float = option(
-        3.0, "seconds a cancelled job gets to stop before it is killed"
+        3.0, "seconds a cancelled job gets to stop before it is killed", minimum=0,
+        maximum=3600,
+    )
+    token_file: str | None = option(
+        None, "file holding the bearer token (unlike --token, not visible in the process "
+        "list; $DISTW2V_TOKEN works too)", default_text="none",
+    )
+    max_jobs_per_token: int = option(
+        20, "queued plus running jobs one token may have at once", minimum=1, maximum=100_000,
+    )
+    job_time_limit: str | None = option(
+        "48h", "a job running longer than this (90s, 30m, 12h, 2d) is stopped and marked "
+        "failed", default_text="48h; none to disable",
+    )
+    retention_days: float | None = option(
+        None, "finished jobs, their logs and models are deleted this many days after they "
+        "end", default_text="kept for ever", minimum=0, maximum=100_000,
     )
     spark: SparkConfig = field(default_factory=SparkConfig)  # for jobs with engine 'spark'
     run: RunConfig = field(default_factory=RunConfig)  # checkpoints, split per job
 
     def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.job_time_limit and self.job_time_limit.lower() != "none":
+            require(parse_duration(self.job_time_limit, "job_time_limit") > 0,
+                    "job_time_limit must be longer than 0 seconds")
         require(1 <= self.port <= 65535, "port must be between 1 and 65535")
         require(self.max_concurrent_jobs is None or self.max_concurrent_jobs >= 1,
                  "max_concurrent_jobs must be at least 1")
@@ -103,6 +133,14 @@ class ServiceConfig:
     @property
     def concurrency(self) -> int:
         return self.max_concurrent_jobs or default_max_concurrent_jobs()
+
+    @property
+    def time_limit_seconds(self) -> float | None:
+        """The job time limit in seconds; None when disabled."""
+        text = self.job_time_limit
+        if not text or text.lower() == "none":
+            return None
+        return parse_duration(text, "job_time_limit")
 
     @property
     def artifacts(self) -> str:
