@@ -76,22 +76,20 @@ def skipgram_reference(
             if hi - lo < 2:
                 continue
             targets = [center] + [rng.negative(neg_prob, neg_alias) for _ in range(negative)]
-            grad_out = np.zeros((negative + 1, syn0.shape[1]), dtype=np.float32)
             for j in range(lo, hi):
                 if j == i:
                     continue
                 ctx = sent[j]
                 neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
+                dots = [syn0[ctx] @ syn1[t] for t in targets]  # all before any update
                 for k, t in enumerate(targets):
                     if k > 0 and t == center:
                         continue
-                    g = (np.float32(k == 0) - _sigmoid(syn0[ctx] @ syn1[t])) * alpha
+                    g = (np.float32(k == 0) - _sigmoid(dots[k])) * alpha
                     neu1e += g * syn1[t]
-                    grad_out[k] += g * syn0[ctx]
+                    syn1[t] += g * syn0[ctx]  # at once: the next context sees this step
                 syn0[ctx] += neu1e
                 pairs += 1
-            for k, t in enumerate(targets):
-                syn1[t] += grad_out[k]
     return pairs
 
 

@@ -10,12 +10,14 @@ The learning rate decays linearly with the number of corpus words processed over
 run: a chunk knows how many words precede it (`words_before`) out of `total_words`, so the
 schedule does not depend on which thread runs which chunk.
 
-Skip-gram follows Ji et al. 2016 (HogBatch): the negatives are drawn once per centre word and
-shared by all its context words, so the k context rows and the 1 + negative output rows form
-a small dense block that stays in cache; output-row gradients are summed over the window and
-applied once. Both kernels take the dots of an input with all 1 + negative targets before
-any update: they are independent, so their loads and arithmetic overlap instead of waiting on
-each other (in CBOW a negative drawn twice therefore sees its row before either update).
+Skip-gram draws the negatives once per centre word and shares them among its context words
+(as Ji et al. 2016 do), so the 1 + negative output rows stay in cache across the window. Every
+output-row step is applied right after its (context, centre) pair, as in sequential SGD: the
+window-summed step of HogBatch, computed for all contexts from the same stale rows, overshoots
+when the contexts are alike (templated text, sessions) and solved 18% of planted analogies
+where gensim solved 100%. Both kernels take the dots of an input with all 1 + negative targets
+before any update: they are independent, so their loads and arithmetic overlap instead of
+waiting on each other (a negative drawn twice therefore sees its row before either update).
 `reference.py` holds the same algorithm in slow NumPy for the tests.
 """
 
@@ -106,8 +108,8 @@ def update_outputs(
     neu1: np.ndarray, syn1: np.ndarray, targets: np.ndarray, gains: np.ndarray,
     neu1e: np.ndarray,
 ) -> None:
-    """CBOW's step for one centre: each target row moves along the context mean `neu1`, and
-    `neu1e` collects the gradient that every context row then takes."""
+    """The output step for one input `neu1` (a context row, or CBOW's context mean): each
+    target row moves along it, and `neu1e` collects the gradient the input rows then take."""
     neu1e[:] = 0.0
     for k in range(targets.shape[0]):
         t = targets[k]
@@ -137,7 +139,6 @@ def skipgram_chunk(
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
     targets = np.empty(negative + 1, dtype=np.int64)
-    grad_out = np.empty((negative + 1, dim), dtype=np.float32)
     gains = np.empty(negative + 1, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     words = np.int64(0)
@@ -157,7 +158,6 @@ def skipgram_chunk(
             for k in range(1, negative + 1):
                 state, targets[k] = draw_negative(state, neg_prob, neg_alias)
                 prefetch_row(syn1, targets[k])
-            grad_out[:, :] = 0.0
             for j in range(lo, hi):
                 if j == i:
                     continue
@@ -165,20 +165,10 @@ def skipgram_chunk(
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
                 target_gains(syn0[ctx], syn1, targets, center, alpha, gains)
-                neu1e[:] = 0.0
-                for k in range(negative + 1):
-                    t = targets[k]
-                    g = gains[k]
-                    for x in range(dim):
-                        neu1e[x] += g * syn1[t, x]
-                        grad_out[k, x] += g * syn0[ctx, x]
+                update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
                 for x in range(dim):
                     syn0[ctx, x] += neu1e[x]
                 pairs += 1
-            for k in range(negative + 1):
-                t = targets[k]
-                for x in range(dim):
-                    syn1[t, x] += grad_out[k, x]
     return words, pairs
 
 
