@@ -19,11 +19,9 @@ directory appears complete under its name, or not at all.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -233,33 +231,3 @@ def read_manifest(directory: str | Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m distw2v.synthetic",
-        description="Write a Zipf-like corpus of pseudo-words in which every word occurs.")
-    parser.add_argument("--vocab-size", type=int, required=True, help="distinct words")
-    parser.add_argument("--tokens", type=int, required=True, help="words in all")
-    parser.add_argument("--out", required=True, help="output directory (a file with "
-                        "--words-per-file 0)")
-    parser.add_argument("--exponent", type=float, default=1.0, help="Zipf exponent (1.0)")
-    parser.add_argument("--sentence-length", type=int, default=20, help="words a line (20)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument("--words-per-file", type=int, default=10_000_000,
-                        help="words per part file (10,000,000); 0 writes one file")
-    args = parser.parse_args(argv)
-    try:
-        info = write_zipf_corpus(
-            args.out, vocab_size=args.vocab_size, tokens=args.tokens, exponent=args.exponent,
-            sentence_length=args.sentence_length, seed=args.seed,
-            words_per_file=args.words_per_file or None)
-    except ValueError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    print(f"wrote {info.tokens:,} words ({info.vocab_size:,} distinct) in {len(info.files)} "
-          f"file(s), {info.bytes / 1e6:,.1f} MB, to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
