@@ -29,10 +29,18 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-from common import emit_result, evaluate, peak_rss_mb, run_child  # benchmarks/ is on sys.path
+from common import (  # benchmarks/ is on sys.path
+    Settings,
+    emit_result,
+    evaluate,
+    peak_rss_mb,
+    run_child,
+    train_gensim,
+    train_local,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -41,25 +49,14 @@ SETTINGS = {
     "cbow100": {"model": "cbow", "dim": 100},
     "sg300": {"model": "skipgram", "dim": 300},
 }
-COMMON = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-3, "epochs": 5}
+COMMON: dict[str, Any] = {"window": 5, "negative": 5, "min_count": 5, "sample": 1e-3, "epochs": 5}
 QUALITY = ("wordsim353", "simlex999", "analogy")
 
 
 def run_distw2v(corpus: Path, setting: dict, seed: int, workers: int, eval_dir: Path) -> dict:
-    from distw2v.config import TrainConfig, VocabConfig
-    from distw2v.pipeline import build_vocab, encode, train_vectors
-
-    vocab, _ = build_vocab([str(corpus)], VocabConfig(min_count=COMMON["min_count"]))
-    config = TrainConfig(model=setting["model"], dim=setting["dim"], window=COMMON["window"],
-                         negative=COMMON["negative"], sample=COMMON["sample"],
-                         epochs=COMMON["epochs"], workers=workers, seed=seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        encoded, _ = encode([str(corpus)], vocab, Path(tmp) / "enc")
-        vectors, _ = train_vectors(encoded, vocab, config)
-        wall = time.perf_counter() - start
-    return {"wall": wall, "corpus_words": vocab.corpus_words, "vocab": len(vocab),
-            **evaluate(vocab.words, vectors.matrix, eval_dir)}
+    trained = train_local(corpus, settings_of(setting, workers), seed)
+    return {"wall": trained.train_seconds, "corpus_words": trained.corpus_words,
+            "vocab": len(trained.words), **evaluate(trained.words, trained.matrix, eval_dir)}
 
 
 def run_gensim(plain: Path, setting: dict, seed: int, workers: int, eval_dir: Path,
@@ -67,29 +64,15 @@ def run_gensim(plain: Path, setting: dict, seed: int, workers: int, eval_dir: Pa
     """gensim's corpus_file mode (its fastest) on the stated schedule ("gensim"), or as it
     runs by default ("gensim-hot"), or on a LineSentence iterator ("gensim-iter"); see the
     module docstring."""
-    from gensim.models import Word2Vec
-    from gensim.models.word2vec import LineSentence
+    trained = train_gensim(plain, settings_of(setting, workers), seed, mode)
+    return {"wall": trained.train_seconds, "corpus_words": trained.corpus_words,
+            "vocab": len(trained.words), **evaluate(trained.words, trained.matrix, eval_dir)}
 
-    model = Word2Vec(vector_size=setting["dim"], window=COMMON["window"],
-                     negative=COMMON["negative"], hs=0, min_count=COMMON["min_count"],
-                     sample=COMMON["sample"], sg=int(setting["model"] == "skipgram"),
-                     workers=workers, seed=seed, alpha=0.025 if setting["model"] == "skipgram"
-                     else 0.05)
-    if mode == "gensim-iter":
-        model.build_vocab(LineSentence(str(plain)))
-        start = time.perf_counter()
-        model.train(LineSentence(str(plain)), total_examples=model.corpus_count,
-                    epochs=COMMON["epochs"])
-    else:
-        model.build_vocab(corpus_file=str(plain))
-        start = time.perf_counter()
-        per_thread = None if mode == "gensim-hot" else model.corpus_count // workers
-        model.train(corpus_file=str(plain), total_words=model.corpus_total_words,
-                    total_examples=per_thread, epochs=COMMON["epochs"])
-    wall = time.perf_counter() - start
-    wv = model.wv
-    return {"wall": wall, "corpus_words": model.corpus_total_words, "vocab": len(wv),
-            **evaluate(list(wv.index_to_key), wv.vectors, eval_dir)}
+
+def settings_of(setting: dict, workers: int) -> Settings:
+    return Settings(model=setting["model"], dim=setting["dim"], window=COMMON["window"],
+                    negative=COMMON["negative"], min_count=COMMON["min_count"],
+                    sample=COMMON["sample"], epochs=COMMON["epochs"], workers=workers)
 
 
 def child(args: argparse.Namespace) -> None:

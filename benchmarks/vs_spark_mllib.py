@@ -42,14 +42,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from common import emit_result, evaluate, peak_rss_mb, run_child, write_sample  # on sys.path
+from common import (  # benchmarks/ is on sys.path
+    Settings,
+    emit_result,
+    evaluate,
+    peak_rss_mb,
+    run_child,
+    train_local,
+    train_spark_engine,
+    write_sample,
+)
 
 from distw2v.config import SparkConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-COMMON = {"dim": 100, "window": 5, "min_count": 5, "epochs": 5, "negative": 5, "sample": 1e-3}
+COMMON: dict[str, Any] = {"dim": 100, "window": 5, "min_count": 5, "epochs": 5, "negative": 5,
+                          "sample": 1e-3}
 SYSTEMS = ("mllib", "spark", "local")
 LABELS = {"mllib": "spark-mllib", "spark": "distw2v-spark", "local": "distw2v-local"}
 QUICK_LINES = 20_000
@@ -108,57 +119,28 @@ def run_mllib(args: argparse.Namespace) -> dict:
             **evaluate(words, matrix, Path(args.eval_dir))}
 
 
-def run_spark(args: argparse.Namespace) -> dict:
-    from distw2v.config import SparkConfig, TrainConfig, VocabConfig
-    from distw2v.distributed.driver import train_spark
-    from distw2v.vectors import Vectors
+def settings(model: str) -> Settings:
+    return Settings(model=model, dim=COMMON["dim"], window=COMMON["window"],
+                    negative=COMMON["negative"], min_count=COMMON["min_count"],
+                    sample=COMMON["sample"], epochs=COMMON["epochs"], workers=2)
 
-    tmp = Path(tempfile.mkdtemp(prefix="vs-mllib-"))
-    try:
-        start = time.perf_counter()
-        figures, summary = train_spark(
-            [args.corpus], tmp / "model", VocabConfig(min_count=COMMON["min_count"]),
-            TrainConfig(model=args.model, dim=COMMON["dim"], window=COMMON["window"],
-                        negative=COMMON["negative"], sample=COMMON["sample"],
-                        epochs=COMMON["epochs"], workers=2, seed=args.seed),
-            SparkConfig(spark_master=args.master, shards=args.shards,
-                        partitions=args.partitions, batch_pairs=args.batch_pairs))
-        total = time.perf_counter() - start
-        vectors = Vectors.load(tmp / "model", mmap=False)
-        quality = evaluate(list(vectors.words), vectors.matrix, Path(args.eval_dir))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    driver_peak = peak_rss_mb()
-    workers = 2 * figures["executor_python_peak_rss_mb"]
-    memory = {"driver_python": driver_peak, "jvm": figures["jvm_peak_rss_mb"],
-              "shards": figures["shard_peak_rss_mb"],
-              "executor_python_max": figures["executor_python_peak_rss_mb"]}
-    return {"wall_train": figures["seconds"], "wall_total": total,
-            "corpus_words": summary.corpus_words, "trained_words": figures["words"],
-            "vocab": len(vectors.words), "pairs": figures["pairs"], "batches": figures["batches"],
-            "bytes_on_wire": figures["bytes_sent"] + figures["bytes_received"],
-            "peak_rss_mb": driver_peak + figures["jvm_peak_rss_mb"]
-            + sum(figures["shard_peak_rss_mb"]) + workers,
-            "memory": memory, **quality}
+
+def run_spark(args: argparse.Namespace) -> dict:
+    s = settings(args.model)
+    trained = train_spark_engine(
+        Path(args.corpus), s, args.seed,
+        SparkConfig(spark_master=args.master, shards=args.shards, partitions=args.partitions,
+                    batch_pairs=args.batch_pairs))
+    return {"wall_train": trained.train_seconds, "wall_total": trained.wall,
+            "corpus_words": trained.corpus_words, "vocab": len(trained.words), **trained.extra,
+            **evaluate(trained.words, trained.matrix, Path(args.eval_dir))}
 
 
 def run_local(args: argparse.Namespace) -> dict:
-    from distw2v.config import TrainConfig, VocabConfig
-    from distw2v.pipeline import build_vocab, encode, train_vectors
-
-    start = time.perf_counter()
-    vocab, _ = build_vocab([args.corpus], VocabConfig(min_count=COMMON["min_count"]))
-    config = TrainConfig(model=args.model, dim=COMMON["dim"], window=COMMON["window"],
-                         negative=COMMON["negative"], sample=COMMON["sample"],
-                         epochs=COMMON["epochs"], workers=2, seed=args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        train_start = time.perf_counter()
-        encoded, _ = encode([args.corpus], vocab, Path(tmp) / "enc")
-        vectors, _ = train_vectors(encoded, vocab, config)
-        end = time.perf_counter()
-    return {"wall_train": end - train_start, "wall_total": end - start,
-            "corpus_words": vocab.corpus_words, "vocab": len(vocab),
-            **evaluate(vocab.words, vectors.matrix, Path(args.eval_dir)),
+    trained = train_local(Path(args.corpus), settings(args.model), args.seed)
+    return {"wall_train": trained.train_seconds, "wall_total": trained.wall,
+            "corpus_words": trained.corpus_words, "vocab": len(trained.words),
+            **evaluate(trained.words, trained.matrix, Path(args.eval_dir)),
             "peak_rss_mb": peak_rss_mb()}
 
 
