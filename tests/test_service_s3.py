@@ -18,7 +18,8 @@ def test_s3_sources_and_s3_artifacts(tmp_path, s3, service_server, service_corpu
     for i in range(2):
         local = service_corpus(tmp_path / f"part{i}.txt", seed=10 + i)
         fs.put_file(str(local), f"corpora/set/part{i}.txt")
-    server = service_server(s3_endpoint_url=endpoint, artifacts_url="s3://models/runs")
+    server = service_server(s3_endpoint_url=endpoint, artifacts_url="s3://models/runs",
+                            allowed_bucket=("corpora",))
     job = server.wait(server.submit(["s3://corpora/set/*.txt"])["id"])
     assert job["state"] == "succeeded", job["error"]
     jid = job["id"]
@@ -57,7 +58,7 @@ def test_a_spark_job_reads_and_writes_s3_through_the_services_endpoint(
     spark = SparkConfig(spark_master="local[2]", shards=2, partitions=2,
                         work_dir="s3://scratch/work")
     server = service_server(s3_endpoint_url=endpoint, artifacts_url="s3://models/runs",
-                            spark=spark, run=RunConfig(checkpoint_dir="s3://scratch/ckpt"))
+                            allowed_bucket=("corpora",), spark=spark, run=RunConfig(checkpoint_dir="s3://scratch/ckpt"))
     job = server.wait(server.submit(["s3://corpora/one/part.txt"], engine="spark")["id"],
                       timeout=180)
     assert job["state"] == "succeeded", job["error"]

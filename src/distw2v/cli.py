@@ -48,6 +48,11 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -
         flag = "--" + f.name.replace("_", "-")
         kind, choices = _scalar_type(hints[f.name])
         help_text = f.metadata.get("help", "")
+        if typing.get_origin(hints[f.name]) is tuple:  # a list setting: the flag repeats
+            shown = f.metadata.get("default_text", "none")
+            group.add_argument(flag, dest=f.name, action="append", default=None,
+                               metavar="VALUE", help=f"{help_text} (default: {shown})")
+            continue
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                default=f.default, help=f"{help_text} (default: %(default)s)")

@@ -31,6 +31,7 @@ import numpy as np
 
 from .config import VocabConfig
 from .errors import CorpusError
+from .sources import active_policy, expand_checked, open_checked
 
 DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB of decompressed bytes per read
 
@@ -74,6 +75,8 @@ class CorpusStats:
     invalid_utf8_lines: int = 0  # lines where invalid UTF-8 was replaced
     bytes_read: int = 0  # raw (compressed, on-storage) bytes consumed so far
     total_bytes: int | None = None  # sum of the source sizes when all are known
+    decompressed_bytes: int = 0  # bytes handed out after decompression
+    max_decompressed_bytes: int | None = None  # refuse to read past this (a zip bomb's end)
 
 
 def describe_stats(stats: CorpusStats) -> str:
@@ -136,9 +139,12 @@ def _expand_with_sizes(uris: Sequence[str] | str) -> list[tuple[str, int | None]
     if not uris:
         raise CorpusError("no corpus source was given.")
     out: dict[str, int | None] = {}
+    policy = active_policy()
     for uri in uris:
         try:
-            if _protocol(uri) is None:  # a plain local path, not a URL
+            if policy is not None:  # checked as they will be opened (see sources.py)
+                found = expand_checked(uri, policy)
+            elif _protocol(uri) is None:  # a plain local path, not a URL
                 found = _expand_local(uri)
             else:
                 found = _expand_fsspec(uri)
@@ -162,33 +168,43 @@ def _is_hidden(relative: str) -> bool:
     return any(part.startswith(".") for part in relative.replace("\\", "/").split("/"))
 
 
-def _expand_local(uri: str) -> list[tuple[str, int | None]]:
+def _no_tick() -> None:
+    pass
+
+
+def _expand_local(uri: str, tick: Callable[[], None] = _no_tick) -> list[tuple[str, int | None]]:
+    """`tick` is called for every entry seen, so a caller can bound a listing (it raises)."""
     path = os.path.expanduser(uri)
     if os.path.isfile(path):
         return [(path, os.path.getsize(path))]
     if os.path.isdir(path):
-        files = _walk_local(path)
+        files = _walk_local(path, tick)
         if not files:
             raise CorpusError(f"directory {uri} contains no files.")
         return files
     if glob.has_magic(path):
         files = []
-        for match in sorted(glob.glob(path, recursive=True)):
+        matches = []
+        for match in glob.iglob(path, recursive=True):
+            tick()
+            matches.append(match)
+        for match in sorted(matches):
             if os.path.isfile(match):
                 files.append((match, os.path.getsize(match)))
             elif os.path.isdir(match):
-                files.extend(_walk_local(match))
+                files.extend(_walk_local(match, tick))
         if not files:
             raise CorpusError(f"pattern {uri} matches no files.")
         return files
     raise CorpusError(f"{uri} does not exist.")
 
 
-def _walk_local(root: str) -> list[tuple[str, int | None]]:
+def _walk_local(root: str, tick: Callable[[], None] = _no_tick) -> list[tuple[str, int | None]]:
     files = []
     for folder, dirs, names in os.walk(root, followlinks=True):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
+            tick()
             full = os.path.join(folder, name)
             if not name.startswith(".") and os.path.isfile(full):
                 files.append((full, os.path.getsize(full)))
@@ -354,16 +370,24 @@ class _LineRange(_ReadBased):
 
 
 class _Checked(_ReadBased):
-    """Decompressed bytes; any read failure (corrupt, truncated) becomes a CorpusError."""
+    """Decompressed bytes; any read failure (corrupt, truncated) becomes a CorpusError, and
+    reading past `stats.max_decompressed_bytes` (counted over every file) stops."""
 
-    def __init__(self, inner: Any, source: _Source, uri: str) -> None:
+    def __init__(self, inner: Any, source: _Source, uri: str, stats: CorpusStats) -> None:
         self._inner = inner
         self._source = source
         self._uri = uri
+        self._stats = stats
 
     def read(self, size: int | None = -1) -> bytes:
         try:
-            return cast(bytes, self._inner.read(-1 if size is None else size))
+            data = cast(bytes, self._inner.read(-1 if size is None else size))
+            stats, limit = self._stats, self._stats.max_decompressed_bytes
+            stats.decompressed_bytes += len(data)
+            if limit is not None and stats.decompressed_bytes > limit:
+                raise CorpusError(f"the input is larger than the limit of {limit:,} "
+                                  f"decompressed bytes; reading stopped in {self._uri}.")
+            return data
         except CorpusError:
             raise
         except EOFError as exc:
@@ -469,6 +493,21 @@ class _ZstdReader:
         self._reader.close()
 
 
+def _open_fsspec(uri: str) -> Any:
+    try:
+        import fsspec
+
+        options: dict[str, Any] = {}
+        if _protocol(uri) in ("http", "https"):
+            # A streaming GET: we read front to back anyway, and it works with servers
+            # that ignore Range requests (fsspec's default random-access file needs them).
+            options["block_size"] = 0
+        local = os.path.expanduser(uri) if "://" not in uri else uri
+        return fsspec.open(local, "rb", **options).open()
+    except Exception as exc:
+        raise CorpusError(_describe_error(uri, exc)) from exc
+
+
 def _compression(uri: str, magic: bytes) -> str | None:
     for signature, kind in _MAGIC:
         if magic.startswith(signature):
@@ -488,18 +527,15 @@ def open_binary(
     With `byte_range` (start, end) only the lines starting in it are read; a compressed
     file cannot be cut, so the range starting at 0 reads all of it and the others nothing.
     """
-    try:
-        import fsspec
-
-        options: dict[str, Any] = {}
-        if _protocol(uri) in ("http", "https"):
-            # A streaming GET: we read front to back anyway, and it works with servers
-            # that ignore Range requests (fsspec's default random-access file needs them).
-            options["block_size"] = 0
-        local = os.path.expanduser(uri) if "://" not in uri else uri
-        raw = fsspec.open(local, "rb", **options).open()
-    except Exception as exc:
-        raise CorpusError(_describe_error(uri, exc)) from exc
+    policy = active_policy()
+    if stats is None:
+        stats = CorpusStats()  # still counts decompressed bytes against the limit
+    if policy is not None:
+        if stats.max_decompressed_bytes is None:
+            stats.max_decompressed_bytes = policy.max_input_bytes
+        raw: Any = open_checked(uri, policy)  # checked as it is opened (see sources.py)
+    else:
+        raw = _open_fsspec(uri)
     try:
         magic = b""
         while len(magic) < 6:  # a network stream may return fewer bytes than asked
@@ -539,7 +575,7 @@ def open_binary(
     except Exception as exc:
         source.close()
         raise CorpusError(_describe_error(uri, exc)) from exc
-    stream = _Checked(inner, source, uri)
+    stream = _Checked(inner, source, uri, stats)
     try:
         yield cast(BinaryIO, stream)
     finally:

@@ -33,6 +33,7 @@ from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError, VocabularyError
 from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
+from ..sources import ENV_VAR as SOURCE_POLICY_VAR
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import keep_probabilities
 from .client import PSClient, ShardUnavailableError, column_ranges
@@ -68,8 +69,10 @@ def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
             .set("spark.python.worker.reuse", "true"))
     # Executors read the same storage as the driver (sources, --work-dir), set up the same
     # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
+    # The source policy goes too: executors open sources as checked (sources.py), with no
+    # redirect followed and no fsspec chain, exactly as the driver's process would.
     for key, value in os.environ.items():
-        if key.startswith(("FSSPEC_", "AWS_")):
+        if key.startswith(("FSSPEC_", "AWS_")) or key == SOURCE_POLICY_VAR:
             conf.setExecutorEnv(key, value)
     try:
         sc = SparkContext(conf=conf)

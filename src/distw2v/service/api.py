@@ -156,8 +156,7 @@ def _v1(service: Service) -> APIRouter:
         remote = False
         for i, source in enumerate(request.sources):
             try:
-                files = check_source(source, service.config.roots(),
-                                     service.config.allow_private_https)
+                files = check_source(source, service.config.source_policy())
             except SourceError as exc:
                 raise HTTPException(403, str(exc)) from None
             except CorpusError as exc:

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, from_dict
 from ..errors import Distw2vError
+from ..sources import SourcePolicy, policy_for
 
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
 _STAGES = {"vocabulary": (0.0, 0.1), "encoding": (0.1, 0.2), "training": (0.2, 0.98)}
@@ -108,6 +109,16 @@ def _evaluate(model: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
 
 def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
     """Check the sources again, train, evaluate and publish the model."""
+    policy = (SourcePolicy.from_json(spec["source_policy"]) if spec.get("source_policy")
+              else policy_for(spec["roots"], spec["allow_private_https"]))
+    # While the job runs the reader opens only what the policy allows, checked as it opens
+    # each file (https through the checked address, no redirect followed), here and in the
+    # Spark executors this process starts: they inherit the policy with the environment.
+    with policy.installed():
+        _run_checked(spec, policy, reporter)
+
+
+def _run_checked(spec: dict[str, Any], policy: SourcePolicy, reporter: Reporter) -> None:
     import fsspec.config
     import fsspec.core
 
@@ -119,13 +130,9 @@ def run_job(spec: dict[str, Any], reporter: Reporter) -> None:
         fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = spec["s3_endpoint_url"]
         # the spark engine's executors and shards are this process's children
         os.environ["FSSPEC_S3_ENDPOINT_URL"] = spec["s3_endpoint_url"]
-    if not spec["allow_private_https"]:
-        # A redirect could lead to an address that was never checked: follow none.
-        fsspec.config.conf.setdefault("https", {})["max_redirects"] = 1
     vocab_config = from_dict(VocabConfig, spec["vocab"])
     train_config = from_dict(TrainConfig, spec["train"])
-    roots = [Path(r) for r in spec["roots"]]
-    files = checked_files(spec["sources"], roots, spec["allow_private_https"])
+    files = checked_files(spec["sources"], policy)
     scratch = Path(spec["scratch_dir"])
     model = scratch / "model"
 

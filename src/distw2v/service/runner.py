@@ -157,6 +157,7 @@ class Runner:
             "run": run,
             "roots": [str(r) for r in self.config.roots()],
             "allow_private_https": self.config.allow_private_https,
+            "source_policy": self.config.source_policy().to_json(),
             "s3_endpoint_url": self.config.s3_endpoint_url,
             "scratch_dir": str(scratch),
             "artifacts_url": self.artifacts.url,

@@ -2,34 +2,41 @@
 
 * Tokens: bearer tokens from `--token` and/or a tokens file. A job belongs to the token that
   submitted it (stored as a hash, never the token itself) and only that token sees it.
-* Sources: local paths only under the allowed roots, checked on the real path (so neither
-  `..` nor a symlink leads out); https only to public addresses unless explicitly allowed;
-  s3:// and hdfs:// as given. The job process repeats these checks on the expanded file
-  list before it reads a byte, so a tree changed after submission cannot slip through.
+* Sources: parsed into one protocol and path as `..sources` does for the reader (no fsspec
+  chain unless the server allows it); local paths only under the allowed roots, checked on
+  the real path (so neither `..` nor a symlink leads out); https only to public addresses
+  unless explicitly allowed; s3:// and hdfs:// only in the allowed buckets and namenodes. A
+  local listing is bounded in files and time. The job process repeats these checks on the
+  expanded file list, and the reader once more as it opens each file (an https URL through
+  the address it checked), so neither a tree changed after submission nor DNS rebinding
+  slips through.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
-import socket
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from ..corpus import expand_sources
+from .. import pinned
 from ..errors import CorpusError, Distw2vError
+from ..sources import (
+    InvalidSource,
+    SourceError,
+    SourcePolicy,
+    expand_checked,
+    parse_source,
+    policy_for,
+)
 from .settings import TOKEN_FILE, ServiceConfig
 
 REMOTE_SCHEMES = ("s3", "https", "hdfs")
-
-
-class SourceError(Distw2vError):
-    """A source the service refuses (outside the roots, private address, bad scheme…)."""
+__all__ = ["REMOTE_SCHEMES", "InvalidSource", "SourceError", "SourcePolicy", "Tokens",
+           "check_https", "check_source", "checked_files", "load_tokens", "owner_of",
+           "scheme_of"]
 
 
 # ---- tokens ---------------------------------------------------------------------------------
@@ -98,7 +105,15 @@ def load_tokens(config: ServiceConfig) -> tuple[list[str], Path | None]:
     return [token], path
 
 
-# ---- sources --------------------------------------------------------------------------------
+# ---- sources ----------------------------------------------------------------------------------
+# The checks themselves live in ..sources (the corpus reader applies them again as it opens
+# each file); here they run at submission, with the listing of a local source bounded.
+
+
+def _policy(roots: SourcePolicy | Sequence[Path], allow_private: bool) -> SourcePolicy:
+    if isinstance(roots, SourcePolicy):
+        return roots
+    return policy_for(roots, allow_private)
 
 
 def scheme_of(source: str) -> str | None:
@@ -109,94 +124,21 @@ def scheme_of(source: str) -> str | None:
     return None if scheme == "file" else scheme
 
 
-def _local_path(source: str) -> str:
-    return source[len("file://"):] if source.lower().startswith("file://") else source
-
-
-def _under(path: Path, roots: Sequence[Path]) -> bool:
-    return any(path == root or root in path.parents for root in roots)
-
-
-def _static_prefix(pattern: str) -> str:
-    """The part of a glob pattern before its first wildcard component."""
-    parts = Path(pattern).parts
-    kept: list[str] = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        kept.append(part)
-    return os.path.join(*kept) if kept else "/"
-
-
-def check_local(source: str, roots: Sequence[Path]) -> list[str]:
-    """Expand a local path, directory or glob and check every file lies under a root."""
-    path = _local_path(source)
-    if not roots:
-        raise SourceError(
-            f"local path {source} is not accepted: this server has no allowed roots "
-            "(start it with --allowed-roots)."
-        )
-    if not os.path.isabs(path):
-        raise SourceError(f"local path {source} must be absolute.")
-    outside = SourceError(f"local path {source} is outside the allowed roots.")
-    if not _under(Path(os.path.realpath(_static_prefix(path))), roots):
-        raise outside
-    files = expand_sources([path])
-    for name in files:
-        if not _under(Path(os.path.realpath(name)), roots):
-            if name == path:
-                raise outside
-            raise SourceError(
-                f"local path {source} includes {name}, which leads outside the allowed roots."
-            )
-    return files
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def check_https(source: str, allow_private: bool) -> None:
-    """Refuse an https URL whose host resolves to a loopback, private or reserved address."""
-    parts = urlsplit(source)
-    host = parts.hostname
-    if not host:
-        raise SourceError(f"{source} has no host name.")
-    if allow_private:
-        return
-    try:
-        port = parts.port or 443
-    except ValueError:
-        raise SourceError(f"{source} has an invalid port.") from None
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise SourceError(f"the host {host} of {source} cannot be resolved.") from None
-    addresses = sorted({info[4][0] for info in infos})
-    if not addresses or not all(_is_public(str(a)) for a in addresses):
-        raise SourceError(
-            f"{source} resolves to a loopback or private address; this server does not read "
-            "from those (see --allow-private-https)."
-        )
+    """Refuse an https URL whose host is, or resolves to, a non-public address."""
+    pinned.resolve(pinned.parse_https(source), allow_private)
 
 
-def check_source(source: str, roots: Sequence[Path], allow_private: bool) -> list[str] | None:
-    """Check one source at submission: the expanded files of a local one, None for a URL."""
-    scheme = scheme_of(source)
-    if scheme is None:
-        return check_local(source, roots)
-    if scheme == "http":
-        raise SourceError(f"{source} uses plain http; use https.")
-    if scheme not in REMOTE_SCHEMES:
-        raise SourceError(
-            f"{source} has the unsupported scheme {scheme!r}; use a local path, s3://, "
-            "https:// or hdfs://."
-        )
-    if scheme == "https":
-        check_https(source, allow_private)
+def check_source(source: str, policy: SourcePolicy | Sequence[Path],
+                 allow_private: bool = False) -> list[str] | None:
+    """Check one source at submission: the expanded files of a local one, None for a remote
+    one (listed only by the job). `policy` may be the allowed roots (then with
+    `allow_private`), for callers that have no policy."""
+    policy = _policy(policy, allow_private)
+    parsed = parse_source(source, policy)
+    if parsed.protocol == "file" or parsed.protocol == "https":
+        found = expand_checked(source, policy)
+        return [name for name, _ in found] if parsed.protocol == "file" else None
     return None
 
 
@@ -213,22 +155,20 @@ def _unreachable(source: str, exc: BaseException) -> CorpusError | None:
     return None
 
 
-def checked_files(sources: Sequence[str], roots: Sequence[Path], allow_private: bool) -> list[str]:
-    """Every file the job will read, each one checked (run again in the job process)."""
+def checked_files(sources: Sequence[str], policy: SourcePolicy | Sequence[Path],
+                  allow_private: bool = False) -> list[str]:
+    """Every file the job will read, each one checked (run again in the job process, and
+    once more by the reader as it opens each file)."""
+    policy = _policy(policy, allow_private)
     files: list[str] = []
     for source in sources:
-        local = check_source(source, roots, allow_private)
-        if local is not None:
-            files.extend(local)
-            continue
         try:
-            expanded = expand_sources([source])
+            found = expand_checked(source, policy)
+        except (SourceError, InvalidSource):
+            raise
         except CorpusError as exc:
             raise _unreachable(source, exc) or exc from None
-        if scheme_of(source) == "https":
-            for name in expanded:
-                check_https(name, allow_private)
-        files.extend(expanded)
+        files.extend(name for name, _ in found)
     if not files:
         raise CorpusError("the sources name no files.")
-    return files
+    return list(dict.fromkeys(files))

@@ -20,6 +20,7 @@ from ..config import (
     parse_duration,
     require,
 )
+from ..sources import SourcePolicy, policy_for
 
 DEFAULT_DATA_DIR = "~/.local/share/distw2v-service"
 TOKEN_FILE = "token"  # written into the data directory when serve makes its own token
@@ -64,6 +65,29 @@ class ServiceConfig:
     allow_private_https: bool = option(
         False, "allow https sources on loopback or private addresses"
     )
+    allowed_bucket: tuple[str, ...] = option(
+        (), "an S3 bucket that s3:// sources may name; repeat the flag for more",
+        default_text="none: s3:// sources are refused",
+    )
+    allowed_namenode: tuple[str, ...] = option(
+        (), "an HDFS namenode, HOST (any port) or HOST:PORT, that hdfs:// sources may name; "
+        "repeat the flag for more", default_text="none: hdfs:// sources are refused",
+    )
+    allow_fsspec_chaining: bool = option(
+        False, "accept fsspec '::' chains in sources (zip, tar, simplecache or blockcache "
+        "over an allowed local, s3:// or hdfs:// source)",
+    )
+    max_job_input_bytes: int = option(
+        10**12, "decompressed bytes a job may read in one pass over its sources (a gzip bomb "
+        "stops there)", minimum=1,
+    )
+    max_source_files: int = option(
+        100_000, "files (and directory entries) one source may expand to", minimum=1,
+    )
+    source_listing_seconds: float = option(
+        10.0, "seconds the listing of one local source may take at submission",
+        minimum=0, exclusive_minimum=True,
+    )
     s3_endpoint_url: str | None = option(
         None, "S3 endpoint URL, for MinIO or another S3-compatible store",
         default_text="AWS",
@@ -107,6 +131,8 @@ class ServiceConfig:
     run: RunConfig = field(default_factory=RunConfig)  # checkpoints, split per job
 
     def __post_init__(self) -> None:
+        for name in ("allowed_bucket", "allowed_namenode"):  # the CLI gives a list or None
+            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
         check_bounds(self)
         if self.job_time_limit and self.job_time_limit.lower() != "none":
             require(parse_duration(self.job_time_limit, "job_time_limit") > 0,
@@ -150,6 +176,14 @@ class ServiceConfig:
         """The allowed roots, resolved (symlinks followed), in the order given."""
         return [Path(r).expanduser().resolve() for r in self.allowed_roots.split(os.pathsep)
                 if r.strip()]
+
+    def source_policy(self) -> SourcePolicy:
+        """What jobs may read: checked at submission and again as the job opens each file."""
+        return policy_for(
+            self.roots(), self.allow_private_https, buckets=self.allowed_bucket,
+            namenodes=self.allowed_namenode, allow_chaining=self.allow_fsspec_chaining,
+            max_input_bytes=self.max_job_input_bytes, max_files=self.max_source_files,
+            listing_seconds=self.source_listing_seconds)
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":

@@ -1,0 +1,375 @@
+"""Which sources a reader may open, checked as they will be opened.
+
+A `SourcePolicy` (the training service's, for its jobs) says which local roots, https
+addresses, S3 buckets and HDFS namenodes may be read. Every source is parsed into exactly one
+protocol and one path, the way it will then be opened, and never handed to fsspec whole:
+fsspec reads `a::b` as a chain of filesystems, `simplecache::`, `zip://`, `memory://` as
+filesystems of their own, and resolves https host names again when it connects.
+
+With a policy active (`SourcePolicy.installed()` puts it in the environment, so Spark executors
+started from the process inherit it), the corpus reader expands and opens sources only
+through `expand_checked` and `open_checked`: local files by their real path (checked again
+on the open descriptor), https through `pinned`, s3/hdfs with fsspec on the one protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, cast
+from urllib.parse import urlsplit
+
+from . import pinned
+from .errors import CorpusError, Distw2vError
+from .pinned import InvalidSource, SourceError
+
+ENV_VAR = "DISTW2V_SOURCE_POLICY"  # the active policy, as JSON (read by Spark executors too)
+MAX_SOURCE_CHARS = 4096
+# fsspec filesystems that may wrap an allowed source when chaining is enabled: they read
+# only from the filesystem after them in the chain.
+CHAIN_WRAPPERS = ("zip", "tar", "simplecache", "blockcache")
+_SCHEMES = "use a local path, s3://, https:// or hdfs://"
+
+Protocol = Literal["file", "https", "s3", "hdfs"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourcePolicy:
+    """What a reader may open. Roots are absolute, resolved directories."""
+
+    roots: tuple[str, ...] = ()
+    allow_private_https: bool = False
+    buckets: tuple[str, ...] = ()
+    namenodes: tuple[str, ...] = ()  # 'host' (any port) or 'host:port'
+    allow_chaining: bool = False
+    max_input_bytes: int | None = None  # decompressed bytes of one pass over the sources
+    max_files: int = 100_000  # files (and directory entries) one source may expand to
+    listing_seconds: float = 30.0  # time one source's local listing may take
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SourcePolicy:
+        try:
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                      for k, v in json.loads(text).items()}
+            return cls(**values)
+        except (ValueError, TypeError) as exc:
+            raise Distw2vError(f"the source policy in ${ENV_VAR} is not valid ({exc}).") from None
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """The active policy of this process, and of the processes it starts, meanwhile."""
+        before = os.environ.get(ENV_VAR)
+        os.environ[ENV_VAR] = self.to_json()
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(ENV_VAR, None)
+            else:
+                os.environ[ENV_VAR] = before
+
+
+def active_policy() -> SourcePolicy | None:
+    """The policy in the environment, or None: then sources are opened as given."""
+    text = os.environ.get(ENV_VAR)
+    return _parsed_policy(text) if text else None
+
+
+@cache
+def _parsed_policy(text: str) -> SourcePolicy:
+    return SourcePolicy.from_json(text)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source as it will be opened: `path` is the local path, the https URL, the S3
+    'bucket/key' or the HDFS path; `host` the S3 bucket or HDFS namenode."""
+
+    protocol: Protocol
+    path: str
+    host: str = ""
+    chain: str | None = None  # the whole '::' chain, when chaining is enabled
+
+    @property
+    def url(self) -> str:
+        if self.chain is not None:
+            return self.chain
+        if self.protocol == "s3":
+            return f"s3://{self.path}"
+        if self.protocol == "hdfs":
+            return f"hdfs://{self.host}{self.path}"
+        return self.path
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _check_characters(source: str) -> None:
+    if len(source) > MAX_SOURCE_CHARS:
+        raise InvalidSource(f"a source is longer than {MAX_SOURCE_CHARS:,} characters.")
+    for char in source:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            raise InvalidSource(f"the source {source!r} contains a control character "
+                                f"({char!r}); name a path or URL without one.")
+
+
+def parse_source(source: str, policy: SourcePolicy) -> Source:
+    """The one protocol and path `source` names, refusing what the policy does not allow
+    (checks that need the file system or the network come later)."""
+    _check_characters(source)
+    if "::" in source:
+        return _parse_chain(source, policy)
+    if "://" not in source:
+        return _local(source, source, policy)
+    scheme, rest = source.split("://", 1)
+    scheme = scheme.lower()
+    if scheme == "file":
+        if not rest.startswith("/"):
+            raise SourceError(f"{source} names a host; a file:// URL must be file:///PATH.")
+        return _local(source, rest, policy)
+    if scheme == "http":
+        raise SourceError(f"{source} uses plain http; use https.")
+    if scheme == "https":
+        return Source("https", source, pinned.parse_https(source).host)
+    if scheme in ("s3", "s3a"):
+        return _s3(source, rest, policy)
+    if scheme == "hdfs":
+        return _hdfs(source, policy)
+    raise SourceError(f"{source} has the unsupported scheme {scheme!r}; {_SCHEMES}.")
+
+
+def _local(source: str, path: str, policy: SourcePolicy) -> Source:
+    if not policy.roots:
+        raise SourceError(f"local path {source} is not accepted: this server has no allowed "
+                          "roots (start it with --allowed-roots).")
+    if not os.path.isabs(path):
+        raise SourceError(f"local path {source} must be absolute.")
+    return Source("file", path)
+
+
+def _s3(source: str, rest: str, policy: SourcePolicy) -> Source:
+    bucket, _, key = rest.partition("/")
+    if not policy.buckets:
+        raise SourceError(f"{source} is refused: this server reads no S3 bucket (start it "
+                          "with --allowed-bucket NAME).")
+    if bucket not in policy.buckets:
+        raise SourceError(f"{source} names the bucket {bucket!r}, which this server does not "
+                          "read (see --allowed-bucket).")
+    if not key:
+        raise SourceError(f"{source} names no object or prefix in the bucket.")
+    return Source("s3", f"{bucket}/{key}", bucket)
+
+
+def _hdfs(source: str, policy: SourcePolicy) -> Source:
+    try:
+        parts = urlsplit(source)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError as exc:
+        raise InvalidSource(f"{source} is not a valid URL ({exc}).") from None
+    if not host:
+        raise SourceError(f"{source} names no namenode; write hdfs://HOST:PORT/PATH.")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise SourceError(f"{source} must be hdfs://HOST:PORT/PATH, with no user, query or "
+                          "fragment.")
+    node = f"{host}:{port}" if port else host
+    allowed = {n.lower() for n in policy.namenodes}
+    if host not in allowed and node not in allowed:
+        raise SourceError(f"{source} names the namenode {node!r}, which this server does not "
+                          "read (see --allowed-namenode).")
+    return Source("hdfs", parts.path or "/", node)
+
+
+def _parse_chain(source: str, policy: SourcePolicy) -> Source:
+    if not policy.allow_chaining:
+        raise SourceError(f"{source} chains filesystems with '::', which this server does not "
+                          "allow (see --allow-fsspec-chaining).")
+    *wrappers, last = source.split("::")
+    for wrapper in wrappers:
+        protocol = wrapper.split("://", 1)[0].lower() if "://" in wrapper else wrapper.lower()
+        if protocol not in CHAIN_WRAPPERS:
+            raise SourceError(f"{source} chains {protocol!r}; only "
+                              f"{', '.join(CHAIN_WRAPPERS)} may wrap a source.")
+    inner = parse_source(last, replace(policy, allow_chaining=False))
+    if inner.protocol == "https":
+        raise SourceError(f"{source} chains an https source; https sources cannot be chained.")
+    return Source(inner.protocol, inner.path, inner.host, chain=source)
+
+
+# --- checks on the file system -------------------------------------------------------------------
+
+
+def _under(path: Path, roots: Sequence[str]) -> bool:
+    return any(path == Path(root) or Path(root) in path.parents for root in roots)
+
+
+def _static_prefix(pattern: str) -> str:
+    """The part of a glob pattern before its first wildcard component."""
+    import glob
+
+    kept: list[str] = []
+    for part in Path(pattern).parts:
+        if glob.has_magic(part):
+            break
+        kept.append(part)
+    return os.path.join(*kept) if kept else "/"
+
+
+def check_local_file(source: str, name: str, policy: SourcePolicy) -> str:
+    """The real path of `name` (a file `source` expanded to), refused outside the roots."""
+    real = os.path.realpath(name)
+    if not _under(Path(real), policy.roots):
+        if name == source or name == Path(source).as_posix():
+            raise SourceError(f"local path {source} is outside the allowed roots.")
+        raise SourceError(f"local path {source} includes {name}, which leads outside the "
+                          "allowed roots.")
+    return real
+
+
+class Budget:
+    """Counts the entries a listing visits and its time; raises when either runs out."""
+
+    def __init__(self, source: str, policy: SourcePolicy,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.left = policy.max_files
+        self.limit = policy.max_files
+        self.seconds = policy.listing_seconds
+        self.clock = clock
+        self.deadline = clock() + policy.listing_seconds
+
+    def tick(self, entries: int = 1) -> None:
+        self.left -= entries
+        if self.left < 0:
+            raise CorpusError(f"{self.source} names more than {self.limit:,} files (the "
+                              "server's --max-source-files); name fewer.")
+        if self.clock() > self.deadline:
+            raise CorpusError(f"listing {self.source} took longer than {self.seconds:g} s (the "
+                              "server's --source-listing-seconds); name fewer files.")
+
+
+def expand_checked(uri: str, policy: SourcePolicy) -> list[tuple[str, int | None]]:
+    """The files of one source with their sizes (None: unknown), each checked; a listing is
+    bounded by the policy's file count and time."""
+    # corpus owns listing (hidden files, sort order); this module only bounds and checks it
+    from .corpus import _describe_error, _expand_fsspec, _expand_local
+
+    source = parse_source(uri, policy)
+    if source.chain is not None or source.protocol == "https":
+        if source.protocol == "https":
+            pinned.resolve(pinned.parse_https(uri), policy.allow_private_https)
+        else:
+            _check_opened_target(source, policy)
+        return [(uri, None)]  # one file: an https URL is never a listing or a glob
+    budget = Budget(uri, policy)
+    if source.protocol == "file":
+        prefix = _static_prefix(source.path)
+        if not _under(Path(os.path.realpath(prefix)), policy.roots):
+            raise SourceError(f"local path {uri} is outside the allowed roots.")
+        try:
+            found = _expand_local(source.path, budget.tick)
+        except OSError as exc:  # a file vanished or unreadable while listing
+            raise CorpusError(_describe_error(uri, exc)) from exc
+        for name, _ in found:
+            check_local_file(uri, name, policy)
+        return found
+    try:
+        found = _expand_fsspec(source.url)
+    except CorpusError:
+        raise
+    except Exception as exc:  # any backend error: one sentence, not a traceback
+        raise CorpusError(_describe_error(uri, exc)) from exc
+    budget.tick(len(found))
+    checked = []
+    for name, size in found:
+        if source.protocol == "hdfs" and not name.startswith(f"hdfs://{source.host}/"):
+            name = f"hdfs://{source.host}/{name.split('://', 1)[-1].lstrip('/')}"
+        again = parse_source(name, policy)
+        if again.protocol != source.protocol or again.host != source.host:
+            raise SourceError(f"{uri} lists {name}, which lies outside its bucket.")
+        checked.append((name, size))
+    return checked
+
+
+def _check_opened_target(source: Source, policy: SourcePolicy) -> None:
+    if source.protocol == "file":
+        check_local_file(source.path, source.path, policy)
+
+
+# --- opening -------------------------------------------------------------------------------------
+
+
+def open_checked(uri: str, policy: SourcePolicy) -> BinaryIO:
+    """Open one file for reading as the policy allows; refusals and failures raise
+    CorpusError (a plain one, which the Spark driver recognises from an executor)."""
+    try:
+        source = parse_source(uri, policy)
+        if source.chain is None and source.protocol == "file":
+            return _open_local(uri, source.path, policy)
+        if source.chain is None and source.protocol == "https":
+            return cast(BinaryIO, pinned.open_https(uri, allow_private=policy.allow_private_https))
+        _check_opened_target(source, policy)
+        return _open_fsspec(uri, source.url)
+    except CorpusError:
+        raise
+    except Distw2vError as exc:
+        raise CorpusError(str(exc)) from None
+
+
+def _open_local(uri: str, path: str, policy: SourcePolicy) -> BinaryIO:
+    real = check_local_file(uri, path, policy)
+    try:
+        # O_NOFOLLOW: the real path has no link left, so one now is a swap since the check;
+        # O_NONBLOCK: a FIFO planted under a root must not hang the reader.
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CorpusError(f"{uri} does not exist.") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read {uri}: {exc.strerror or exc}.") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CorpusError(f"{uri} is not a regular file.")
+        opened = _fd_path(fd)
+        if opened is not None and not _under(Path(opened), policy.roots):
+            raise SourceError(f"local path {uri} is outside the allowed roots.")
+        return cast(BinaryIO, os.fdopen(fd, "rb"))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _fd_path(fd: int) -> str | None:
+    """The path the kernel says an open descriptor has (Linux), whatever was swapped since."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _open_fsspec(uri: str, url: str) -> BinaryIO:
+    import fsspec
+
+    from .corpus import _describe_error
+
+    try:
+        return cast(BinaryIO, fsspec.open(url, "rb").open())
+    except Exception as exc:
+        raise CorpusError(_describe_error(uri, exc)) from exc
+
+
+def policy_for(roots: Sequence[Path | str], allow_private_https: bool,
+               **settings: Any) -> SourcePolicy:
+    """A policy from the roots (resolved here) and the other settings."""
+    resolved = tuple(str(Path(r).expanduser().resolve()) for r in roots)
+    return SourcePolicy(roots=resolved, allow_private_https=allow_private_https, **settings)
+
