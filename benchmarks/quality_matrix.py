@@ -56,6 +56,7 @@ import gzip
 import hashlib
 import inspect
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -173,7 +174,7 @@ def sessions_corpus() -> dict:
     def make(directory: Path) -> dict:
         info = write_session_corpus(directory / "sessions.txt")
         fields = dataclasses.asdict(info)
-        return {**fields, "plain": str(info.path)}
+        return {**fields, "plain": str(info.path), "words": info.tokens}
 
     spec = _cached("sessions", _generator_key(write_session_corpus, {}), make)
     return {**spec, "kind": "sessions", "generator": "write_session_corpus() defaults"}
@@ -222,7 +223,7 @@ def score(spec: dict, words: list[str], matrix: Any) -> dict[str, float]:
     if kind == "planted":
         return {"analogy": evaluate_analogies(Vectors(words, matrix), spec["analogies"]).accuracy}
     if kind == "sessions":
-        from distw2v.evaluate import evaluate_purity  # type: ignore[attr-defined]
+        from distw2v.evaluate import evaluate_purity
 
         return {"purity": evaluate_purity(Vectors(words, matrix), spec["labels"], k=10).purity}
     norms = np.linalg.norm(np.asarray(matrix, dtype=np.float64), axis=1)
@@ -257,9 +258,11 @@ def child(args: argparse.Namespace) -> None:
             trained = train_spark_engine(plain, s, args.seed, SparkConfig(
                 spark_master="local[2]", shards=2, partitions=2))
         words, matrix = trained.words, trained.matrix
+        extra = dict(trained.extra)
+        peak = extra.pop("peak_rss_mb", None)  # the Spark engine sums its processes
         result.update(vocab_seconds=trained.vocab_seconds, train_seconds=trained.train_seconds,
-                      wall=trained.wall, peak_rss_mb=peak_rss_mb(),
-                      system_corpus_words=trained.corpus_words, **trained.extra)
+                      wall=trained.wall, peak_rss_mb=peak if peak is not None else peak_rss_mb(),
+                      system_corpus_words=trained.corpus_words, **extra)
     result["vocab"] = len(words)
     result["figures"] = score(spec, words, matrix)
     emit_result(result)
@@ -295,15 +298,18 @@ def spawn(system: str, corpus: str, spec_path: Path, seed: int, args: argparse.N
     if args.epochs is not None:
         cmd += ["--epochs", str(args.epochs)]
     label = f"{corpus} {LABELS[system]} seed {seed}"
+    load_before = os.getloadavg()[0]
     try:
         result = run_child(cmd, label, tail=3000, exit_on_failure=False)
     except ChildFailed as exc:
         print(f"  {str(exc).strip()}", flush=True)
         return None
+    # timings are only as good as the machine was quiet: keep its 1-minute load with them
+    result["load_average_1min"] = [load_before, os.getloadavg()[0]]
     result["words_per_second"] = words * epochs / result["wall"]
     result["train_words_per_second"] = words * epochs / result["train_seconds"]
     result["child_command"] = cmd
-    shown = " ".join(f"{k} {v:.3f}" for k, v in result["figures"].items())
+    shown = fmt_figures(result["figures"])
     print(f"  {label:32} {result['words_per_second']:>10,.0f} words/s  wall "
           f"{result['wall']:6.1f} s  train {result['train_seconds']:6.1f} s  "
           f"{result['peak_rss_mb']:7,.0f} MiB  {shown}", flush=True)
@@ -343,8 +349,8 @@ def versions(found: dict[str, Any]) -> dict[str, Any]:
 def fmt_figures(figures: dict[str, float]) -> str:
     names = {"wordsim353": "WS353", "simlex999": "SL999", "analogy": "analogy",
              "purity": "purity", "sane_rows": "sane rows"}
-    return "  ".join(f"{names.get(k, k)} {100 * v:.1f}%" if k in ("analogy", "sane_rows")
-                     else f"{names.get(k, k)} {v:.3f}" for k, v in figures.items())
+    return "  ".join(f"{names[k]} {100 * v:.1f}%" if k in ("analogy", "sane_rows")
+                     else f"{names[k]} {v:.3f}" for k, v in figures.items() if k in names)
 
 
 def table(rows: list[dict]) -> str:
@@ -371,8 +377,9 @@ def check(rows: list[dict], model: str) -> tuple[list[str], list[str]]:
 
     def need(corpus: str, *systems: str) -> bool:
         missing = [LABELS[s] for s in systems if (corpus, s) not in by]
-        if missing:
-            unchecked.append(f"{corpus}: {', '.join(missing)} did not run")
+        line = f"{corpus}: {', '.join(missing)} did not run"
+        if missing and line not in unchecked:
+            unchecked.append(line)
         return not missing
 
     for corpus in corpora:
