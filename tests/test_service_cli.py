@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -103,8 +104,13 @@ def test_submit_wait_jobs_cancel_against_a_real_server(
                     "is outside the allowed roots.")
     _one_line_error(capsys, ["submit", str(source), "--dim", "0"],
                     "distw2v submit: error: dim must be at least 1.")
-    _one_line_error(capsys, ["jobs", "--token", "wrong-token-123"],
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("wrong-token-123\n")
+    _one_line_error(capsys, ["jobs", "--token-file", str(wrong)],
                     "distw2v jobs: error: the bearer token is not valid.")
+    # --token still works, with a warning that ps shows it
+    assert main(["jobs", "--token", os.environ["DISTW2V_TOKEN"]]) == 0
+    assert capsys.readouterr().err.startswith("warning: --token is visible to every user")
     empty = tmp_path / "roots" / "empty.txt"
     empty.write_text("")
     _one_line_error(capsys, ["submit", str(empty), "--wait", *FAST],

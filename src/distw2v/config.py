@@ -137,7 +137,7 @@ class TrainConfig:
                            minimum=0, maximum=1.0)
     workers: int = option(2, "training threads", minimum=1, maximum=1024)
     seed: int = option(1, "random seed; with workers=1 the result is bit-identical run to run",
-                       minimum=0, maximum=2**63 - 1)
+                       minimum=0, maximum=2**53 - 1)  # exact in JSON and JavaScript
     batch_words: int = option(
         50_000, "words handed to a thread at a time (larger = less hand-off overhead)",
         minimum=1, maximum=10_000_000,

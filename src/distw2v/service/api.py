@@ -1,7 +1,8 @@
 """The REST API (FastAPI): jobs, artifacts, model queries, health and metrics.
 
 Every `/v1` route needs a bearer token and sees only that token's jobs (another token's job
-is a 404, as if it did not exist). Errors are JSON `{"detail": "<one sentence>"}`; a 422 also
+is a 404, as if it did not exist). Errors are JSON `{"detail": "<one sentence>"}` (the one
+`ErrorOut` schema, which every route lists for each error code it can return); a 422 also
 lists `errors`, each naming its field. Nothing here trains: submissions go to the store and
 the runner starts them in their own processes.
 """
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import __version__
 from ..config import to_dict
 from ..errors import CorpusError, Distw2vError, UnknownWordError
 from . import queries
+from .artifacts import EXPORTS, ModelGone, stream_file
 from .metrics import CONTENT_TYPE, BodyLimitMiddleware, MetricsMiddleware
 from .schemas import (
     InvalidSetting,
@@ -30,17 +32,22 @@ from .schemas import (
     JobOut,
     JobRequest,
     State,
+    error_responses,
     job_out,
     to_configs,
 )
 from .security import SourceError, check_source
-from .store import ACTIVE, CANCELLED, FAILED, SUCCEEDED, Job
+from .store import ACTIVE, CANCELLED, FAILED, SUCCEEDED, Job, QuotaError
 
 if TYPE_CHECKING:
     from .server import Service
 
 log = logging.getLogger("distw2v.service")
-_OWNER_CACHE = 100_000
+MAX_OFFSET = 1_000_000_000  # far beyond any listing; keeps the SQL OFFSET in range
+_JOB = error_responses(401, 404, 422)
+_MODEL = error_responses(400, 401, 404, 409, 410, 422)
+_ARTIFACT_TYPES = {"native": "application/x-tar", "word2vec-bin": "application/octet-stream",
+                   "word2vec-text": "text/plain"}
 _bearer = HTTPBearer(auto_error=False, description="a token given to `distw2v serve`")
 
 
@@ -105,6 +112,14 @@ def create_app(service: Service) -> FastAPI:
     async def unknown_word(_: Request, exc: UnknownWordError) -> JSONResponse:
         return _error(404, str(exc))
 
+    @app.exception_handler(ModelGone)
+    async def model_gone(_: Request, exc: ModelGone) -> JSONResponse:
+        return _error(410, str(exc))
+
+    @app.exception_handler(QuotaError)
+    async def over_quota(_: Request, exc: QuotaError) -> JSONResponse:
+        return _error(429, str(exc))
+
     @app.exception_handler(Distw2vError)
     async def bad_input(_: Request, exc: Distw2vError) -> JSONResponse:
         return _error(400, str(exc))
@@ -115,7 +130,9 @@ def create_app(service: Service) -> FastAPI:
         return {"status": "ok", "version": __version__, "running": counts["running"],
                 "queued": counts["queued"], "max_concurrent_jobs": service.runner.limit}
 
-    @app.get("/metrics", tags=["service"], response_class=Response)
+    @app.get("/metrics", tags=["service"], response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text format"}})
     def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -133,22 +150,19 @@ def _v1(service: Service) -> APIRouter:
             raise HTTPException(404, f"there is no job {job_id}.")
         return job
 
-    # Succeeded is a final state (only failed or cancelled jobs can be retried), so who owns
-    # a succeeded job can be remembered: model queries then skip the store.
-    succeeded: dict[str, str] = {}
-
+    # A succeeded job stays succeeded until it is retried or deleted (both make the model
+    # cache forget it), so who owns it is remembered: model queries then skip the store.
     def finished_model(job_id: str, who: str) -> None:
-        if succeeded.get(job_id) == who:
+        if service.models.owner(job_id) == who:
             return
         job = own_job(job_id, who)
         if job.state != SUCCEEDED:
             raise HTTPException(409, f"job {job_id} is {job.state}; only a succeeded job "
                                 "has a model.")
-        if len(succeeded) >= _OWNER_CACHE:
-            succeeded.clear()
-        succeeded[job_id] = who
+        service.models.remember_owner(job_id, who)
 
-    @router.post("/v1/jobs", status_code=201, response_model=JobOut, tags=["jobs"])
+    @router.post("/v1/jobs", status_code=201, response_model=JobOut, tags=["jobs"],
+                 responses=error_responses(401, 403, 413, 422, 429))
     def submit(request: JobRequest, who: Owner, response: Response) -> JobOut:
         """Queue a training job on one or more sources."""
         vocab, train = to_configs(request)
@@ -171,30 +185,32 @@ def _v1(service: Service) -> APIRouter:
             owner=who, name=request.name, engine=request.engine, format=request.format,
             spec={"sources": list(request.sources), "vocab": to_dict(vocab),
                   "train": to_dict(train)},
-            epochs=train.epochs,
+            epochs=train.epochs, max_active=service.config.max_jobs_per_token,
         )
         service.runner.wake()
         response.headers["Location"] = f"/v1/jobs/{job.id}"
         log.info("job %s queued: %s", job.id, ", ".join(request.sources)[:500])
         return job_out(job)
 
-    @router.get("/v1/jobs", response_model=JobList, tags=["jobs"])
+    @router.get("/v1/jobs", response_model=JobList, tags=["jobs"],
+                responses=error_responses(401, 422))
     def list_jobs(
         who: Owner,
         state: State | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> JobList:
         """Your jobs, newest first, optionally only those in one state."""
         jobs, total = store.list_jobs(who, state=state, limit=limit, offset=offset)
         return JobList(jobs=[job_out(j) for j in jobs], total=total, limit=limit,
                        offset=offset)
 
-    @router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    @router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=_JOB)
     def get_job(job_id: str, who: Owner) -> JobOut:
         return job_out(own_job(job_id, who))
 
-    @router.delete("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    @router.delete("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"],
+                   responses=error_responses(401, 404, 409, 422))
     def cancel_job(job_id: str, who: Owner) -> JobOut:
         """Cancel a queued or running job; its process is stopped within seconds."""
         job = own_job(job_id, who)
@@ -206,11 +222,15 @@ def _v1(service: Service) -> APIRouter:
         return job_out(own_job(job_id, who))
 
     @router.post("/v1/jobs/{job_id}/retry", status_code=202, response_model=JobOut,
-                 tags=["jobs"])
+                 tags=["jobs"], responses=error_responses(401, 404, 409, 422, 429))
     def retry_job(job_id: str, who: Owner) -> JobOut:
-        """Queue a failed or cancelled job again, with the same sources and settings."""
+        """Queue a failed or cancelled job again, with the same sources and settings.
+
+        A cancelled job whose process is still stopping waits in the queue until it has."""
         job = own_job(job_id, who)
-        if job.state not in (FAILED, CANCELLED) or not store.retry(job_id, job.attempts):
+        if job.state not in (FAILED, CANCELLED) or not store.retry(
+            job_id, job.attempts, owner=who, max_active=service.config.max_jobs_per_token
+        ):
             raise HTTPException(409, f"job {job_id} is {job.state}; only failed or cancelled "
                                 "jobs can be retried.")
         service.models.drop(job_id)
@@ -218,28 +238,38 @@ def _v1(service: Service) -> APIRouter:
         return job_out(own_job(job_id, who))
 
     @router.get("/v1/jobs/{job_id}/artifacts/{fmt}", tags=["models"],
-                response_class=StreamingResponse)
+                response_class=StreamingResponse,
+                responses={**error_responses(401, 404, 409, 410, 422),
+                           200: {"description": "the model file",
+                                 "content": {t: {"schema": {"type": "string",
+                                                            "format": "binary"}}
+                                             for t in _ARTIFACT_TYPES.values()}}})
     def artifact(
         job_id: str, fmt: Literal["native", "word2vec-bin", "word2vec-text"], who: Owner
     ) -> Response:
         """The vectors: `native` (tar of the model directory) or a word2vec format."""
         finished_model(job_id, who)
+        # the files are opened before the 200 goes out: a vanished model is a 410
         if fmt == "native":
-            return StreamingResponse(
-                service.artifacts.native_tar(job_id), media_type="application/x-tar",
-                headers={"Content-Disposition": f'attachment; filename="{job_id}.tar"'},
-            )
-        path = service.artifacts.export(job_id, fmt)
-        media = "application/octet-stream" if fmt == "word2vec-bin" else "text/plain"
-        return FileResponse(path, media_type=media, filename=f"{job_id}-{path.name}")
+            stream, size = service.artifacts.native_tar(job_id)
+            name = f"{job_id}.tar"
+        else:
+            file, size = service.artifacts.open_export(job_id, fmt)
+            stream = stream_file(file)
+            name = f"{job_id}-{EXPORTS[fmt]}"
+        return StreamingResponse(
+            stream, media_type=_ARTIFACT_TYPES[fmt],
+            headers={"Content-Disposition": f'attachment; filename="{name}"',
+                     "Content-Length": str(size)},
+        )
 
-    @router.get("/v1/models/{job_id}", tags=["models"])
+    @router.get("/v1/models/{job_id}", tags=["models"], responses=_MODEL)
     def model_info(job_id: str, who: Owner) -> dict[str, Any]:
         finished_model(job_id, who)
         vectors = service.models.get(job_id)
         return {"id": job_id, "words": len(vectors), "dim": vectors.dim}
 
-    @router.get("/v1/models/{job_id}/similar", tags=["models"])
+    @router.get("/v1/models/{job_id}/similar", tags=["models"], responses=_MODEL)
     def similar(
         job_id: str, who: Owner, word: Annotated[str, Query(min_length=1, max_length=200)],
         topn: Annotated[int, Query(ge=1, le=queries.MAX_TOPN)] = 10,
@@ -249,7 +279,7 @@ def _v1(service: Service) -> APIRouter:
         vectors = service.models.get(job_id)
         return {"word": word, "similar": queries.similar(vectors, word, topn)}
 
-    @router.get("/v1/models/{job_id}/analogy", tags=["models"])
+    @router.get("/v1/models/{job_id}/analogy", tags=["models"], responses=_MODEL)
     def analogy(
         job_id: str, who: Owner,
         positive: Annotated[list[str], Query(min_length=1)],
@@ -264,7 +294,7 @@ def _v1(service: Service) -> APIRouter:
         return {"positive": pos, "negative": neg,
                 "similar": queries.analogy(vectors, pos, neg, topn)}
 
-    @router.get("/v1/models/{job_id}/vector", tags=["models"])
+    @router.get("/v1/models/{job_id}/vector", tags=["models"], responses=_MODEL)
     def vector(
         job_id: str, who: Owner, word: Annotated[str, Query(min_length=1, max_length=200)]
     ) -> dict[str, Any]:

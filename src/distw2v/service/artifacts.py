@@ -16,7 +16,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import Distw2vError
 from ..vectors import META_FILE, VECTORS_FILE, WORDS_FILE, Vectors
@@ -24,6 +24,13 @@ from ..vectors import META_FILE, VECTORS_FILE, WORDS_FILE, Vectors
 MODEL_FILES = (WORDS_FILE, VECTORS_FILE, META_FILE)  # meta.json last: it marks completion
 EXPORTS = {"word2vec-bin": "vectors.bin", "word2vec-text": "vectors.txt"}
 _CHUNK = 1 << 20
+
+
+class ModelGone(Distw2vError):
+    """A succeeded job's model is no longer in the artifact store (deleted or lost)."""
+
+    def __init__(self, job_id: str, url: str) -> None:
+        super().__init__(f"the model of job {job_id} is no longer available in {url}.")
 
 
 def storage_options(url: str, s3_endpoint_url: str | None) -> dict[str, Any]:
@@ -111,7 +118,7 @@ class Artifacts:
         if not self.remote:
             path = self.root / job_id
             if not (path / META_FILE).is_file():
-                raise Distw2vError(f"the model of job {job_id} is missing from {self.url}.")
+                raise ModelGone(job_id, self.url)
             return path
         path = self.cache_dir / job_id / "model"
         if (path / META_FILE).is_file():
@@ -121,7 +128,7 @@ class Artifacts:
                 return path
             fs, base = self._remote(job_id)
             if not fs.exists(f"{base}/{META_FILE}"):
-                raise Distw2vError(f"the model of job {job_id} is missing from {self.url}.")
+                raise ModelGone(job_id, self.url)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.parent / f".model.tmp-{secrets.token_hex(4)}"
             tmp.mkdir()
@@ -146,20 +153,71 @@ class Artifacts:
                 vectors.save_word2vec(path, binary=fmt == "word2vec-bin")  # atomic
         return path
 
-    def native_tar(self, job_id: str) -> Iterator[bytes]:
-        """Stream the model directory as an uncompressed tar, file by file, in chunks."""
-        model = self.local_model(job_id)
-        for name in MODEL_FILES:
-            file = model / name
-            info = tarfile.TarInfo(f"{job_id}/{name}")
-            info.size = file.stat().st_size
-            info.mode = 0o644
-            info.mtime = int(file.stat().st_mtime)
-            yield info.tobuf(format=tarfile.PAX_FORMAT)
-            with open(file, "rb") as src:
-                while chunk := src.read(_CHUNK):
-                    yield chunk
-            if info.size % tarfile.BLOCKSIZE:
-                yield b"\0" * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
-        yield b"\0" * (2 * tarfile.BLOCKSIZE)
+    def has_model(self, job_id: str) -> bool:
+        """Whether the job's model (its local copy, when the store is remote) is in place."""
+        root = self.cache_dir / job_id / "model" if self.remote else self.root / job_id
+        return (root / META_FILE).is_file()
 
+    def open_export(self, job_id: str, fmt: str) -> tuple[IO[bytes], int]:
+        """The word2vec export, opened (ModelGone before any byte is sent), and its size."""
+        self.local_model(job_id)  # a cached export outlives no model
+        path = self.export(job_id, fmt)
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - handed to the response, which closes it
+        except FileNotFoundError:
+            raise ModelGone(job_id, self.url) from None
+        return file, os.fstat(file.fileno()).st_size
+
+    def native_tar(self, job_id: str) -> tuple[Iterator[bytes], int]:
+        """The model directory as an uncompressed tar stream, and its length in bytes.
+
+        Every file is opened before this returns: a missing model raises ModelGone here
+        (not half-way through a 200 response), and a model deleted while it streams is
+        still read whole from the open files.
+        """
+        model = self.local_model(job_id)
+        files: list[tuple[str, IO[bytes]]] = []
+        try:
+            for name in MODEL_FILES:
+                files.append((name, open(model / name, "rb")))  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            for _, file in files:
+                file.close()
+            raise ModelGone(job_id, self.url) from None
+        headers: list[bytes] = []
+        total = 2 * tarfile.BLOCKSIZE
+        for name, file in files:
+            stat = os.fstat(file.fileno())
+            info = tarfile.TarInfo(f"{job_id}/{name}")
+            info.size, info.mode, info.mtime = stat.st_size, 0o644, int(stat.st_mtime)
+            headers.append(info.tobuf(format=tarfile.PAX_FORMAT))
+            total += len(headers[-1]) + stat.st_size + _padding(stat.st_size)
+        return _tar_stream(files, headers), total
+
+
+def _padding(size: int) -> int:
+    return -size % tarfile.BLOCKSIZE
+
+
+def _tar_stream(files: list[tuple[str, IO[bytes]]], headers: list[bytes]) -> Iterator[bytes]:
+    try:
+        for (_, file), header in zip(files, headers):
+            yield header
+            size = 0
+            while chunk := file.read(_CHUNK):
+                size += len(chunk)
+                yield chunk
+            yield b"\0" * _padding(size)
+        yield b"\0" * (2 * tarfile.BLOCKSIZE)
+    finally:
+        for _, file in files:
+            file.close()
+
+
+def stream_file(file: IO[bytes]) -> Iterator[bytes]:
+    """An open file in chunks, closed at the end (or when the client goes away)."""
+    try:
+        while chunk := file.read(_CHUNK):
+            yield chunk
+    finally:
+        file.close()

@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..cli import add_config_options, config_from_args
@@ -23,20 +24,37 @@ CommandFactory = Callable[[str, str], argparse.ArgumentParser]
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
+TOKEN_VISIBLE = (
+    "warning: --token is visible to every user of this machine in the process list; "
+    "prefer --token-file or $DISTW2V_TOKEN."
+)
+
+
 def _client_options(p: argparse.ArgumentParser) -> None:
     from .client import DEFAULT_SERVER
 
     p.add_argument("--server", default=None, metavar="URL",
                    help=f"service URL (default: $DISTW2V_SERVER or {DEFAULT_SERVER})")
     p.add_argument("--token", default=None,
-                   help="bearer token (default: $DISTW2V_TOKEN, or the token a local "
-                   "`distw2v serve` wrote into its data directory)")
+                   help="bearer token; visible in the process list, so prefer --token-file "
+                   "(default: $DISTW2V_TOKEN, or the token a local `distw2v serve` wrote "
+                   "into its data directory)")
+    p.add_argument("--token-file", default=None, metavar="PATH",
+                   help="file holding the bearer token")
 
 
 def _client(args: argparse.Namespace) -> Any:
     from .client import Client, default_server, default_token
+    from .server import read_token_file
 
-    return Client(args.server or default_server(), args.token or default_token())
+    if args.token:
+        print(TOKEN_VISIBLE, file=sys.stderr)
+        token = args.token
+    elif args.token_file:
+        token = read_token_file(args.token_file)
+    else:
+        token = default_token()
+    return Client(args.server or default_server(), token)
 
 
 def _absolute(source: str) -> str:
@@ -49,8 +67,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     config = config_from_args(ServiceConfig, args, spark=config_from_args(SparkConfig, args),
                               run=config_from_args(RunConfig, args))
+    config = serve_token(config, os.environ, warn=lambda text: print(text, file=sys.stderr))
     serve(config, say=(lambda _: None) if args.quiet else
           (lambda text: print(text, file=sys.stderr, flush=True)))
+
+
+def serve_token(config: ServiceConfig, environ: Mapping[str, str],
+                warn: Callable[[str], None]) -> ServiceConfig:
+    """--token (with a warning: ps shows it), else --token-file, else $DISTW2V_TOKEN."""
+    if config.token:
+        warn(TOKEN_VISIBLE)
+    elif not config.token_file and environ.get("DISTW2V_TOKEN"):
+        return replace(config, token=environ["DISTW2V_TOKEN"])
+    return config
 
 
 def _describe(job: dict[str, Any]) -> str:

@@ -19,20 +19,38 @@ class ModelCache:
     """Up to `size` loaded models; the least recently used one is dropped first.
 
     A model is loaded once even when many requests ask for it at the same moment; the cosine
-    queries then run without a lock (NumPy releases the GIL in its matrix products).
+    queries then run without a lock (NumPy releases the GIL in its matrix products). A cached
+    model is answered for only while its files are still in place (a stat per query), and
+    `drop` forgets it, with the owner remembered for it, when its job is retried or deleted.
     """
 
-    def __init__(self, artifacts: Artifacts, size: int) -> None:
+    def __init__(self, artifacts: Artifacts, size: int, owners: int = 100_000) -> None:
         self.artifacts = artifacts
         self.size = size
         self._models: OrderedDict[str, Vectors] = OrderedDict()
+        self._owners: dict[str, str] = {}  # job id -> owner of a succeeded job
+        self._max_owners = owners
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
     def __len__(self) -> int:
         return len(self._models)
 
+    def owner(self, job_id: str) -> str | None:
+        """The remembered owner of a succeeded job (None: ask the store)."""
+        return self._owners.get(job_id)
+
+    def remember_owner(self, job_id: str, owner: str) -> None:
+        with self._lock:
+            if len(self._owners) >= self._max_owners:
+                self._owners.clear()
+            self._owners[job_id] = owner
+
     def get(self, job_id: str) -> Vectors:
+        """The job's vectors; ModelGone when its model is no longer in place."""
+        if not self.artifacts.has_model(job_id):
+            self.drop(job_id)
+            self.artifacts.local_model(job_id)  # fetches a remote model, or raises ModelGone
         with self._lock:
             if job_id in self._models:
                 self._models.move_to_end(job_id)
@@ -55,6 +73,7 @@ class ModelCache:
     def drop(self, job_id: str) -> None:
         with self._lock:
             self._models.pop(job_id, None)
+            self._owners.pop(job_id, None)
 
 
 def _check_topn(topn: int) -> None:

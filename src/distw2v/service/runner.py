@@ -3,8 +3,16 @@
 Each job runs in its own process (`python -m distw2v.service.jobproc`) in its own process
 group, so a crash, an out-of-memory kill or a numba segfault cannot take the server down, and
 cancelling stops the whole group: SIGTERM, then SIGKILL after a grace period. A reader thread
-per job turns the process's JSON-lines messages into store updates; the store decides every
-state change (a cancelled job stays cancelled whatever the process says afterwards).
+per attempt turns the process's JSON-lines messages into store updates; the store decides
+every state change (a cancelled job stays cancelled whatever the process says afterwards).
+
+An attempt keeps its slot until its process has been reaped and its reader has recorded the
+end and removed the scratch directory; only then may the job's next attempt start (a retry
+of a job whose cancelled process is still exiting waits in the queue). So no two processes
+of one job ever run at once, and every process counts against --max-concurrent-jobs.
+
+The loop also stops jobs that run past --job-time-limit and deletes finished jobs older than
+--retention-days, by `clock` (wall time; a test may set it).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,32 +43,46 @@ SERVER_STOPPED = (
     "POST /v1/jobs/{id}/retry."
 )
 _PROGRESS_FIELDS = ("stage", "progress", "words_per_second", "eta_seconds", "epoch")
+PURGE_INTERVAL = 60.0  # seconds (by the runner's clock) between retention sweeps
+_SECRETS = ("DISTW2V_TOKEN",)  # the server's token is no business of a training process
 
 
 @dataclass
 class _Running:
     job: Job
     process: subprocess.Popen[str]
+    started: float  # by the runner's clock
     reader: threading.Thread | None = None
     cancelled: bool = False
     stopping: bool = False  # the server is shutting down
+    timed_out: bool = False  # ran past the job time limit
     outcome: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.job.id, self.job.attempts
 
 
 class Runner:
     """Starts queued jobs as processes, feeds their progress to the store, cancels them."""
 
-    def __init__(self, config: ServiceConfig, store: JobStore, artifacts: Artifacts) -> None:
+    def __init__(self, config: ServiceConfig, store: JobStore, artifacts: Artifacts,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
         self.artifacts = artifacts
         self.limit = config.concurrency
         self.data = config.data_path
-        self._running: dict[str, _Running] = {}
+        self.clock = clock
+        self.time_limit = config.time_limit_seconds
+        # told of every job the retention sweep deletes (the model cache forgets it)
+        self.forget: Callable[[str], None] = lambda _job_id: None
+        self._running: dict[tuple[str, int], _Running] = {}  # per attempt
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_purge = float("-inf")
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -94,20 +117,25 @@ class Runner:
         self._wake.set()
 
     def running_ids(self) -> list[str]:
+        """The jobs with a live (or not yet reaped) training process."""
         with self._lock:
-            return list(self._running)
+            return [handle.job.id for handle in self._running.values()]
 
     # ---- cancelling -----------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> None:
         """Stop a running job's process (the store already says cancelled)."""
+        self._stop_process(job_id, lambda handle: setattr(handle, "cancelled", True))
+
+    def _stop_process(self, job_id: str, mark: Callable[[_Running], None]) -> None:
         with self._lock:
-            handle = self._running.get(job_id)
-            if handle is None:
-                return
-            handle.cancelled = True
-            self._signal(handle, signal.SIGTERM)
-        threading.Thread(target=self._wait_or_kill, args=(handle,), daemon=True).start()
+            handles = [h for h in self._running.values()
+                       if h.job.id == job_id and not (h.cancelled or h.timed_out)]
+            for handle in handles:
+                mark(handle)
+                self._signal(handle, signal.SIGTERM)
+        for handle in handles:
+            threading.Thread(target=self._wait_or_kill, args=(handle,), daemon=True).start()
 
     def _signal(self, handle: _Running, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -125,20 +153,68 @@ class Runner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self._start_ready()
-            except Exception:  # the store may be briefly unreachable: try again
-                log.exception("the runner could not start queued jobs")
+            for step in (self._enforce_time_limit, self._purge_expired, self._start_ready):
+                try:
+                    step()
+                except Exception:  # the store may be briefly unreachable: try again
+                    log.exception("the runner's %s failed", step.__name__.strip("_"))
             self._wake.wait(timeout=1.0)
             self._wake.clear()
 
     def _start_ready(self) -> None:
         with self._lock:
             while len(self._running) < self.limit and not self._stop.is_set():
-                job = self.store.claim_next()
+                # a job whose last attempt's process is still exiting waits for its reaping
+                busy = {handle.job.id for handle in self._running.values()}
+                job = self.store.claim_next(exclude=busy)
                 if job is None:
                     return
                 self._spawn(job)
+
+    def _enforce_time_limit(self) -> None:
+        if self.time_limit is None:
+            return
+        now = self.clock()
+        with self._lock:
+            late = [h.job.id for h in self._running.values()
+                    if now - h.started > self.time_limit and not (h.cancelled or h.timed_out)]
+        for job_id in late:
+            log.warning("job %s ran past the time limit; stopping it", job_id)
+            self._stop_process(job_id, lambda handle: setattr(handle, "timed_out", True))
+
+    def _purge_expired(self) -> None:
+        days = self.config.retention_days
+        now = self.clock()
+        if days is None or now - self._last_purge < PURGE_INTERVAL:
+            return
+        self._last_purge = now
+        cutoff = now - days * 86400.0
+        with self._lock:
+            busy = {handle.job.id for handle in self._running.values()}
+        for job_id in self.store.expired(cutoff):
+            if job_id in busy or not self.store.delete(job_id, cutoff):
+                continue  # still being reaped, or retried since
+            self.forget(job_id)
+            self.artifacts.delete(job_id)
+            self._remove_checkpoints(job_id)
+            shutil.rmtree(self.data / "jobs" / job_id, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                (self.data / "logs" / f"{job_id}.log").unlink()
+            log.info("job %s deleted: it ended more than %g days ago", job_id, days)
+
+    def _remove_checkpoints(self, job_id: str) -> None:
+        base = self.config.run.checkpoint_dir
+        if not base:
+            return
+        import fsspec.core
+
+        url = f"{base.rstrip('/')}/{job_id}"
+        try:
+            fs, path = fsspec.core.url_to_fs(url)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except OSError as exc:
+            log.warning("job %s: could not remove its checkpoints in %s: %s", job_id, url, exc)
 
     def _spec(self, job: Job) -> dict[str, Any]:
         scratch = self.data / "jobs" / job.id
@@ -171,7 +247,7 @@ class Runner:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         log_path = self.data / "logs" / f"{job.id}.log"
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             with open(log_path, "a", encoding="utf-8") as log_file:
@@ -185,13 +261,15 @@ class Runner:
                 )
         except OSError as exc:
             log.error("job %s could not be started: %s", job.id, exc)
-            self.store.finish(job.id, FAILED,
+            self.store.finish(job.id, FAILED, attempt=job.attempts,
                               error=f"the training process could not be started: {exc}.")
+            shutil.rmtree(scratch, ignore_errors=True)
             return
-        handle = _Running(job, process)
-        self._running[job.id] = handle
+        handle = _Running(job, process, started=self.clock())
+        self._running[handle.key] = handle
         handle.reader = threading.Thread(target=self._read, args=(handle,),
-                                         name=f"distw2v-job-{job.id}", daemon=True)
+                                         name=f"distw2v-job-{job.id}-{job.attempts}",
+                                         daemon=True)
         handle.reader.start()
         assert process.stdin is not None  # Popen with stdin=PIPE
         try:
@@ -199,12 +277,11 @@ class Runner:
             process.stdin.close()
         except OSError:  # the process died at once; the reader reports it
             pass
-        log.info("job %s started (pid %d)", job.id, process.pid)
+        log.info("job %s attempt %d started (pid %d)", job.id, job.attempts, process.pid)
 
-    # ---- per-job reader -------------------------------------------------------------------
+    # ---- per-attempt reader ---------------------------------------------------------------
 
     def _read(self, handle: _Running) -> None:
-        job_id = handle.job.id
         stdout = handle.process.stdout
         assert stdout is not None  # Popen with stdout=PIPE
         try:
@@ -213,13 +290,14 @@ class Runner:
         except (OSError, ValueError):
             pass
         code = handle.process.wait()
-        with self._lock:
-            self._running.pop(job_id, None)
         try:
             self._finish(handle, code)
         except Exception:
-            log.exception("job %s: could not record its end", job_id)
-        self.wake()
+            log.exception("job %s: could not record its end", handle.job.id)
+        finally:
+            with self._lock:  # only now may the job's next attempt start
+                self._running.pop(handle.key, None)
+            self.wake()
 
     def _handle_message(self, handle: _Running, line: str) -> None:
         try:
@@ -232,40 +310,50 @@ class Runner:
         if kind == "progress":
             values = {k: message[k] for k in _PROGRESS_FIELDS if k in message}
             if values and not handle.cancelled:
-                self.store.report(handle.job.id, **values)
+                self.store.report(handle.job.id, attempt=handle.job.attempts, **values)
         elif kind == "log":
             log.info("job %s: %s", handle.job.id, message.get("message"))
         elif kind in ("done", "error"):
             handle.outcome = message
 
     def _finish(self, handle: _Running, code: int) -> None:
-        job_id = handle.job.id
+        job_id, attempt = handle.key
         shutil.rmtree(self.data / "jobs" / job_id, ignore_errors=True)
         outcome = handle.outcome
         if handle.cancelled:
             self.artifacts.delete(job_id)
-            log.info("job %s cancelled", job_id)
+            log.info("job %s attempt %d cancelled", job_id, attempt)
             return
         if handle.stopping:
-            self.store.finish(job_id, FAILED, error=SERVER_STOPPED.replace("{id}", job_id))
+            self.store.finish(job_id, FAILED, attempt=attempt,
+                              error=SERVER_STOPPED.replace("{id}", job_id))
             self.artifacts.delete(job_id)
             return
-        if outcome.get("type") == "done" and code == 0:
-            if not self.store.finish(job_id, SUCCEEDED, summary=outcome.get("summary"),
-                                     evaluation=outcome.get("evaluation")):
-                self.artifacts.delete(job_id)  # cancelled at the last moment
-            log.info("job %s succeeded", job_id)
+        if handle.timed_out:
+            error = (f"the job ran longer than this server's time limit of "
+                     f"{self.config.job_time_limit} (--job-time-limit) and was stopped.")
+        elif outcome.get("type") == "done" and code == 0:
+            if self.store.finish(job_id, SUCCEEDED, attempt=attempt,
+                                 summary=outcome.get("summary"),
+                                 evaluation=outcome.get("evaluation")):
+                log.info("job %s attempt %d succeeded", job_id, attempt)
+            else:  # cancelled at the last moment: the store's word stands
+                self.artifacts.delete(job_id)
+                log.info("job %s attempt %d cancelled (it had just finished)", job_id, attempt)
             return
-        if outcome.get("type") == "error":
+        elif outcome.get("type") == "error":
             error = str(outcome.get("message") or "the job failed.")
         elif code < 0:
             error = (f"the training process was killed by signal {-code} "
                      f"({_signal_name(-code)}); it may have run out of memory.")
         else:
             error = f"the training process ended unexpectedly (exit status {code})."
-        self.store.finish(job_id, FAILED, error=error)
+        recorded = self.store.finish(job_id, FAILED, attempt=attempt, error=error)
         self.artifacts.delete(job_id)
-        log.info("job %s failed: %s", job_id, error)
+        if recorded:
+            log.info("job %s attempt %d failed: %s", job_id, attempt, error)
+        else:
+            log.info("job %s attempt %d cancelled (it had just failed)", job_id, attempt)
 
 
 def _signal_name(number: int) -> str:

@@ -89,6 +89,37 @@ class JobRequest(BaseModel):
                                  description="training settings")
 
 
+class FieldError(BaseModel):
+    field: str = Field(description="the request field, dotted: train.dim, sources.0, offset")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error the API returns: one sentence, and for a 422 the fields at fault."""
+
+    detail: str = Field(description="what went wrong, in one sentence")
+    errors: list[FieldError] | None = Field(
+        None, description="on 422, every field that was refused")
+
+
+ERROR_TEXT = {
+    400: "the request cannot be answered as asked",
+    401: "no bearer token, or an unknown one",
+    403: "a source this server refuses to read",
+    404: "no such job (or another token's), or a word not in the vocabulary",
+    409: "the job is not in a state that allows this",
+    410: "the job's model is no longer available",
+    413: "the request body is too large",
+    422: "a parameter or setting is invalid",
+    429: "this token has as many queued and running jobs as the server allows",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry for a route's error codes, all with ErrorOut."""
+    return {code: {"model": ErrorOut, "description": ERROR_TEXT[code]} for code in codes}
+
+
 class InvalidSetting(Distw2vError):
     """A setting the dataclass refused; `loc` names the field."""
 

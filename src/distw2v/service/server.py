@@ -6,9 +6,10 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..errors import Distw2vError
 from .artifacts import Artifacts
 from .metrics import Metrics
 from .queries import ModelCache
@@ -34,17 +35,37 @@ class Service:
     @classmethod
     def build(cls, config: ServiceConfig) -> Service:
         """Check the settings and open everything (raises Distw2vError with one sentence)."""
+        if config.token_file:
+            if config.token:
+                raise Distw2vError("give the token with --token or --token-file, not both.")
+            config = replace(config, token=read_token_file(config.token_file))
         tokens, token_file = load_tokens(config)
         config.data_path.mkdir(parents=True, exist_ok=True)
         store = JobStore(config.db_url)
         artifacts = Artifacts(config.artifacts, config.data_path / "cache",
                               config.s3_endpoint_url)
         runner = Runner(config, store, artifacts)
+        models = ModelCache(artifacts, config.model_cache_size)
+        runner.forget = models.drop  # a job the retention sweep deletes is not answered for
         return cls(
-            config=config, store=store, artifacts=artifacts, runner=runner,
-            models=ModelCache(artifacts, config.model_cache_size), tokens=Tokens(tokens),
-            metrics=Metrics(store, lambda: len(runner.running_ids())), token_file=token_file,
+            config=config, store=store, artifacts=artifacts, runner=runner, models=models,
+            tokens=Tokens(tokens), metrics=Metrics(store, lambda: len(runner.running_ids())),
+            token_file=token_file,
         )
+
+
+def read_token_file(path: str) -> str:
+    """The first token in a file (blank lines and '#' comments skipped)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise Distw2vError(f"cannot read the token file {path}: {reason}.") from None
+    found = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    if not found or len(found[0]) < 8:
+        raise Distw2vError(f"the token file {path} holds no token of at least 8 characters.")
+    return found[0]
 
 
 def serve(config: ServiceConfig, say: Callable[[str], None] = print) -> None:

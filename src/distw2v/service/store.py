@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -43,6 +45,10 @@ SERVER_DIED = (
     "the server stopped while this job was running; resubmit it with "
     "POST /v1/jobs/{id}/retry."
 )
+
+
+class QuotaError(Distw2vError):
+    """An owner already has as many queued and running jobs as the server allows."""
 
 
 class _Base(DeclarativeBase):
@@ -158,6 +164,8 @@ class JobStore:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        # counting an owner's active jobs and adding one is one step for this server
+        self._quota_lock = threading.Lock()
         try:
             _Base.metadata.create_all(self.engine)
         except OperationalError as exc:
@@ -204,6 +212,38 @@ class JobStore:
         found = {state: int(n) for state, n in rows}
         return {state: found.get(state, 0) for state in STATES}
 
+    def active_count(self, owner: str) -> int:
+        """How many queued or running jobs the owner has."""
+        with Session(self.engine) as session:
+            return int(session.scalar(
+                select(func.count()).select_from(JobRow)
+                .where(JobRow.owner == owner, JobRow.state.in_(list(ACTIVE)))
+            ) or 0)
+
+    def _check_quota(self, owner: str, max_active: int | None) -> None:
+        if max_active is not None and self.active_count(owner) >= max_active:
+            raise QuotaError(
+                f"you already have {max_active} queued or running jobs, the most this "
+                "server allows (--max-jobs-per-token); wait for one to end or cancel one."
+            )
+
+    def expired(self, before: float) -> list[str]:
+        """Ids of finished jobs that ended before the given time."""
+        with Session(self.engine) as session:
+            return list(session.scalars(
+                select(JobRow.id).where(JobRow.state.in_(list(FINISHED)),
+                                        JobRow.finished_at < before)
+            ))
+
+    def delete(self, job_id: str, before: float) -> bool:
+        """Remove a finished job that ended before `before` (False if it was retried since)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delete(JobRow).where(JobRow.id == job_id, JobRow.state.in_(list(FINISHED)),
+                                     JobRow.finished_at < before)
+            )
+            return bool(result.rowcount)
+
     def ids_in(self, states: Iterable[str]) -> list[str]:
         with Session(self.engine) as session:
             return list(session.scalars(select(JobRow.id).where(JobRow.state.in_(list(states)))))
@@ -211,6 +251,16 @@ class JobStore:
     # ---- writes: each one conditional statement ---------------------------------------
 
     def create(
+        self, *, owner: str, name: str, engine: str, format: str, spec: dict[str, Any],
+        epochs: int, max_active: int | None = None,
+    ) -> Job:
+        """Queue a new job; QuotaError when the owner already has `max_active` active."""
+        with self._quota_lock:
+            self._check_quota(owner, max_active)
+            return self._create(owner=owner, name=name, engine=engine, format=format,
+                                spec=spec, epochs=epochs)
+
+    def _create(
         self, *, owner: str, name: str, engine: str, format: str, spec: dict[str, Any],
         epochs: int,
     ) -> Job:
@@ -226,22 +276,28 @@ class JobStore:
             job = Job.of(row)
         return job
 
-    def _update(self, job_id: str, states: Iterable[str], **values: Any) -> bool:
+    def _update(self, job_id: str, states: Iterable[str], attempt: int | None = None,
+                **values: Any) -> bool:
+        """Change a job in one of `states` (and, given `attempt`, still on that attempt)."""
+        query = update(JobRow).where(JobRow.id == job_id, JobRow.state.in_(list(states)))
+        if attempt is not None:
+            query = query.where(JobRow.attempts == attempt)
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state.in_(list(states)))
-                .values(**values)
-            )
+            result = conn.execute(query.values(**values))
             return bool(result.rowcount)
 
-    def claim_next(self) -> Job | None:
-        """Move the oldest queued job to running and return it (None when none waits)."""
+    def claim_next(self, exclude: Collection[str] = ()) -> Job | None:
+        """Move the oldest queued job to running and return it (None when none waits).
+
+        Jobs in `exclude` (whose previous attempt's process is still exiting) wait.
+        """
         while True:
             with Session(self.engine) as session:
+                query = select(JobRow.id).where(JobRow.state == QUEUED)
+                if exclude:
+                    query = query.where(JobRow.id.not_in(list(exclude)))
                 job_id = session.scalars(
-                    select(JobRow.id).where(JobRow.state == QUEUED)
-                    .order_by(JobRow.queued_at, JobRow.seq).limit(1)
+                    query.order_by(JobRow.queued_at, JobRow.seq).limit(1)
                 ).first()
             if job_id is None:
                 return None
@@ -250,13 +306,15 @@ class JobStore:
                 return self.get(job_id)
             # cancelled between the read and the update: look again
 
-    def report(self, job_id: str, **values: Any) -> bool:
-        """Progress from a running job; ignored once the job has left `running`."""
-        return self._update(job_id, [RUNNING], **values)
+    def report(self, job_id: str, attempt: int | None = None, **values: Any) -> bool:
+        """Progress from a running job; ignored once the job (or that attempt) has left
+        `running`."""
+        return self._update(job_id, [RUNNING], attempt=attempt, **values)
 
     def finish(
         self, job_id: str, state: str, *, error: str | None = None,
         summary: dict[str, Any] | None = None, evaluation: dict[str, Any] | None = None,
+        attempt: int | None = None,
     ) -> bool:
         values: dict[str, Any] = {"state": state, "finished_at": time.time(), "error": error,
                                   "eta_seconds": None}
@@ -266,13 +324,21 @@ class JobStore:
             values["summary"] = json.dumps(summary, sort_keys=True)
         if evaluation is not None:
             values["evaluation"] = json.dumps(evaluation, sort_keys=True)
-        return self._update(job_id, [RUNNING], **values)
+        return self._update(job_id, [RUNNING], attempt=attempt, **values)
 
     def cancel(self, job_id: str) -> bool:
         return self._update(job_id, ACTIVE, state=CANCELLED, finished_at=time.time(),
                             eta_seconds=None, error=None)
 
-    def retry(self, job_id: str, attempts: int) -> bool:
+    def retry(self, job_id: str, attempts: int, owner: str | None = None,
+              max_active: int | None = None) -> bool:
+        """Queue a failed or cancelled job again (QuotaError beyond the owner's quota)."""
+        with self._quota_lock:
+            if owner is not None:
+                self._check_quota(owner, max_active)
+            return self._retry(job_id, attempts)
+
+    def _retry(self, job_id: str, attempts: int) -> bool:
         now = time.time()
         return self._update(
             job_id, [FAILED, CANCELLED], state=QUEUED, queued_at=now, started_at=None,
