@@ -166,3 +166,107 @@ def s3(monkeypatch):
                            use_listings_cache=False)
     yield endpoint, fs
     server.stop()
+
+
+# --- a real HTTPS server on 127.0.0.1, for the source checks -----------------------------------
+
+
+def service_write_tls(folder: Path, names: tuple[str, ...] = ("localhost", "rebind.test"),
+                      ) -> tuple[Path, Path, Path]:
+    """A test CA and a certificate signed by it for `names` and 127.0.0.1: (ca, cert, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "distw2v test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@dataclass
+class HTTPSHandle:
+    """An HTTPS server on 127.0.0.1: `routes` maps 'GET /path' (or 'HEAD /path') to
+    (status, headers, body); every request is recorded as (method, path, Host header)."""
+
+    port: int
+    routes: dict[str, tuple[int, dict[str, str], bytes]]
+    requests: list[tuple[str, str, str]]
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.port}{path}"
+
+    def paths(self) -> list[str]:
+        return [f"{method} {path}" for method, path, _ in self.requests]
+
+
+@pytest.fixture
+def service_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPSHandle]:
+    """A real TLS server on 127.0.0.1 whose CA this process and its children trust
+    (SSL_CERT_FILE); fill `routes` before the requests come."""
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    ca, cert, key = service_write_tls(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    handle = HTTPSHandle(0, {}, [])
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, method: str) -> None:
+            handle.requests.append((method, self.path, self.headers.get("Host", "")))
+            status, headers, body = handle.routes.get(
+                f"{method} {self.path}", handle.routes.get(f"GET {self.path}",
+                                                           (404, {}, b"not found\n")))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if method == "GET":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self._answer("GET")
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._answer("HEAD")
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    handle.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield handle
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)

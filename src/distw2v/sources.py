@@ -14,8 +14,10 @@ on the open descriptor), https through `pinned`, s3/hdfs with fsspec on the one 
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import stat
 import time
 import unicodedata
@@ -39,6 +41,8 @@ CHAIN_WRAPPERS = ("zip", "tar", "simplecache", "blockcache")
 _SCHEMES = "use a local path, s3://, https:// or hdfs://"
 
 Protocol = Literal["file", "https", "s3", "hdfs"]
+_IPV6_AUTHORITY = re.compile(r"[a-z][a-z0-9+.-]*://\[[0-9a-f:.%]*\]", re.IGNORECASE)
+_OPEN_BRACKET = re.compile(r"[a-z][a-z0-9+.-]*://\[", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +132,7 @@ def parse_source(source: str, policy: SourcePolicy) -> Source:
     """The one protocol and path `source` names, refusing what the policy does not allow
     (checks that need the file system or the network come later)."""
     _check_characters(source)
-    if "::" in source:
+    if _chained(source):
         return _parse_chain(source, policy)
     if "://" not in source:
         return _local(source, source, policy)
@@ -147,6 +151,14 @@ def parse_source(source: str, policy: SourcePolicy) -> Source:
     if scheme == "hdfs":
         return _hdfs(source, policy)
     raise SourceError(f"{source} has the unsupported scheme {scheme!r}; {_SCHEMES}.")
+
+
+def _chained(source: str) -> bool:
+    """Whether `source` has fsspec's '::' outside an IPv6 literal such as https://[::1]/."""
+    literal = _IPV6_AUTHORITY.match(source)
+    if literal is None and _OPEN_BRACKET.match(source):
+        return False  # '[' never closed: the URL parser refuses it in one sentence
+    return "::" in (source[literal.end():] if literal else source)
 
 
 def _local(source: str, path: str, policy: SourcePolicy) -> Source:
@@ -236,11 +248,15 @@ def check_local_file(source: str, name: str, policy: SourcePolicy) -> str:
     return real
 
 
+_clock = time.monotonic  # what a Budget reads, unless given its own clock
+
+
 class Budget:
     """Counts the entries a listing visits and its time; raises when either runs out."""
 
     def __init__(self, source: str, policy: SourcePolicy,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
+        clock = clock or _clock
         self.source = source
         self.left = policy.max_files
         self.limit = policy.max_files
@@ -362,9 +378,38 @@ def _open_fsspec(uri: str, url: str) -> BinaryIO:
     from .corpus import _describe_error
 
     try:
-        return cast(BinaryIO, fsspec.open(url, "rb").open())
+        opened = fsspec.open(url, "rb")
+        return cast(BinaryIO, _Holding(opened, opened.open()))
     except Exception as exc:
         raise CorpusError(_describe_error(uri, exc)) from exc
+
+
+class _Holding(io.RawIOBase):
+    """A file from fsspec's OpenFile, which must outlive it: a chain's outer filesystem
+    closes the inner file when the OpenFile goes."""
+
+    def __init__(self, opened: Any, file: Any) -> None:
+        self._opened = opened
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return cast(bytes, self._file.read(-1 if size is None else size))
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._file.close()
+            finally:
+                self._opened.close()
+        super().close()
 
 
 def policy_for(roots: Sequence[Path | str], allow_private_https: bool,
