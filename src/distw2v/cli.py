@@ -148,11 +148,17 @@ def cmd_ps_shard(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_analogies, evaluate_similarity, format_table, results_to_json
+    from .evaluate import (
+        evaluate_analogies,
+        evaluate_purity,
+        evaluate_similarity,
+        format_table,
+        results_to_json,
+    )
     from .vectors import Vectors
 
-    if not args.analogies and not args.similarity:
-        raise Distw2vError("give at least one --analogies or --similarity file.")
+    if not args.analogies and not args.similarity and not args.purity:
+        raise Distw2vError("give at least one --analogies, --similarity or --purity file.")
     vectors = Vectors.load(args.model)
     results: list[Any] = [
         evaluate_analogies(vectors, path, restrict_vocab=args.restrict_vocab,
@@ -161,6 +167,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     ]
     results += [evaluate_similarity(vectors, path, case_insensitive=not args.case_sensitive)
                 for path in args.similarity]
+    results += [evaluate_purity(vectors, path, case_insensitive=not args.case_sensitive)
+                for path in args.purity]
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results_to_json(results), indent=2) + "\n")
@@ -251,12 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit when standard input closes (used by a driver that starts shards)")
     p.set_defaults(run=cmd_ps_shard)
 
-    p = command("eval", "evaluate a model on analogy and word-similarity files")
+    p = command("eval", "evaluate a model on analogy, word-similarity and cluster-label files")
     p.add_argument("model", help="model directory")
     p.add_argument("--analogies", action="append", default=[], metavar="FILE",
                    help="questions-words format file (repeatable)")
     p.add_argument("--similarity", action="append", default=[], metavar="FILE",
                    help="'word word score' file, e.g. WordSim353 or SimLex999 (repeatable)")
+    p.add_argument("--purity", action="append", default=[], metavar="LABELS",
+                   help="'item<TAB>cluster' file: share of each item's 10 nearest neighbours "
+                   "in its cluster (repeatable)")
     p.add_argument("--restrict-vocab", type=int, default=300_000,
                    help="answer analogies among this many most frequent words "
                    "(default: %(default)s)")

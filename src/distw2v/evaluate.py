@@ -1,8 +1,10 @@
-"""Word-analogy and word-similarity benchmarks.
+"""Word-analogy, word-similarity and neighbour-purity benchmarks.
 
 Semantics follow gensim's `KeyedVectors.evaluate_word_analogies` / `evaluate_word_pairs`, so
 figures are comparable, but the analogy queries run in batches through
-`Vectors.most_similar_batch` instead of one `most_similar` call each.
+`Vectors.most_similar_batch` instead of one `most_similar` call each. Neighbour purity
+scores clustered items (the session corpus of `distw2v.synthetic`) by how many of each
+labelled item's nearest neighbours share its cluster.
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ class SimilarityResult:
     pairs: int
     oov: int
     skipped_lines: int
+
+
+@dataclass
+class PurityResult:
+    name: str
+    purity: float  # NaN when no labelled item is in the vocabulary
+    items: int  # labelled items in the vocabulary, each scored
+    missing: int  # labelled items not in the vocabulary
+    k: int
+
+
+Result = AnalogyResult | SimilarityResult | PurityResult
 
 
 def _lines(path: str | Path) -> Iterator[str]:
@@ -241,12 +255,75 @@ def evaluate_similarity(
     )
 
 
+def _read_labels(path: str | Path, case_insensitive: bool) -> dict[str, str]:
+    """item -> cluster from "item<TAB>cluster" lines (any whitespace without a tab)."""
+    labels: dict[str, str] = {}
+    for number, line in enumerate(_lines(path), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = [p.strip() for p in text.split("\t")] if "\t" in text else text.split()
+        if len(parts) != 2 or not all(parts):
+            raise Distw2vError(f"Line {number} of the labels file {path} is not "
+                               "'item<TAB>cluster'.")
+        item, cluster = parts
+        item = item.lower() if case_insensitive else item
+        if labels.setdefault(item, cluster) != cluster:
+            raise Distw2vError(f"The labels file {path} gives {item!r} two clusters "
+                               f"({labels[item]!r} and {cluster!r}, line {number}).")
+    return labels
+
+
+def evaluate_purity(
+    vectors: Vectors,
+    labels_path: str | Path,
+    k: int = 10,
+    case_insensitive: bool = True,
+    batch_size: int = 1024,
+) -> PurityResult:
+    """Mean, over labelled items in the vocabulary, of the share of their `k` nearest
+    neighbours (cosine, among all words but the item itself) that carry the same label."""
+    if k < 1:
+        raise Distw2vError(f"k must be at least 1, not {k}.")
+    if k >= len(vectors):
+        raise Distw2vError(f"k ({k}) must be smaller than the vocabulary ({len(vectors)} words).")
+    if batch_size < 1:
+        raise Distw2vError(f"batch_size must be at least 1, not {batch_size}.")
+    labels = _read_labels(labels_path, case_insensitive)
+    keys, first = _vocab_keys(vectors, len(vectors), case_insensitive)
+    variants: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        variants.setdefault(key, []).append(i)
+    # Each word's cluster as an integer (-1: unlabelled), so neighbours compare as arrays.
+    cluster_ids = {c: n for n, c in enumerate(sorted(set(labels.values())))}
+    word_cluster = np.array([cluster_ids[labels[key]] if key in labels else -1 for key in keys],
+                            dtype=np.int64)
+    scored = [first[item] for item in labels if item in first]
+    unit = vectors.unit_matrix()
+    shared = 0
+    for start in range(0, len(scored), batch_size):
+        ids = scored[start : start + batch_size]
+        # a case variant of the item is the item itself, not a neighbour
+        exclude = [variants[keys[i]] for i in ids]
+        found, _ = vectors.most_similar_batch(unit[ids], k, None, exclude)
+        same = (word_cluster[found] == word_cluster[ids][:, None]) & (found >= 0)
+        shared += int(same.sum())
+    return PurityResult(
+        name=Path(labels_path).stem,
+        purity=shared / (k * len(scored)) if scored else math.nan,
+        items=len(scored),
+        missing=len(labels) - len(scored),
+        k=k,
+    )
+
+
 def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
-def format_table(results: list[AnalogyResult | SimilarityResult]) -> str:
-    """An aligned plain-text report: analogy sections, their totals, then similarity sets."""
+def format_table(results: list[Result]) -> str:
+    """An aligned plain-text report: analogy sections and their totals, similarity sets and
+    neighbour purities, in the order given."""
     rows: list[tuple[str, str]] = []
     for result in results:
         if isinstance(result, AnalogyResult):
@@ -260,6 +337,14 @@ def format_table(results: list[AnalogyResult | SimilarityResult]) -> str:
                     "  total",
                     f"{100 * result.accuracy:5.1f}%  {result.correct}/{result.total}  "
                     f"oov {result.oov}  skipped {result.skipped_lines}",
+                )
+            )
+        elif isinstance(result, PurityResult):
+            rows.append(
+                (
+                    result.name,
+                    f"purity@{result.k} {_fmt(result.purity)}  items {result.items}  "
+                    f"missing {result.missing}",
                 )
             )
         else:
@@ -278,10 +363,11 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else value  # JSON has no NaN
 
 
-def results_to_json(results: list[AnalogyResult | SimilarityResult]) -> dict[str, Any]:
-    """A JSON-able summary: {"analogies": [...], "similarity": [...]}."""
+def results_to_json(results: list[Result]) -> dict[str, Any]:
+    """A JSON-able summary: {"analogies": [...], "similarity": [...], "purity": [...]}."""
     analogies: list[dict[str, Any]] = []
     similarity: list[dict[str, Any]] = []
+    purity: list[dict[str, Any]] = []
     for r in results:
         if isinstance(r, AnalogyResult):
             analogies.append(
@@ -304,6 +390,16 @@ def results_to_json(results: list[AnalogyResult | SimilarityResult]) -> dict[str
                     ],
                 }
             )
+        elif isinstance(r, PurityResult):
+            purity.append(
+                {
+                    "name": r.name,
+                    "purity": _number(r.purity),
+                    "items": r.items,
+                    "missing": r.missing,
+                    "k": r.k,
+                }
+            )
         else:
             similarity.append(
                 {
@@ -315,4 +411,4 @@ def results_to_json(results: list[AnalogyResult | SimilarityResult]) -> dict[str
                     "skipped_lines": r.skipped_lines,
                 }
             )
-    return {"analogies": analogies, "similarity": similarity}
+    return {"analogies": analogies, "similarity": similarity, "purity": purity}

@@ -3,9 +3,15 @@ case of Ordentlich et al.), scored by the neighbour purity of `evaluate.evaluate
 
 Items "i0" ... are dealt at random into `clusters` clusters of equal size (to within one).
 Each session, one a line, draws a cluster (Zipf over clusters, so popularity is skewed), a
-length of 3-20 items, then its items: each from the session's cluster with Zipf popularity
-within it, except that a tenth of them (noise) come from a cluster drawn afresh. The labels
-file beside the corpus has every item and its cluster, "i17<TAB>3" a line, in id order.
+length of 3-20 items, then its items, each with Zipf popularity within its cluster: the
+session's cluster for 30% of them, and for the other 70% (noise) a cluster drawn afresh by
+the same popularity. The labels file beside the corpus has every item and its cluster,
+"i17<TAB>3" a line, in id order.
+
+The noise share is what keeps the task from saturating: with the defaults, 5 epochs of
+gensim skip-gram (d=100, window 5) reach a purity@10 of 0.996 at 50% noise, 0.92 at 65%,
+0.79 at 70% and 0.27 at 80% (chance is about 0.02). Item popularity hardly matters (a Zipf
+exponent of 1.5 at 30% noise: 0.997), so a trainer that is a little worse shows here.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from .files import atomic_texts, beside
 from .zipf import zipf_cdf
 
 LENGTHS = (3, 20)  # shortest and longest session
-NOISE = 0.1  # share of items drawn from another cluster's draw
+NOISE = 0.7  # share of items from a freshly drawn cluster (see above)
 CLUSTER_EXPONENT = 1.0
 ITEM_EXPONENT = 1.0
 BLOCK_SESSIONS = 1 << 13
