@@ -255,6 +255,7 @@ def test_public_addresses_and_their_embeddings_pass() -> None:
     for text in (PUBLIC, "2606:2800:220:1::1", "64:ff9b::5db8:d822", "2002:5db8:d822::1",
                  "::ffff:93.184.216.34"):
         assert pinned.is_public(ipaddress.ip_address(text)), text
+    assert not pinned.is_public(ipaddress.ip_address("64:ff9b:1::5db8:d822"))  # local-use
     for url in PRIVATE_LITERALS:
         host = url.split("//", 1)[1].split("/", 1)[0].strip("[]")
         assert not pinned.is_public(ipaddress.ip_address(host)), url
@@ -346,7 +347,9 @@ def test_listings_are_bounded_in_files_and_time(tmp_path, roots, monkeypatch,
     monkeypatch.setattr(sources, "_clock", lambda: float(next(ticks)))
     policy = sources.policy_for([roots], False, listing_seconds=5.0)
     with pytest.raises(CorpusError, match=rf"listing {many}/\*.txt took longer than 5 s"):
-        sources.expand_checked(f"{many}/*.txt", policy)
+        security.check_source(f"{many}/*.txt", policy)
+    # the job's own listing, off the request thread, is bounded in files only
+    assert len(sources.expand_checked(f"{many}/*.txt", policy)) == 30
 
 
 # --- 5. malformed sources ---------------------------------------------------------------------

@@ -25,9 +25,11 @@ from .errors import CorpusError, Distw2vError
 
 TIMEOUT_SECONDS = 60.0  # connect, and each read of the response
 
-# Prefixes that carry an IPv4 address in their last 32 bits (or in bits 16-48 for 6to4): a
-# relay or translator delivers to that IPv4 address, so it is the one to check.
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# The well-known NAT64 prefix carries an IPv4 address in its last 32 bits (6to4 in bits
+# 16-48): the translator or relay delivers to that IPv4 address, so it is the one to check.
+# Local-use NAT64 (RFC 8215) translates as the site chooses: refused whatever it embeds.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -98,8 +100,10 @@ def is_public(address: Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return is_public(address.ipv4_mapped)
-        if any(address in net for net in _NAT64):
+        if address in _NAT64:
             return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address in _LOCAL_NAT64:
+            return False
         if address.sixtofour is not None:
             return is_public(address.sixtofour)
         if address.teredo is not None:

@@ -254,7 +254,7 @@ _clock = time.monotonic  # what a Budget reads, unless given its own clock
 class Budget:
     """Counts the entries a listing visits and its time; raises when either runs out."""
 
-    def __init__(self, source: str, policy: SourcePolicy,
+    def __init__(self, source: str, policy: SourcePolicy, timed: bool = True,
                  clock: Callable[[], float] | None = None) -> None:
         clock = clock or _clock
         self.source = source
@@ -262,7 +262,7 @@ class Budget:
         self.limit = policy.max_files
         self.seconds = policy.listing_seconds
         self.clock = clock
-        self.deadline = clock() + policy.listing_seconds
+        self.deadline = clock() + policy.listing_seconds if timed else float("inf")
 
     def tick(self, entries: int = 1) -> None:
         self.left -= entries
@@ -274,9 +274,10 @@ class Budget:
                               "server's --source-listing-seconds); name fewer files.")
 
 
-def expand_checked(uri: str, policy: SourcePolicy) -> list[tuple[str, int | None]]:
+def expand_checked(uri: str, policy: SourcePolicy,
+                   timed: bool = False) -> list[tuple[str, int | None]]:
     """The files of one source with their sizes (None: unknown), each checked; a listing is
-    bounded by the policy's file count and time."""
+    bounded by the policy's file count, and `timed` (in a request thread) by its time too."""
     # corpus owns listing (hidden files, sort order); this module only bounds and checks it
     from .corpus import _describe_error, _expand_fsspec, _expand_local
 
@@ -287,7 +288,7 @@ def expand_checked(uri: str, policy: SourcePolicy) -> list[tuple[str, int | None
         else:
             _check_opened_target(source, policy)
         return [(uri, None)]  # one file: an https URL is never a listing or a glob
-    budget = Budget(uri, policy)
+    budget = Budget(uri, policy, timed)
     if source.protocol == "file":
         prefix = _static_prefix(source.path)
         if not _under(Path(os.path.realpath(prefix)), policy.roots):

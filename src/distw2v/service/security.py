@@ -137,7 +137,7 @@ def check_source(source: str, policy: SourcePolicy | Sequence[Path],
     policy = _policy(policy, allow_private)
     parsed = parse_source(source, policy)
     if parsed.protocol == "file" or parsed.protocol == "https":
-        found = expand_checked(source, policy)
+        found = expand_checked(source, policy, timed=True)  # in the request's thread
         return [name for name, _ in found] if parsed.protocol == "file" else None
     return None
 
