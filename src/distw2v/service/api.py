@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import to_dict
@@ -51,8 +52,9 @@ _ARTIFACT_TYPES = {"native": "application/x-tar", "word2vec-bin": "application/o
 _bearer = HTTPBearer(auto_error=False, description="a token given to `distw2v serve`")
 
 
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
+def _error(status: int, detail: str, headers: dict[str, str] | None = None,
+           **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -93,6 +95,20 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, limit=service.config.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's and Starlette's own errors, made into the one sentence ours are
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            message = "the body is not JSON in UTF-8"
+            return _error(422, f"invalid request: body: {message}.",
+                          errors=[{"field": "body", "message": message}])
+        if detail == "Not Found":
+            detail = "there is no such route."
+        elif detail == "Method Not Allowed":
+            detail = f"this route does not take {request.method} requests."
+        return _error(exc.status_code, detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
