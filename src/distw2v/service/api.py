@@ -108,7 +108,8 @@ def create_app(service: Service) -> FastAPI:
             detail = "there is no such route."
         elif detail == "Method Not Allowed":
             detail = f"this route does not take {request.method} requests."
-        return _error(exc.status_code, detail, headers=exc.headers)
+        return _error(exc.status_code, detail,
+                      headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
