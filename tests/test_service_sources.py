@@ -281,6 +281,8 @@ def test_only_allowed_buckets_are_read(tmp_path, s3, service_server, service_cor
         ("s3a://secrets/s.txt", "s3a://secrets/s.txt names the bucket 'secrets', which this "
          "server does not read (see --allowed-bucket)."),
         ("s3://corpora", "s3://corpora names no object or prefix in the bucket."),
+        ("s3://corpora/../secrets/s.txt", "s3://corpora/../secrets/s.txt has a '.' or '..' "
+         "segment; name the object directly."),
         ("s3://*/s.txt", "s3://*/s.txt names the bucket '*', which this server does not read "
          "(see --allowed-bucket)."),
     ]:

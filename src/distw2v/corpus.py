@@ -1,8 +1,10 @@
 """Streaming corpus readers: URIs in, lists of tokens out, with bounded memory.
 
 A source is a local path, a directory, a glob or any fsspec URL (``s3://``, ``https://``,
-``hdfs://``, ``file://``). Files are decompressed by their magic bytes (gzip, bz2, xz,
-zstd), falling back to the file extension, and decoded as UTF-8 with replacement.
+``hdfs://``, ``file://``); with a source policy active (see sources.py, the service's jobs)
+only what it allows, parsed, expanded and opened as it checks them. Files are decompressed
+by their magic bytes (gzip, bz2, xz, zstd), falling back to the file extension, and decoded
+as UTF-8 with replacement.
 
 Text is read in fixed-size blocks, never line by line, so memory stays bounded by the
 block size even for a file with no newline at all: a line longer than a block is cut at

@@ -180,6 +180,9 @@ def _s3(source: str, rest: str, policy: SourcePolicy) -> Source:
                           "read (see --allowed-bucket).")
     if not key:
         raise SourceError(f"{source} names no object or prefix in the bucket.")
+    if any(part in (".", "..") for part in key.split("/")):
+        # a store or proxy that normalises the request path would leave the bucket
+        raise SourceError(f"{source} has a '.' or '..' segment; name the object directly.")
     return Source("s3", f"{bucket}/{key}", bucket)
 
 
