@@ -13,7 +13,10 @@ language): both gensim and a kernel that fails the per-relation sections solve t
 so they would only dilute the figure.
 
 The templates are few and repeat exactly, which is the point: skip-gram trainers that sum a
-window's output updates overshoot on such contexts (issue 10) while gensim solves ~100%.
+window's output updates overshoot on such contexts (issue 10). With the defaults (d=100,
+window 5, negative 5, min_count 5, sample 1e-3, 5 epochs, 2 workers) gensim solves 100% and
+the window-summed kernel of 9c9f216 13-17%. A small corpus for regression tests, tokens
+400_000, entities 12, filler_vocab 2_000: gensim 100%, the window-summed kernel 6-9%.
 """
 
 from __future__ import annotations
