@@ -420,3 +420,30 @@ def test_the_limit_counts_every_file_of_a_pass_and_stops_early(tmp_path) -> None
     with pytest.raises(CorpusError, match="reading stopped in .*two.txt"):
         list(iter_sentences([str(tmp_path / "one.txt"), str(tmp_path / "two.txt")],
                             VocabConfig(min_count=1), stats))
+
+
+def test_any_string_is_a_source_or_one_sentence(roots, monkeypatch) -> None:
+    """Whatever a client sends as a source, the check answers with files or a
+    Distw2vError, never another exception (which the API would turn into a 500)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from distw2v.errors import Distw2vError
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [])  # no network in a fuzz
+    policy = sources.policy_for([roots], False, buckets=("corpora",), namenodes=("nn",))
+    prefixes = st.sampled_from(["", f"{roots}/", "file://", "https://", "https://[",
+                                "s3://corpora/", "hdfs://nn/", "zip://", "::", "s3a://"])
+
+    @settings(max_examples=400, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(prefixes, st.text(st.characters(exclude_categories=()), max_size=60))
+    def check(prefix: str, rest: str) -> None:
+        try:
+            security.check_source(prefix + rest, policy)
+        except Distw2vError as exc:
+            assert str(exc).endswith(".") and "\n" not in str(exc)
+
+    check()
+    with pytest.raises(sources.InvalidSource, match="contains a lone surrogate"):
+        security.check_source(f"{roots}/a\ud800.txt", policy)  # JSON may carry one

@@ -131,7 +131,7 @@ def resolve(target: Target, allow_private: bool) -> list[str]:
     else:
         try:
             infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
+        except (OSError, UnicodeError):  # gaierror, or a name the resolver cannot take
             raise SourceError(f"the host {target.host} of {target.url} cannot be "
                                "resolved.") from None
         found = list(dict.fromkeys(str(info[4][0]) for info in infos))

@@ -123,9 +123,13 @@ def _check_characters(source: str) -> None:
     if len(source) > MAX_SOURCE_CHARS:
         raise InvalidSource(f"a source is longer than {MAX_SOURCE_CHARS:,} characters.")
     for char in source:
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
             raise InvalidSource(f"the source {source!r} contains a control character "
                                 f"({char!r}); name a path or URL without one.")
+        if category == "Cs":  # a lone surrogate (JSON allows it) names no path or URL
+            raise InvalidSource(f"the source {source!r} contains a lone surrogate "
+                                f"({char!r}), which is not text.")
 
 
 def parse_source(source: str, policy: SourcePolicy) -> Source:
