@@ -256,19 +256,23 @@ def test_a_token_may_have_only_so_many_queued_and_running_jobs(
 
 
 def test_a_job_past_the_time_limit_is_stopped_and_failed(
-    tmp_path, service_server, service_corpus, service_processes
+    tmp_path, monkeypatch, service_server, service_corpus, service_processes
 ) -> None:
+    monkeypatch.setenv("DISTW2V_TOKEN", "server-secret-token")
     server = service_server(max_concurrent_jobs=1, job_time_limit="2h")
     source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0, sentences=2000))
     jid = server.submit([source], train=LONG)["id"]
     server.wait(jid, until=lambda j: j["stage"] == "training")
+    # the training process is not handed the server's token
+    (pid,) = service_processes(jid)
+    assert b"server-secret-token" not in Path(f"/proc/{pid}/environ").read_bytes()
     runner = server.service.runner
     runner.clock = lambda: time.time() + 3600  # one hour in: still within the limit
-    runner.wake()
+    assert runner.wait_for_pass()
     queued = server.submit([source])  # a second job waits for the slot
-    assert server.job(jid)["state"] == "running" and service_processes(jid)
+    assert server.job(jid)["state"] == "running" and service_processes(jid) == [pid]
     runner.clock = lambda: time.time() + 2 * 3600 + 1
-    runner.wake()
+    assert runner.wait_for_pass()
     failed = server.wait(jid, timeout=30)
     assert failed["state"] == "failed"
     assert failed["error"] == ("the job ran longer than this server's time limit of 2h "
@@ -298,17 +302,11 @@ def test_retention_deletes_old_finished_jobs_and_the_model_cache_forgets_them(
     assert (data / "cache" / jid).is_dir()
     runner = server.service.runner
     runner.clock = lambda: time.time() + 0.5 * 86400  # half a day later: kept
-    runner._last_purge = float("-inf")
-    runner.wake()
-    young = server.submit([source])  # the loop has run once it has started this one
-    server.wait(young["id"])
-    assert server.job(jid)["id"] == jid
+    assert runner.wait_for_pass()
+    assert server.job(jid)["id"] == jid and (data / "models" / jid).is_dir()
     runner.clock = lambda: time.time() + 1.01 * 86400  # a day later: deleted
-    runner.wake()
-    deadline = time.monotonic() + 20
-    while server.http.get(f"/v1/jobs/{jid}").status_code != 404:
-        assert time.monotonic() < deadline, "the retention sweep did not delete the job"
-        time.sleep(0.05)
+    assert runner.wait_for_pass()
+    assert _sentence(server.http.get(f"/v1/jobs/{jid}"), 404) == f"there is no job {jid}."
     assert _sentence(server.http.get(similar, params={"word": "w1"}), 404) == \
         f"there is no job {jid}."
     assert not (data / "models" / jid).exists() and not (data / "cache" / jid).exists()

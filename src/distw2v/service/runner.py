@@ -83,6 +83,8 @@ class Runner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_purge = float("-inf")
+        self._passes = 0  # full passes of the loop, for wait_for_pass
+        self._passed = threading.Condition()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -158,8 +160,19 @@ class Runner:
                     step()
                 except Exception:  # the store may be briefly unreachable: try again
                     log.exception("the runner's %s failed", step.__name__.strip("_"))
+            with self._passed:
+                self._passes += 1
+                self._passed.notify_all()
             self._wake.wait(timeout=1.0)
             self._wake.clear()
+
+    def wait_for_pass(self, timeout: float = 30.0) -> bool:
+        """Wake the loop and wait until a whole pass of it has begun after this call (so it
+        has seen any change made before it); False on timeout."""
+        with self._passed:
+            target = self._passes + 2  # the pass under way may have begun before the call
+            self.wake()
+            return self._passed.wait_for(lambda: self._passes >= target, timeout=timeout)
 
     def _start_ready(self) -> None:
         with self._lock:
