@@ -213,8 +213,8 @@ def test_every_numeric_setting_has_bounds_in_openapi_and_help(service_server) ->
             assert number["maximum"] == high
     out = subprocess.run([sys.executable, "-m", "distw2v.cli", "submit", "--help"],
                          capture_output=True, text=True, check=True).stdout
-    assert "(default: 100; 1 to 10000)" in " ".join(out.split())
-    assert "greater than 0, at most 1.0" in " ".join(out.split())
+    assert "vector dimension, 1 to 10000 (default: 100)" in " ".join(out.split())
+    assert "initial learning rate, greater than 0, at most 1.0 (default:" in " ".join(out.split())
 
 
 # ---- quotas and limits --------------------------------------------------------------------

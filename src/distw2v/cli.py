@@ -59,7 +59,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -
         else:
             shown = f.metadata.get("default_text", "%(default)s")
             limits = bounds_text(f)  # the same bounds the dataclass enforces
-            shown += f"; {limits}" if limits else ""
+            help_text += f", {limits}" if limits else ""
             group.add_argument(flag, dest=f.name, type=kind, choices=choices, default=f.default,
                                metavar=None if choices else f.name.upper(),
                                help=f"{help_text} (default: {shown})")
