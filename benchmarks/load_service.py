@@ -153,8 +153,8 @@ def main() -> int:
     server = subprocess.Popen(
         [sys.executable, "-m", "distw2v.cli", "serve", "--port", str(port), "--host",
          "127.0.0.1", "--data-dir", str(tmp / "data"), "--allowed-roots", str(roots),
-         "--token", TOKEN, "--model-cache-size", "4"],
-        stdout=log, stderr=subprocess.STDOUT,
+         "--model-cache-size", "4", "--max-jobs-per-token", str(max(20, args.submissions))],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DISTW2V_TOKEN": TOKEN},
     )
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=60)
