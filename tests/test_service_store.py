@@ -179,3 +179,41 @@ def test_store_urls(tmp_path) -> None:
         JobStore("mysql://u@h/db")
     with pytest.raises(Distw2vError, match="cannot open the job store"):
         JobStore(f"sqlite:///{tmp_path / 'missing-dir' / 'jobs.db'}")
+
+
+def test_quota_exclusion_attempts_and_retention(store_url) -> None:
+    from distw2v.service.store import QuotaError
+
+    store = JobStore(store_url)
+    first = store.create(owner="a", name="1", engine="local", format="text", spec=SPEC,
+                         epochs=3, max_active=2)
+    second = store.create(owner="a", name="2", engine="local", format="text", spec=SPEC,
+                          epochs=3, max_active=2)
+    with pytest.raises(QuotaError, match="you already have 2 queued or running jobs"):
+        store.create(owner="a", name="3", engine="local", format="text", spec=SPEC, epochs=3,
+                     max_active=2)
+    assert store.create(owner="b", name="b", engine="local", format="text", spec=SPEC,
+                        epochs=3, max_active=2).owner == "b"  # per owner
+    assert store.active_count("a") == 2
+    # a job whose last attempt is still being reaped is passed over, not lost
+    assert store.claim_next(exclude={first.id}).id == second.id
+    assert store.claim_next(exclude={first.id}).owner == "b"
+    assert store.claim_next(exclude={first.id}) is None
+    claimed = store.claim_next()
+    assert claimed.id == first.id and claimed.attempts == 1
+    assert store.cancel(first.id)
+    with pytest.raises(QuotaError):  # a retry counts against the quota as well
+        store.retry(first.id, 1, owner="a", max_active=1)  # `second` is still running
+    assert store.get(first.id).state == "cancelled"
+    assert store.retry(first.id, 1, owner="a", max_active=2)
+    assert store.claim_next().attempts == 2
+    # the old attempt's late messages change nothing
+    assert not store.report(first.id, attempt=1, progress=0.9)
+    assert not store.finish(first.id, SUCCEEDED, attempt=1)
+    assert store.finish(first.id, FAILED, attempt=2, error="x.")
+    # retention: only finished jobs that ended before the cutoff
+    ended = store.get(first.id).finished_at
+    assert store.expired(ended) == [] and store.expired(ended + 1) == [first.id]
+    assert not store.delete(second.id, ended + 1)  # still running
+    assert store.delete(first.id, ended + 1) and store.get(first.id) is None
+    store.close()
