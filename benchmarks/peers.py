@@ -82,7 +82,8 @@ def word2vec_peer(cache: Path) -> Peer:
     cache = cache.resolve()  # the binary runs in another directory
     cache.mkdir(parents=True, exist_ok=True)
     sdist = cache / "word2vec-0.11.1.tar.gz"
-    binary = cache / "word2vec"
+    flags_key = hashlib.sha256(" ".join(W2V_CFLAGS).encode()).hexdigest()[:8]
+    binary = cache / f"word2vec-{flags_key}"  # rebuilt when the flags change
     download = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
                 W2V_REQUIREMENT, "-d", str(cache)]
     source = cache / "word2vec.c"
