@@ -217,6 +217,9 @@ class _Stamped:
 
 def run_fasttext(peer: Peer, plain: Path, work: Path, s: Any, seed: int) -> PeerRun:
     """Train fastText on `plain` in `work` (`s`: common.Settings)."""
+    if s.sample <= 0:
+        raise ValueError("fastText cannot turn subsampling off (-t 0 discards every word); "
+                         "give a positive sample.")
     work.mkdir(parents=True, exist_ok=True)
     cmd = [str(peer.binary), "skipgram" if s.model == "skipgram" else "cbow",
            "-input", str(plain), "-output", str(work / "model"), "-minn", "0", "-maxn", "0",
