@@ -41,6 +41,8 @@ def served(tmp_path, monkeypatch):
         [sys.executable, "-m", "distw2v.cli", "serve", "--port", str(port), "--data-dir",
          str(data), "--allowed-roots", str(tmp_path / "roots"), "--max-concurrent-jobs", "1"],
         stdout=log, stderr=subprocess.STDOUT,
+        # without $DISTW2V_TOKEN, serve generates its token into the data directory
+        env={k: v for k, v in os.environ.items() if k != "DISTW2V_TOKEN"},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
