@@ -140,7 +140,10 @@ def test_submit_wait_jobs_cancel_against_a_real_server(
                     f"distw2v jobs: error: cannot reach the server at {url}:")
 
 
-def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path, capsys) -> None:
+def test_serve_refuses_a_public_address_without_a_token(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.delenv("DISTW2V_TOKEN", raising=False)  # serve would take it as its token
     _one_line_error(capsys, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)],
                     "distw2v serve: error: refusing to listen on 0.0.0.0 without a token; "
                     "pass --token or --tokens-file (or listen on 127.0.0.1).")
