@@ -72,8 +72,8 @@ def test_sharded_rounds_equal_whole_matrix_reference(model: str, shards: int) ->
 
 
 def test_one_shard_round_two_is_sequential_sgd() -> None:
-    """With one shard the staleness correction is exact: round 2 alone equals the local
-    HogBatch kernel's updates for the same windows and negatives."""
+    """With one shard the staleness correction is exact: round 2 alone makes the local
+    skip-gram kernel's updates for the same windows and negatives, pair after pair."""
     ids, offsets, syn0, syn1, keep, prob, alias = tiny_problem(8, vocab=15, dim=10, sentences=5)
     centers, ctx_offsets, contexts, _ = make_windows(ids, offsets, 0, len(offsets) - 1, keep,
                                                      2, np.uint64(3))
@@ -84,20 +84,18 @@ def test_one_shard_round_two_is_sequential_sgd() -> None:
     apply_updates(a0, a1, centers, ctx_offsets, contexts, negatives, dots, stale, 0.4, 1)
     b0, b1 = syn0.copy(), syn1.copy()
     for i, center in enumerate(centers):  # sequential reference, pair by pair
-        grad_out = np.zeros((4, 10), dtype=np.float32)
         targets = [center, *negatives[i]]
         for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
+            ctx = contexts[j]
+            fs = [b0[ctx] @ b1[t] for t in targets]
             neu1e = np.zeros(10, dtype=np.float32)
             for k, t in enumerate(targets):
                 if k and t == center:
                     continue
-                f = b0[contexts[j]] @ (b1[t] + grad_out[k])
-                g = (float(k == 0) - 1 / (1 + np.exp(-f))) * 0.4
+                g = (float(k == 0) - 1 / (1 + np.exp(-fs[k]))) * 0.4
                 neu1e += g * b1[t]
-                grad_out[k] += g * b0[contexts[j]]
-            b0[contexts[j]] += neu1e
-        for k, t in enumerate(targets):
-            b1[t] += grad_out[k]
+                b1[t] += g * b0[ctx]
+            b0[ctx] += neu1e
     np.testing.assert_allclose(a0, b0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a1, b1, rtol=1e-4, atol=1e-6)
 

@@ -133,8 +133,10 @@ def columns_reference(
 ) -> None:
     """One parameter-server batch on whole matrices split at column `cuts` (e.g. [0, 6, 12]):
     round 1 sums every shard's partial dot products; in round 2 each shard, on its own
-    columns, corrects the stale sums by `shards` times the change of its own partials."""
+    columns, corrects the stale sums by max(1, shards / 2) times the change of its own partials
+    (see `columns.skipgram_extrapolation`)."""
     shards = len(cuts) - 1
+    weight = max(1.0, shards / 2.0)
     targets = [[int(c)] + [int(n) for n in negatives[i]] for i, c in enumerate(centers)]
     cols = [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
     partial = np.zeros((shards, len(contexts), negatives.shape[1] + 1), dtype=np.float32)
@@ -146,21 +148,18 @@ def columns_reference(
     dots = partial.sum(axis=0)
     for s, c in enumerate(cols):
         for i, row in enumerate(targets):
-            grad_out = np.zeros((len(row), c.stop - c.start), dtype=np.float32)
             for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
                 ctx = contexts[j]
                 neu1e = np.zeros(c.stop - c.start, dtype=np.float32)
+                now = [syn0[ctx, c] @ syn1[t, c] for t in row]  # all before any update
                 for k, t in enumerate(row):
                     if k > 0 and t == row[0]:
                         continue
-                    now = syn0[ctx, c] @ (syn1[t, c] + grad_out[k])
-                    f = dots[j, k] + shards * (now - partial[s, j, k])
+                    f = dots[j, k] + weight * (now[k] - partial[s, j, k])
                     g = (np.float32(k == 0) - _sigmoid(f)) * np.float32(alpha)
                     neu1e += g * syn1[t, c]
-                    grad_out[k] += g * syn0[ctx, c]
+                    syn1[t, c] += g * syn0[ctx, c]  # at once, as the local kernel
                 syn0[ctx, c] += neu1e
-            for k, t in enumerate(row):
-                syn1[t, c] += grad_out[k]
 
 
 def cbow_columns_reference(
