@@ -26,6 +26,7 @@ from ..config import to_dict
 from ..errors import CorpusError, Distw2vError, UnknownWordError
 from . import queries
 from .artifacts import EXPORTS, ModelGone, stream_file
+from .docs import add_docs
 from .metrics import CONTENT_TYPE, BodyLimitMiddleware, MetricsMiddleware
 from .schemas import (
     InvalidSetting,
@@ -90,9 +91,12 @@ def create_app(service: Service) -> FastAPI:
         finally:
             service.runner.stop()
 
-    app = FastAPI(title="distw2v training service", version=__version__, lifespan=lifespan,
-                  description="Submit corpora, train word2vec models side by side, query them.")
+    title = "distw2v training service"
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan,
+                  description="Submit corpora, train word2vec models side by side, query them.",
+                  docs_url=None, redoc_url=None)  # add_docs serves them without a CDN
     app.state.service = service
+    add_docs(app, title)
     app.add_middleware(BodyLimitMiddleware, limit=service.config.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
