@@ -12,6 +12,7 @@ from distw2v.kernels.columns import (
     apply_updates,
     apply_updates_cbow,
     draw_batch_negatives,
+    extrapolation,
     make_windows,
     partial_dots,
     partial_dots_cbow,
@@ -63,7 +64,8 @@ def test_sharded_rounds_equal_whole_matrix_reference(model: str, shards: int) ->
     assert partials[0].shape == (len(contexts) if rows == "pairs" else len(centers), 5)
     dots = np.sum(partials, axis=0)
     for (s0, s1), partial in zip(slices, partials):
-        round2(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial, 0.3, shards)
+        round2(s0, s1, centers, ctx_offsets, contexts, negatives, dots, partial, 0.3,
+               extrapolation(model, shards))
     got0 = np.concatenate([s0 for s0, _ in slices], axis=1)
     got1 = np.concatenate([s1 for _, s1 in slices], axis=1)
     assert not np.allclose(got0, syn0) and not np.allclose(got1, syn1)
@@ -81,7 +83,7 @@ def test_one_shard_round_two_is_sequential_sgd() -> None:
     a0, a1 = syn0.copy(), syn1.copy()
     dots = partial_dots(a0, a1, centers, ctx_offsets, contexts, negatives)
     stale = dots.copy()
-    apply_updates(a0, a1, centers, ctx_offsets, contexts, negatives, dots, stale, 0.4, 1)
+    apply_updates(a0, a1, centers, ctx_offsets, contexts, negatives, dots, stale, 0.4, 1.0)
     b0, b1 = syn0.copy(), syn1.copy()
     for i, center in enumerate(centers):  # sequential reference, pair by pair
         targets = [center, *negatives[i]]

@@ -24,6 +24,7 @@ from ..kernels.columns import (
     apply_updates,
     apply_updates_cbow,
     draw_batch_negatives,
+    extrapolation,
     partial_dots,
     partial_dots_cbow,
 )
@@ -186,7 +187,8 @@ class ParameterShard:
         negatives = self._negatives(batch)
         (apply_updates_cbow if cbow else apply_updates)(
             self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts, negatives,
-            np.ascontiguousarray(dots, dtype=np.float32), partial, alpha, spec.shards)
+            np.ascontiguousarray(dots, dtype=np.float32), partial, alpha,
+            extrapolation(spec.model, spec.shards))
         with self._lock:
             self.stats.requests += 1
             self.stats.pairs_updated += batch.pairs

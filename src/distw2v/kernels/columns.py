@@ -64,25 +64,24 @@ def partial_dots(
     return out
 
 
-@numba.njit(inline="always", cache=True)
-def skipgram_extrapolation(shards: int) -> float:
-    """How much of the batch's change in a skip-gram dot product a shard infers from its own.
+def extrapolation(model: str, shards: int) -> float:
+    """How much of the batch's change in a dot product a shard infers from its own change.
 
     Columns are exchangeable, so a shard's change in its partial dot is about 1/shards of the
-    whole, and `shards` would be the unbiased factor. But each shard's coefficients then
-    follow its own noisy estimate, and with steps applied at once that noise fed back: rows
-    of frequent words grew 50-fold on english at 2 and 4 shards. Half the factor (1 for one
-    or two shards) trained as the local trainer does on english and on planted relations at
-    2, 3, 4 and 8 shards; a factor of 1 at 4 shards left repeats uncorrected (planted
-    analogies 10%), 2.5 diverged. Measured in a deterministic simulation of the protocol."""
-    return max(1.0, shards / 2.0)
+    whole, and `shards` is the unbiased factor; CBOW trains well with it. Skip-gram does not:
+    each shard's coefficients follow its own noisy estimate, and with steps applied at once
+    that noise fed back until the rows of frequent words grew 50-fold on english at 2 and 4
+    shards. Half the factor (1 for one or two shards) trained as the local trainer does on
+    english and on planted relations at 2, 3, 4 and 8 shards, where 1 at 4 shards left repeats
+    uncorrected and 2.5 diverged (benchmarks/shard_protocol.py)."""
+    return float(shards) if model == "cbow" else max(1.0, shards / 2.0)
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
 def apply_updates(
     syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
     contexts: np.ndarray, negatives: np.ndarray, dots: np.ndarray, partial: np.ndarray,
-    alpha: float, shards: int,
+    alpha: float, factor: float,
 ) -> None:
     """Round 2 on this shard's columns: contexts move along the targets and vice versa.
 
@@ -90,7 +89,7 @@ def apply_updates(
     them. They are stale by the time the updates run: a row that occurs n times in a batch
     would take n steps computed from the same old weights, where sequential SGD takes n
     self-correcting ones, and batches with many repeats diverge. So each coefficient is
-    computed from a fresh estimate: the round-1 total plus `skipgram_extrapolation(shards)`
+    computed from a fresh estimate: the round-1 total plus `factor` (from `extrapolation`)
     times the change this shard sees in its own partial dot product. Each output-row step is
     applied at once, as the local kernel does, so later pairs see it. With one shard this is
     exact sequential SGD.
@@ -98,7 +97,7 @@ def apply_updates(
     negative = negatives.shape[1]
     dim = syn0.shape[1]
     rate = np.float32(alpha)
-    weight = np.float32(skipgram_extrapolation(shards))
+    weight = np.float32(factor)
     targets = np.empty(negative + 1, dtype=np.int64)
     gains = np.empty(negative + 1, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
@@ -154,14 +153,14 @@ def partial_dots_cbow(
 def apply_updates_cbow(
     syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
     contexts: np.ndarray, negatives: np.ndarray, dots: np.ndarray, partial: np.ndarray,
-    alpha: float, shards: int,
+    alpha: float, factor: float,
 ) -> None:
     """CBOW's round 2 on this shard's columns, as the local CBOW kernel does it, with the
     staleness correction of `apply_updates` (exact with one shard)."""
     negative = negatives.shape[1]
     dim = syn0.shape[1]
     rate = np.float32(alpha)
-    weight = np.float32(shards)
+    weight = np.float32(factor)
     targets = np.empty(negative + 1, dtype=np.int64)
     gains = np.empty(negative + 1, dtype=np.float32)
     neu1 = np.empty(dim, dtype=np.float32)

@@ -134,7 +134,7 @@ def columns_reference(
     """One parameter-server batch on whole matrices split at column `cuts` (e.g. [0, 6, 12]):
     round 1 sums every shard's partial dot products; in round 2 each shard, on its own
     columns, corrects the stale sums by max(1, shards / 2) times the change of its own partials
-    (see `columns.skipgram_extrapolation`)."""
+    (`columns.extrapolation`)."""
     shards = len(cuts) - 1
     weight = max(1.0, shards / 2.0)
     targets = [[int(c)] + [int(n) for n in negatives[i]] for i, c in enumerate(centers)]
