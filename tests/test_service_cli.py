@@ -109,7 +109,7 @@ def test_submit_wait_jobs_cancel_against_a_real_server(
     wrong = tmp_path / "wrong-token"
     wrong.write_text("wrong-token-123\n")
     _one_line_error(capsys, ["jobs", "--token-file", str(wrong)],
-                    "distw2v jobs: error: the bearer token is not valid.")
+                    "distw2v jobs: error: the bearer token is not valid (sent: the token in")
     # --token still works, with a warning that ps shows it
     assert main(["jobs", "--token", os.environ["DISTW2V_TOKEN"]]) == 0
     assert capsys.readouterr().err.startswith("warning: --token is visible to every user")

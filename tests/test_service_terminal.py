@@ -4,6 +4,7 @@ service model, `download`, failure reasons in `jobs`, 401 hints, and the REST `a
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,109 @@ def test_docs_routes_stay_out_of_the_schema(service_server) -> None:
     missing = server.http.get("/docs/assets/no-such-file.js")
     assert missing.status_code == 404
     assert missing.json() == {"detail": "there is no such route."}
+
+
+# ---- the CLI against a real server --------------------------------------------------------
+
+
+def _run(capsys, argv: list[str]) -> tuple[str, str]:
+    from distw2v.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, (argv, out, err)
+    return out, err
+
+
+def _one_line_error(capsys, argv: list[str], *parts: str) -> str:
+    from distw2v.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, (out, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def trained(service_server, service_corpus, tmp_path, monkeypatch):
+    """A server with one succeeded job, the CLI pointed at it (no token file in HOME)."""
+    from conftest import SERVICE_TOKEN
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no generated token to fall back on
+    server = service_server()
+    source = service_corpus(tmp_path / "roots" / "a.txt", seed=3)
+    job = server.submit([str(source)])
+    assert server.wait(job["id"])["state"] == "succeeded"
+    monkeypatch.setenv("DISTW2V_SERVER", server.url)
+    monkeypatch.setenv("DISTW2V_TOKEN", SERVICE_TOKEN)
+    return server, job["id"]
+
+
+def _extract_native(path: Path, into: Path) -> Path:
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def test_similar_analogy_and_download_of_a_service_model(trained, tmp_path, capsys,
+                                                          monkeypatch) -> None:
+    server, job_id = trained
+    out_dir = tmp_path / "downloads"
+    out_dir.mkdir()
+
+    # download: every format, atomically, with a progress bar; the bytes are the artifact's
+    for fmt, name in (("native", f"{job_id}.tar"), ("word2vec-bin", f"{job_id}-vectors.bin"),
+                      ("word2vec-text", f"{job_id}-vectors.txt")):
+        out, err = _run(capsys, ["download", job_id, "--format", fmt, "--out", str(out_dir)])
+        path = out_dir / name
+        assert out.startswith(f"wrote {path} ("), out
+        assert "100%" in err and name in err  # the bar, named by the file
+        assert path.read_bytes() == server.http.get(f"/v1/jobs/{job_id}/artifacts/{fmt}").content
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{job_id}.tar", f"{job_id}-vectors.bin", f"{job_id}-vectors.txt"])  # no .part left
+    _one_line_error(capsys, ["download", job_id, "--out", str(out_dir)],
+                    f"distw2v download: error: {out_dir / (job_id + '.tar')} exists; "
+                    "pass --overwrite to replace it.")
+    chosen = out_dir / "model.tar"
+    _run(capsys, ["download", job_id, "--out", str(chosen), "--quiet"])
+    assert chosen.read_bytes() == (out_dir / f"{job_id}.tar").read_bytes()
+    _run(capsys, ["download", job_id, "--out", str(chosen), "--overwrite", "--quiet"])
+    _one_line_error(capsys, ["download", job_id, "--out", str(tmp_path / "no" / "x.tar")],
+                    f"the folder {tmp_path / 'no'} does not exist.")
+    monkeypatch.chdir(out_dir)  # no --out: the server's file name, in the current folder
+    (out_dir / f"{job_id}-vectors.txt").unlink()
+    _run(capsys, ["download", job_id, "--format", "word2vec-text", "-q"])
+    assert (out_dir / f"{job_id}-vectors.txt").stat().st_size > 100
+
+    # similar/analogy by job id answer as the same model, downloaded, answers locally
+    local = _extract_native(out_dir / f"{job_id}.tar", tmp_path / "extracted") / job_id
+    for argv in (["similar", "{}", "w1", "w2", "--topn", "4"],
+                 ["analogy", "{}", "w1", "w2", "w3", "--topn", "3"],
+                 ["analogy", "{}", "w4", "w5", "w6", "--method", "3cosmul"]):
+        remote, _ = _run(capsys, [a.format(job_id) for a in argv])
+        here, _ = _run(capsys, [a.format(local) for a in argv])
+        assert remote == here and len(remote.splitlines()) >= 4, (remote, here)
+        explicit, _ = _run(capsys, [a.format(job_id) for a in argv] + ["--server", server.url])
+        assert explicit == remote
+    assert remote.splitlines()[0] == "w4 : w5 :: w6 : ?"
+
+    # a local directory named like a job id is still read locally, even with no server
+    monkeypatch.chdir(local.parent)
+    monkeypatch.setenv("DISTW2V_SERVER", "http://127.0.0.1:9")  # nothing listens there
+    by_dir, _ = _run(capsys, ["similar", job_id, "w1", "--topn", "4"])
+    assert by_dir.splitlines()[0] == "w1:" and len(by_dir.splitlines()) == 5
+    monkeypatch.setenv("DISTW2V_SERVER", server.url)
+
+    # errors are one sentence, exit status 2
+    _one_line_error(capsys, ["similar", job_id, "zebra", "--server", server.url],
+                    "distw2v similar: error: 'zebra' is not in the vocabulary.")
+    _one_line_error(capsys, ["analogy", "0123456789abcdef", "w1", "w2", "w3"],
+                    "distw2v analogy: error: there is no job 0123456789abcdef.")
+    _one_line_error(capsys, ["download", "0123456789abcdef"],
+                    "distw2v download: error: there is no job 0123456789abcdef.")

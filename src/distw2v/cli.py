@@ -24,6 +24,8 @@ from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, bounds_tex
 from .errors import Distw2vError
 
 EXIT_USAGE = 2
+MODEL_HELP = ("model directory, or the id of a succeeded job on a `distw2v serve` "
+              "(with --server, or $DISTW2V_SERVER)")
 
 
 # --- options generated from the config dataclasses ------------------------------------------
@@ -175,8 +177,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_similar(args: argparse.Namespace) -> None:
+    from .service.cli import on_server, similar_on_server
     from .vectors import Vectors
 
+    if on_server(args):
+        similar_on_server(args)
+        return
     vectors = Vectors.load(args.model)
     for word in args.words:
         print(f"{word}:")
@@ -185,8 +191,12 @@ def cmd_similar(args: argparse.Namespace) -> None:
 
 
 def cmd_analogy(args: argparse.Namespace) -> None:
+    from .service.cli import analogy_on_server, on_server
     from .vectors import Vectors
 
+    if on_server(args):
+        analogy_on_server(args)
+        return
     vectors = Vectors.load(args.model)
     print(f"{args.a} : {args.b} :: {args.c} : ?")
     for word, score in vectors.analogy(args.a, args.b, args.c, topn=args.topn,
@@ -214,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"distw2v {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .service.cli import add_model_options
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -277,19 +288,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_eval)
 
     p = command("similar", "nearest neighbours of words by cosine similarity")
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("words", nargs="+", metavar="WORD")
     p.add_argument("--topn", type=int, default=10, help="neighbours to show (default: 10)")
+    add_model_options(p)
     p.set_defaults(run=cmd_similar)
 
     p = command("analogy", "a is to b as c is to ?")
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("c")
     p.add_argument("--topn", type=int, default=5, help="answers to show (default: 5)")
     p.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd",
                    help="3CosAdd or Levy & Goldberg's 3CosMul (default: 3cosadd)")
+    add_model_options(p)
     p.set_defaults(run=cmd_analogy)
 
     p = command("export", "write a model in the word2vec text or binary format")

@@ -303,17 +303,43 @@ def _v1(service: Service) -> APIRouter:
     @router.get("/v1/models/{job_id}/analogy", tags=["models"], responses=_MODEL)
     def analogy(
         job_id: str, who: Owner,
-        positive: Annotated[list[str], Query(min_length=1)],
-        negative: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
+        positive: Annotated[list[str], Query(
+            description="words to add (repeated or comma-separated)")] = [],  # noqa: B006
+        negative: Annotated[list[str], Query(
+            description="words to subtract (repeated or comma-separated)")] = [],  # noqa: B006
+        words: Annotated[str | None, Query(
+            max_length=1000, examples=["man king woman"],
+            description="the CLI's form `a b c` (a is to b as c is to ?), three words "
+            "separated by spaces or commas; instead of positive and negative, it means "
+            "positive=b,c and negative=a")] = None,
+        method: Annotated[Literal["3cosadd", "3cosmul"], Query(
+            description="3CosAdd, or Levy & Goldberg's 3CosMul")] = "3cosadd",
         topn: Annotated[int, Query(ge=1, le=queries.MAX_TOPN)] = 5,
     ) -> dict[str, Any]:
         """Words nearest to sum(positive) - sum(negative) (3CosAdd); `a:b::c:?` is
-        positive=b,c and negative=a."""
+        positive=b,c and negative=a, or words=a b c."""
+        pos, neg = queries.split_words(positive), queries.split_words(negative)
+        if words is not None:
+            if pos or neg:
+                raise HTTPException(422, "give either words=a b c or positive and negative, "
+                                    "not both.")
+            triple = words.replace(",", " ").split()
+            if len(triple) != 3:
+                raise HTTPException(422, "words takes three words 'a b c' (a is to b as c is "
+                                    f"to ?); it has {len(triple)}.")
+            pos, neg = triple[1:], triple[:1]
+        elif not pos:
+            raise HTTPException(422, "give words=a b c, or at least one positive word.")
         finished_model(job_id, who)
         vectors = service.models.get(job_id)
-        pos, neg = queries.split_words(positive), queries.split_words(negative)
-        return {"positive": pos, "negative": neg,
-                "similar": queries.analogy(vectors, pos, neg, topn)}
+        if method == "3cosmul":
+            if len(pos) + len(neg) > queries.MAX_QUERY_WORDS:
+                raise Distw2vError(f"an analogy takes at most {queries.MAX_QUERY_WORDS} words.")
+            found = [{"word": w, "score": s}
+                     for w, s in vectors.most_similar_cosmul(pos, neg, topn=topn)]
+        else:
+            found = queries.analogy(vectors, pos, neg, topn)
+        return {"positive": pos, "negative": neg, "similar": found}
 
     @router.get("/v1/models/{job_id}/vector", tags=["models"], responses=_MODEL)
     def vector(

@@ -1,4 +1,5 @@
-"""`distw2v serve|submit|jobs|cancel|retry`: the service's commands, added to the main parser.
+"""`distw2v serve|submit|jobs|cancel|retry|download`: the service's commands, added to the main
+parser; and `similar`/`analogy` answered by a service model (`on_server`).
 
 `serve`'s flags are generated from ServiceConfig and `submit`'s training flags from the same
 VocabConfig/TrainConfig as `distw2v train`, so every setting is declared once.
@@ -9,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..cli import add_config_options, config_from_args
@@ -22,6 +25,8 @@ from .settings import ServiceConfig
 
 CommandFactory = Callable[[str, str], argparse.ArgumentParser]
 FINISHED = ("succeeded", "failed", "cancelled")
+JOB_ID = re.compile(r"[0-9a-f]{16}")  # what the job store's ids look like
+ARTIFACTS = ("native", "word2vec-bin", "word2vec-text")
 
 
 TOKEN_VISIBLE = (
@@ -44,17 +49,17 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from .client import Client, default_server, default_token
+    from .client import Client, default_server, find_token
     from .server import read_token_file
 
     if args.token:
         print(TOKEN_VISIBLE, file=sys.stderr)
-        token = args.token
+        token, source = args.token, "the token from --token"
     elif args.token_file:
-        token = read_token_file(args.token_file)
+        token, source = read_token_file(args.token_file), f"the token in {args.token_file}"
     else:
-        token = default_token()
-    return Client(args.server or default_server(), token)
+        token, source = find_token()
+    return Client(args.server or default_server(), token, token_source=source)
 
 
 def _absolute(source: str) -> str:
@@ -150,11 +155,61 @@ def cmd_jobs(args: argparse.Namespace) -> None:
         rows.append((job["id"], job["state"], f"{100 * job['progress']:.0f}%",
                      job["created_at"][:19].replace("T", " "), job["name"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    errors = {job["id"]: job.get("error") for job in page["jobs"]}
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        if errors.get(row[0]):  # why it failed, under its row
+            print(f"{' ' * (widths[0] + 2)}error: {errors[row[0]]}")
     shown = len(page["jobs"])
     if page["total"] > args.offset + shown:
         print(f"({shown} of {page['total']}; see --offset)")
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    def bar(total: int | None, name: str) -> Any:
+        return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                    disable=args.quiet, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+    with _client(args) as client:
+        path = client.download(args.id, args.format, args.out, overwrite=args.overwrite,
+                               progress=bar)
+    note = " (a tar of the model directory: tar -xf it)" if args.format == "native" else ""
+    print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.format}){note}")
+
+
+# ---- `similar` and `analogy` on a service model ----------------------------------------------
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--server, --token, --token-file for `similar`/`analogy` (for a job id as MODEL)."""
+    _client_options(p)
+
+
+def on_server(args: argparse.Namespace) -> bool:
+    """Is MODEL a service job? With --server, always; else when it looks like a job id and
+    is not a local path (a local model directory keeps working as before)."""
+    if args.server:
+        return True
+    return bool(JOB_ID.fullmatch(args.model)) and not Path(args.model).exists()
+
+
+def similar_on_server(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        for word in args.words:
+            answer = client.similar(args.model, word, args.topn)
+            print(f"{word}:")
+            for found in answer["similar"]:
+                print(f"  {found['word']:<24} {found['score']:.4f}")
+
+
+def analogy_on_server(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        answer = client.analogy(args.model, args.a, args.b, args.c, args.topn, args.method)
+    print(f"{args.a} : {args.b} :: {args.c} : ?")
+    for found in answer["similar"]:
+        print(f"  {found['word']:<24} {found['score']:.4f}")
 
 
 def cmd_cancel(args: argparse.Namespace) -> None:
@@ -202,6 +257,19 @@ def add_commands(command: CommandFactory) -> None:
     p.add_argument("--json", action="store_true", help="print the API's JSON")
     _client_options(p)
     p.set_defaults(run=cmd_jobs)
+
+    p = command("download", "download a succeeded job's vectors into a file (atomically: a "
+                "cut-off download leaves no file)")
+    p.add_argument("id", metavar="JOB_ID")
+    p.add_argument("--format", choices=ARTIFACTS, default="native",
+                   help="native (a tar of the model directory), word2vec-bin or word2vec-text "
+                   "(default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, metavar="PATH",
+                   help="file or existing folder to write to (default: the server's file name, "
+                   "JOB_ID.tar or JOB_ID-vectors.bin|txt, in the current folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _client_options(p)
+    p.set_defaults(run=cmd_download)
 
     p = command("cancel", "cancel a queued or running job")
     p.add_argument("id", metavar="ID")
