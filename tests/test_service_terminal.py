@@ -162,3 +162,127 @@ def test_similar_analogy_and_download_of_a_service_model(trained, tmp_path, caps
                     "distw2v analogy: error: there is no job 0123456789abcdef.")
     _one_line_error(capsys, ["download", "0123456789abcdef"],
                     "distw2v download: error: there is no job 0123456789abcdef.")
+
+
+HOW_TO_FIX = ("give the server's token with --token-file PATH, $DISTW2V_TOKEN or --token TOKEN "
+              "(a `distw2v serve` started without a token writes the one it generated to "
+              "DATA_DIR/token, by default ~/.local/share/distw2v-service/token).")
+
+
+def test_a_401_says_how_to_give_the_token(trained, service_corpus, tmp_path, capsys,
+                                          monkeypatch) -> None:
+    server, job_id = trained
+    source = service_corpus(tmp_path / "roots" / "b.txt", seed=4)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-token-42\n")
+    line = _one_line_error(capsys, ["submit", str(source), "--token-file", str(wrong)],
+                           "distw2v submit: error: the bearer token is not valid "
+                           f"(sent: the token in {wrong}); ", HOW_TO_FIX)
+    assert line.endswith(HOW_TO_FIX)
+    _one_line_error(capsys, ["similar", job_id, "w1", "--token-file", str(wrong)],
+                    "distw2v similar: error: the bearer token is not valid", HOW_TO_FIX)
+    monkeypatch.setenv("DISTW2V_TOKEN", "still-not-the-token")
+    _one_line_error(capsys, ["download", job_id, "--out", str(tmp_path / "m.tar")],
+                    "(sent: the token from $DISTW2V_TOKEN); ", HOW_TO_FIX)
+    assert not (tmp_path / "m.tar").exists()
+    monkeypatch.delenv("DISTW2V_TOKEN")
+    _one_line_error(capsys, ["jobs"], "distw2v jobs: error: the server needs a bearer token "
+                    "and none was found; " + HOW_TO_FIX)
+    # the token a local serve generated, found in the default data directory, when wrong
+    generated = tmp_path / "home" / ".local" / "share" / "distw2v-service" / "token"
+    generated.parent.mkdir(parents=True)
+    generated.write_text("an-old-generated-token\n")
+    _one_line_error(capsys, ["submit", str(source)],
+                    f"the bearer token is not valid (sent: the token in {generated}); ")
+    assert server.http.get("/v1/jobs").json()["total"] == 1  # nothing was submitted
+
+
+def test_jobs_shows_why_a_job_failed(trained, service_corpus, tmp_path, capsys) -> None:
+    server, ok_id = trained
+    rare = service_corpus(tmp_path / "roots" / "rare.txt", seed=5, sentences=2, vocab=500)
+    failed = server.submit([str(rare)], vocab={"min_count": 100}, name="too-rare")
+    job = server.wait(failed["id"])
+    assert job["state"] == "failed" and job["error"]
+    out, _ = _run(capsys, ["jobs"])
+    lines = out.splitlines()
+    row = next(i for i, ln in enumerate(lines) if ln.startswith(failed["id"]))
+    assert lines[row].split()[:2] == [failed["id"], "failed"] and lines[row].endswith("too-rare")
+    assert lines[row + 1] == " " * (len(failed["id"]) + 2) + f"error: {job['error']}"
+    assert sum("error:" in ln for ln in lines) == 1  # only the failed job has one
+    assert any(ln.startswith(ok_id) for ln in lines)
+
+
+def test_a_cut_off_download_leaves_no_file(tmp_path, capsys, monkeypatch) -> None:
+    """A server that promises 100 kB and hangs up after 5 kB: no file, one sentence."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    served = threading.Event()
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
+                         b"Content-Type: application/x-tar\r\n"
+                         b'Content-Disposition: attachment; filename="../../escape.tar"\r\n'
+                         b"\r\n" + b"x" * 5000)
+        served.set()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DISTW2V_TOKEN", "some-token-123")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)
+    _one_line_error(capsys, ["download", "0123456789abcdef", "-q", "--server",
+                             f"http://127.0.0.1:{listener.getsockname()[1]}"],
+                    "distw2v download: error: the download of job 0123456789abcdef was cut "
+                    "off (", "); nothing was written.")
+    assert served.wait(10)
+    thread.join(10)
+    listener.close()
+    assert list(out_dir.iterdir()) == [] and list(tmp_path.glob("*.tar")) == []
+
+
+def test_rest_analogy_takes_the_cli_form(trained) -> None:
+    server, job_id = trained
+    route = f"/v1/models/{job_id}/analogy"
+    classic = server.http.get(route, params={"positive": ["w2", "w3"], "negative": "w1"})
+    assert classic.status_code == 200
+    for words in ("w1 w2 w3", "w1,w2,w3", " w1  w2 w3 "):
+        answer = server.http.get(route, params={"words": words})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == classic.json()
+        assert answer.json()["positive"] == ["w2", "w3"] and answer.json()["negative"] == ["w1"]
+    cosmul = server.http.get(route, params={"words": "w1 w2 w3", "method": "3cosmul",
+                                            "topn": 3}).json()["similar"]
+    model = server.service.models.get(job_id)
+    expected = model.most_similar_cosmul(["w2", "w3"], ["w1"], topn=3)
+    assert [(s["word"], pytest.approx(s["score"])) for s in cosmul] == expected
+    for params, sentence in (
+        ({"words": "w1 w2"}, "words takes three words 'a b c' (a is to b as c is to ?); it "
+                             "has 2."),
+        ({"words": "w1 w2 w3", "positive": "w4"},
+         "give either words=a b c or positive and negative, not both."),
+        ({}, "give words=a b c, or at least one positive word."),
+        ({"negative": "w1"}, "give words=a b c, or at least one positive word."),
+    ):
+        refused = server.http.get(route, params=params)
+        assert refused.status_code == 422 and refused.json()["detail"] == sentence, refused.text
+    unknown = server.http.get(route, params={"words": "w1 w2 zebra"})
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "'zebra' is not in the vocabulary."
+    # documented: the words and method parameters, and 422 among the responses
+    operation = server.http.get("/openapi.json").json()["paths"][
+        "/v1/models/{job_id}/analogy"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    assert "a b c" in params["words"]["description"]
+    assert params["method"]["schema"]["enum"] == ["3cosadd", "3cosmul"]
+    assert not params["positive"].get("required", False)
+    assert "422" in operation["responses"]

@@ -43,9 +43,10 @@ def unauthorized(detail: str, token_source: str) -> str:
     """The one sentence for a 401: what the server said, which token was sent, and the four
     ways to give the right one."""
     generated = f"{DEFAULT_DATA_DIR}/{TOKEN_FILE}"
-    sent = "none was sent" if token_source == "no token" else f"sent: {token_source}"
-    return (f"{detail.rstrip('.')} ({sent}); "
-            "give the server's token with --token-file PATH, $DISTW2V_TOKEN or --token TOKEN "
+    said = ("the server needs a bearer token and none was found" if token_source == "no token"
+            else f"{detail.rstrip('.')} (sent: {token_source})")
+    return (f"{said}; give the server's token with --token-file PATH, $DISTW2V_TOKEN or "
+            "--token TOKEN "
             f"(a `distw2v serve` started without a token writes the one it generated to "
             f"DATA_DIR/{TOKEN_FILE}, by default {generated}).")
 
