@@ -27,6 +27,7 @@ from ..errors import CorpusError, Distw2vError, UnknownWordError
 from . import queries
 from .artifacts import EXPORTS, ModelGone, stream_file
 from .docs import add_docs
+from .insights import insight_routes
 from .metrics import CONTENT_TYPE, BodyLimitMiddleware, MetricsMiddleware
 from .schemas import (
     InvalidSetting,
@@ -40,6 +41,7 @@ from .schemas import (
 )
 from .security import SourceError, check_source
 from .store import ACTIVE, CANCELLED, FAILED, SUCCEEDED, Job, QuotaError
+from .web import add_web_page
 
 if TYPE_CHECKING:
     from .server import Service
@@ -158,6 +160,7 @@ def create_app(service: Service) -> FastAPI:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     app.include_router(_v1(service))
+    add_web_page(app)
     return app
 
 
@@ -349,6 +352,8 @@ def _v1(service: Service) -> APIRouter:
         vectors = service.models.get(job_id)
         return {"word": word, "vector": queries.vector(vectors, word)}
 
+    # history, log tail and projection, for the web page
+    router.include_router(insight_routes(service, own_job, finished_model, _owner))
     return router
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..config import to_dict
 from .artifacts import Artifacts
+from .history import ProgressHistory
 from .settings import ServiceConfig
 from .store import FAILED, SUCCEEDED, Job, JobStore
 
@@ -77,6 +78,7 @@ class Runner:
         self.time_limit = config.time_limit_seconds
         # told of every job the retention sweep deletes (the model cache forgets it)
         self.forget: Callable[[str], None] = lambda _job_id: None
+        self.history = ProgressHistory(self.data / "logs")  # for the web page's plot
         self._running: dict[tuple[str, int], _Running] = {}  # per attempt
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -213,6 +215,7 @@ class Runner:
             shutil.rmtree(self.data / "jobs" / job_id, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 (self.data / "logs" / f"{job_id}.log").unlink()
+            self.history.delete(job_id)
             log.info("job %s deleted: it ended more than %g days ago", job_id, days)
 
     def _remove_checkpoints(self, job_id: str) -> None:
@@ -280,6 +283,7 @@ class Runner:
             return
         handle = _Running(job, process, started=self.clock())
         self._running[handle.key] = handle
+        self.history.begin(job.id, job.attempts, job.spec.get("train", {}))
         handle.reader = threading.Thread(target=self._read, args=(handle,),
                                          name=f"distw2v-job-{job.id}-{job.attempts}",
                                          daemon=True)
@@ -308,6 +312,7 @@ class Runner:
         except Exception:
             log.exception("job %s: could not record its end", handle.job.id)
         finally:
+            self.history.end(*handle.key)
             with self._lock:  # only now may the job's next attempt start
                 self._running.pop(handle.key, None)
             self.wake()
@@ -324,8 +329,15 @@ class Runner:
             values = {k: message[k] for k in _PROGRESS_FIELDS if k in message}
             if values and not handle.cancelled:
                 self.store.report(handle.job.id, attempt=handle.job.attempts, **values)
+                self.history.record(handle.job.id, handle.job.attempts, values)
         elif kind == "log":
             log.info("job %s: %s", handle.job.id, message.get("message"))
+            # the job's own log file too, so its owner sees it in the log tail
+            text = " ".join(str(message.get("message")).split())
+            with contextlib.suppress(OSError), open(
+                self.data / "logs" / f"{handle.job.id}.log", "a", encoding="utf-8"
+            ) as log_file:
+                log_file.write(f"{text}\n")
         elif kind in ("done", "error"):
             handle.outcome = message
 
