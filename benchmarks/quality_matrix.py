@@ -58,6 +58,7 @@ import hashlib
 import inspect
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -292,6 +293,11 @@ def probe_peers(systems: list[str]) -> tuple[list[str], dict[str, Any]]:
     return kept, found
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def spawn(system: str, corpus: str, spec_path: Path, seed: int, args: argparse.Namespace,
           words: int, epochs: int) -> dict | None:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--spec", str(spec_path),
@@ -300,13 +306,17 @@ def spawn(system: str, corpus: str, spec_path: Path, seed: int, args: argparse.N
         cmd += ["--epochs", str(args.epochs)]
     label = f"{corpus} {LABELS[system]} seed {seed}"
     load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu()
     try:
         result = run_child(cmd, label, tail=3000, exit_on_failure=False)
     except ChildFailed as exc:
         print(f"  {str(exc).strip()}", flush=True)
         return None
-    # timings are only as good as the machine was quiet: keep its 1-minute load with them
+    # Timings are only as good as the machine was quiet: keep its 1-minute load with them,
+    # and the CPU seconds of the child and its processes (user + system, scoring included),
+    # which other users' load disturbs less than wall time.
     result["load_average_1min"] = [load_before, os.getloadavg()[0]]
+    result["cpu_seconds"] = _children_cpu() - cpu_before
     result["words_per_second"] = words * epochs / result["wall"]
     result["train_words_per_second"] = words * epochs / result["train_seconds"]
     result["child_command"] = cmd
