@@ -63,8 +63,18 @@ def _wait(driver: Any, condition: Any, message: str, timeout: float = WAIT) -> A
 
 
 def _text(driver: Any, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return str(found[0].text) if found else ""
+    """The element's rendered text, read in one step (the page redraws as it polls)."""
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
+    return " ".join(str(text).split())  # table cells come tab-separated
+
+
+def _attr(driver: Any, css: str, name: str) -> str:
+    """An attribute of the element, read in one step (it may be redrawn meanwhile)."""
+    value = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "return e ? e.getAttribute(arguments[1]) || '' : '';", css, name)
+    return str(value)
 
 
 def _shot(driver: Any, name: str) -> None:
@@ -93,7 +103,12 @@ def test_sign_in_train_watch_and_explore_in_the_browser(
     # enough text for a few seconds of training (a plot with a line), 300 words
     corpus = service_corpus(tmp_path / "roots" / "web.txt", seed=11, sentences=40_000,
                             vocab=300)
-    server = service_server(max_concurrent_jobs=1)
+    analogies = tmp_path / "analogies.txt"
+    analogies.write_text(": section\nw1 w2 w3 w4\nw5 w6 w7 w8\n")
+    similarity = tmp_path / "similarity.tsv"
+    similarity.write_text("w1\tw2\t1.0\nw3\tw4\t2.0\nw5\tw6\t3.0\n")
+    server = service_server(max_concurrent_jobs=1, eval_analogies=str(analogies),
+                            eval_similarity=str(similarity))
     driver = browser
 
     # --- sign in: a wrong token is refused with a clear message, then the right one -----
@@ -111,7 +126,8 @@ def test_sign_in_train_watch_and_explore_in_the_browser(
     driver.find_element(By.ID, "signin-button").click()
     _wait(driver, lambda d: d.find_elements(By.ID, "submit-button"),
           "the submit form was not built from the schema")
-    assert _visible(driver, "jobs-view") and _visible(driver, "jobs-empty")
+    _wait(driver, lambda d: _visible(d, "jobs-empty"), "the empty job list was not shown")
+    assert _visible(driver, "jobs-view")
     assert driver.execute_script("return sessionStorage.getItem('distw2v.token')") == \
         SERVICE_TOKEN
 
@@ -138,7 +154,7 @@ def test_sign_in_train_watch_and_explore_in_the_browser(
 
     # --- a small job, watched until it succeeds -----------------------------------------
     _fill(driver, "name", "browser test")
-    for name, value in (("train.epochs", "4"), ("train.dim", "16"), ("train.workers", "1"),
+    for name, value in (("train.epochs", "10"), ("train.dim", "16"), ("train.workers", "1"),
                         ("train.seed", "7"), ("vocab.min_count", "1")):
         _fill(driver, name, value)
     driver.find_element(By.ID, "submit-button").click()
@@ -146,7 +162,7 @@ def test_sign_in_train_watch_and_explore_in_the_browser(
           "the page did not move to the job")
     job_id = driver.current_url.rsplit("/", 1)[-1]
     job = server.job(job_id)
-    assert job["name"] == "browser test" and job["train"]["epochs"] == 4
+    assert job["name"] == "browser test" and job["train"]["epochs"] == 10
     assert job["vocab"]["min_count"] == 1 and job["train"]["dim"] == 16
     assert job["train"]["window"] == 5  # untouched settings keep their defaults
     _wait(driver, lambda d: _text(d, "#job-state") == "succeeded",
@@ -154,16 +170,22 @@ def test_sign_in_train_watch_and_explore_in_the_browser(
     assert _text(driver, '#job-status [data-key="progress"]') == "100%"
 
     # --- its page: plot of words/s and learning rate, log, settings ----------------------
-    _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#plot polyline.lr")) == 1,
-          "no learning-rate line in the plot")
-    wps = driver.find_element(By.CSS_SELECTOR, "#plot polyline.wps").get_attribute("points")
-    lr = driver.find_element(By.CSS_SELECTOR, "#plot polyline.lr").get_attribute("points")
-    assert len(wps.split()) >= 2 and len(lr.split()) >= 2, (wps, lr)
+    def points(d: Any, line: str) -> int:
+        return len(_attr(d, f"#plot polyline.{line}", "points").split())
+
+    # redrawn once more when the job has ended, from the whole history
+    _wait(driver, lambda d: points(d, "wps") >= 2 and points(d, "lr") >= 2,
+          "no lines of words/s and learning rate in the plot: "
+          f"{server.http.get(f'/v1/jobs/{job_id}/history').json()}")
+    lr = _attr(driver, "#plot polyline.lr", "points")
     lr_y = [float(p.split(",")[1]) for p in lr.split()]
     assert lr_y == sorted(lr_y)  # the rate decays: the line goes down (SVG y grows down)
     _wait(driver, lambda d: "--- attempt 1" in _text(d, "#job-log"), "no log tail")
     settings = _text(driver, "#job-settings")
     assert "train.dim 16" in settings and str(corpus) in settings
+    figures = _text(driver, "#job-evaluation")
+    assert "analogies" in figures and "total 2" in figures and "pairs 3" in figures, figures
+    assert not _visible(driver, "no-evaluation")
 
     # --- the explorer: neighbours, the projection with them highlighted ----------------------
     _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#projection circle")) == 300,

@@ -24,7 +24,7 @@ from ..errors import Distw2vError
 from .jobproc import _STAGES
 
 MAX_SAMPLES = 400
-FIRST_INTERVAL = 1.0  # seconds between samples until the list first fills up
+FIRST_INTERVAL = 0.5  # seconds between samples until the list first fills up
 FLUSH_SECONDS = 5.0  # how often a running attempt's samples are written to disk
 
 

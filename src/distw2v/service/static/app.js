@@ -14,6 +14,7 @@ const state = {
   jobId: null,
   job: null,
   explorerFor: null,
+  jobsSeen: null, // the job list as last drawn
   form: null, // [{path, kind, def, input, error}]
 };
 
@@ -197,12 +198,16 @@ async function signIn(event) {
 
 async function openJobs() {
   show("jobs-view");
+  state.jobsSeen = null;
   if (state.form === null) await buildForm();
   poll(refreshJobs);
 }
 
 async function refreshJobs() {
   const data = await api("/v1/jobs?limit=100");
+  const seen = JSON.stringify(data);
+  if (seen === state.jobsSeen) return;
+  state.jobsSeen = seen;
   const body = $("jobs").querySelector("tbody");
   const rows = data.jobs.map((job) => {
     const active = job.state === "running" || job.state === "queued";
@@ -274,7 +279,11 @@ function field(path, name, prop, extra = {}) {
   const t = info.typed;
   const low = t.minimum !== undefined ? `${t.minimum}` : t.exclusiveMinimum !== undefined ? `above ${t.exclusiveMinimum}` : null;
   if (low !== null || t.maximum !== undefined) hints.push(`range ${low ?? "…"} to ${t.maximum ?? "…"}`);
-  if (info.def !== undefined && !extra.multiline) hints.push(`default ${info.def === null ? "automatic" : info.def}`);
+  if (info.def === undefined || info.def === null) {
+    if (info.nullable) hints.push("empty: the server's default");
+  } else if (info.def !== "" && !extra.multiline) {
+    hints.push(`default ${info.def}`);
+  }
   const error = el("span", { class: "field-error" });
   const label = el("label", { for: id }, name);
   const wrap = el("div", { class: `field${info.kind === "boolean" ? " check" : ""}${extra.multiline ? " wide" : ""}`,
@@ -407,11 +416,31 @@ function flatten(prefix, value, out) {
   return out;
 }
 
+// {kind: [{name, figures…}]}: one row per benchmark file, its scalar figures in a line
+function evaluationRows(evaluation) {
+  const rows = [];
+  for (const [kind, results] of Object.entries(evaluation || {})) {
+    for (const result of Array.isArray(results) ? results : [results]) {
+      if (!result || typeof result !== "object") {
+        rows.push([kind, result]);
+        continue;
+      }
+      const figures = Object.entries(result)
+        .filter(([key, value]) => key !== "name" && (value === null || typeof value !== "object"))
+        .map(([key, value]) => `${key} ${fmtValue(value)}`).join(" · ");
+      rows.push([result.name && result.name !== kind ? `${kind}: ${result.name}` : kind, figures]);
+    }
+  }
+  return rows;
+}
+
 async function refreshJob() {
   const jobId = state.jobId;
   const before = state.job;
   const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
   if (jobId !== state.jobId) return;
+  // unchanged since the last round: leave the page alone (a selection in it stays put)
+  if (before && JSON.stringify(before) === JSON.stringify(job)) return;
   state.job = job;
   const active = job.state === "queued" || job.state === "running";
   $("job-title").textContent = `${job.name || "(no name)"} · ${job.id}`;
@@ -432,7 +461,7 @@ async function refreshJob() {
   factsTable("job-settings", [["engine", job.engine], ["format", job.format],
     ...job.sources.map((s, i) => [`sources.${i}`, s]),
     ...flatten("vocab", job.vocab, []), ...flatten("train", job.train, [])]);
-  const evaluation = job.evaluation ? flatten("", job.evaluation, []) : [];
+  const evaluation = evaluationRows(job.evaluation);
   factsTable("job-evaluation", evaluation);
   $("no-evaluation").hidden = evaluation.length > 0;
   factsTable("job-summary", job.summary ? flatten("", job.summary, []) : []);
