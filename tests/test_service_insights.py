@@ -60,6 +60,12 @@ def test_history_log_and_projection_of_a_finished_job(finished) -> None:
     assert last["lines"] == log["lines"][-1:] and last["truncated"] is (len(log["lines"]) > 1)
     failed = server.http.get(f"/v1/jobs/{bad}/log").json()["lines"]
     assert failed and failed[0].startswith("--- attempt 1")
+    # the process's stderr (tracebacks, server paths) stays in the server's own log file
+    stderr = server.service.config.data_path / "logs" / f"{bad}.log"
+    with open(stderr, "a", encoding="utf-8") as out:
+        out.write(f'  File "{server.service.config.data_path}/secret.py", line 1\n')
+    shown = server.http.get(f"/v1/jobs/{bad}/log").json()["lines"]
+    assert shown == failed and not any("secret.py" in line for line in shown)
 
     words = server.http.get(f"/v1/models/{ok}/similar", params={"word": "w1"}).json()
     assert words["similar"]

@@ -162,10 +162,10 @@ def insight_routes(service: "Service", own_job: Callable[[str, str], Job],
         job_id: str, who: Annotated[str, who_dep],
         tail: Annotated[int, Query(ge=1, le=MAX_TAIL)] = 200,
     ) -> LogOut:
-        """The end of the job's log: what its training process wrote, every attempt."""
+        """The end of the job's log: its attempts and what its trainer reported."""
         own_job(job_id, who)
-        lines, truncated = read_tail(service.config.data_path / "logs" / f"{job_id}.log",
-                                     tail)
+        lines, truncated = read_tail(
+            service.config.data_path / "logs" / f"{job_id}.events.log", tail)
         return LogOut(job_id=job_id, lines=lines, truncated=truncated)
 
     @router.get("/v1/models/{job_id}/projection", response_model=ProjectionOut,

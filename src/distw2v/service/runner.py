@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config import to_dict
@@ -213,10 +214,15 @@ class Runner:
             self.artifacts.delete(job_id)
             self._remove_checkpoints(job_id)
             shutil.rmtree(self.data / "jobs" / job_id, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                (self.data / "logs" / f"{job_id}.log").unlink()
+            for path in (self.data / "logs" / f"{job_id}.log", self._events_path(job_id)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             self.history.delete(job_id)
             log.info("job %s deleted: it ended more than %g days ago", job_id, days)
+
+    def _events_path(self, job_id: str) -> Path:
+        """What the job's owner may read of its log: attempts and the trainer's messages."""
+        return self.data / "logs" / f"{job_id}.events.log"
 
     def _remove_checkpoints(self, job_id: str) -> None:
         base = self.config.run.checkpoint_dir
@@ -266,8 +272,11 @@ class Runner:
         env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
+            header = f"--- attempt {job.attempts} at {time.ctime()} ---\n"
+            with open(self._events_path(job.id), "a", encoding="utf-8") as events:
+                events.write(header)
             with open(log_path, "a", encoding="utf-8") as log_file:
-                log_file.write(f"--- attempt {job.attempts} at {time.ctime()} ---\n")
+                log_file.write(header)
                 log_file.flush()
                 process = subprocess.Popen(
                     [sys.executable, "-m", "distw2v.service.jobproc", "--job", job.id],
@@ -332,12 +341,13 @@ class Runner:
                 self.history.record(handle.job.id, handle.job.attempts, values)
         elif kind == "log":
             log.info("job %s: %s", handle.job.id, message.get("message"))
-            # the job's own log file too, so its owner sees it in the log tail
+            # and to the job's events, which its owner reads as the log tail (the process's
+            # stderr, with tracebacks and server paths, stays in the server's logs/JOB.log)
             text = " ".join(str(message.get("message")).split())
             with contextlib.suppress(OSError), open(
-                self.data / "logs" / f"{handle.job.id}.log", "a", encoding="utf-8"
-            ) as log_file:
-                log_file.write(f"{text}\n")
+                self._events_path(handle.job.id), "a", encoding="utf-8"
+            ) as events:
+                events.write(f"{text}\n")
         elif kind in ("done", "error"):
             handle.outcome = message
 
