@@ -35,7 +35,9 @@ gensim's train(), distw2v's encode + train_vectors (as vs_gensim.py times them),
 engine's own `seconds`, word2vec.c's -read-vocab pass, fastText's training (from its log's
 time stamps). peers.py says how the peers differ (`</s>`, count^0.5 negatives, seeds).
 Figures are medians over --seeds; the JSON keeps every seed's figures, the versions, the
-machine and the exact commands.
+machine and the exact commands, and per child its 1-minute load average before and after and
+its cpu_seconds (user + system of the child and the processes it waited for, scoring
+included; Spark's JVM is not always among them): on a busy machine compare those too.
 
 --check exits 1, naming each failing figure, when the issue's targets are missed:
 planted/sessions: both distw2v engines >= 0.95 x gensim's figure; english: WordSim353 and
