@@ -472,7 +472,8 @@ def main() -> None:
         except ImportError as exc:  # a generator that this checkout does not have yet
             print(f"{corpus} skipped: {exc}", flush=True)
             continue
-        spec_path = BUILD / "bench-corpora" / f".{corpus}-run.json"
+        # the children's copy of the spec, one per run: two runs may share build/
+        spec_path = BUILD / "bench-corpora" / f".{corpus}-run-{os.getpid()}.json"
         spec_path.write_text(json.dumps(spec))
         s = settings_for(spec, args.model, args.epochs)
         print(f"{corpus}: {spec['words']:,} words, {s.epochs} epochs, min_count {s.min_count}",
@@ -486,6 +487,7 @@ def main() -> None:
                                    s.epochs)) is not None]
             if runs:
                 results[system] = runs
+        spec_path.unlink(missing_ok=True)
         gensim = median_row(results["gensim"]) if "gensim" in results else None
         for system, runs in results.items():
             row = {"corpus": corpus, "system": system, "seeds": args.seeds, **median_row(runs)}
