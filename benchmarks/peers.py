@@ -4,7 +4,8 @@
 word2vec.c) into a cache directory and compiles word2vec.c with the flags of the sdist's own
 Makefile (-O3 -march=native -funroll-loops -pthread -lm), as issue 10 asks. Its setup.py uses
 -Ofast instead, which lets gcc vectorise the float dot products: about 20% less CPU time
-here (planted corpus, 2 epochs, 7.7-8.3 s against 8.9-11.2 s user); set W2V_CFLAGS to try.
+here (planted corpus, 2 epochs, 7.7-8.3 s against 8.9-11.2 s user); to try it, edit
+W2V_CFLAGS (the binary is cached per set of flags).
 `fasttext_peer` finds the `fasttext` binary (Debian's package `fasttext`). Either raises
 PeerUnavailable with one sentence when it cannot, and the benchmark skips that system.
 
