@@ -134,14 +134,23 @@ def main() -> None:
         ids, offsets = encoded.load_shard(0) if len(encoded.shards) == 1 else \
             _concatenated(encoded)
         for shards in args.shards:
-            for factor_name in args.factors if shards > 1 else ["rule"]:
+            tried: set[float] = set()
+            for factor_name in args.factors:
                 factor = factor_of(factor_name, shards)
+                if factor in tried:  # e.g. rule = one at 2 shards
+                    continue
+                tried.add(factor)
                 start = time.perf_counter()
-                matrix = simulate(ids, offsets, vocab, shards, factor, args.clients,
-                                  args.epochs, args.seed, args.batch_pairs)
+                try:
+                    matrix = simulate(ids, offsets, vocab, shards, factor, args.clients,
+                                      args.epochs, args.seed, args.batch_pairs)
+                except ZeroDivisionError:  # the kernel's arithmetic on rows that overflowed
+                    matrix = np.full((len(vocab), DIM), np.inf, dtype=np.float32)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    norm = float(np.linalg.norm(matrix[:10], axis=1).mean())
                 row = {"corpus": name, "shards": shards, "factor": factor_name,
                        "value": factor, "seconds": round(time.perf_counter() - start, 1),
-                       "top10_norm": float(np.linalg.norm(matrix[:10], axis=1).mean())}
+                       "top10_norm": norm}
                 if np.isfinite(matrix).all():
                     if analogies:
                         row["planted"] = evaluate_analogies(Vectors(vocab.words, matrix),
@@ -154,8 +163,9 @@ def main() -> None:
                 print(f"{name:8} S={shards} factor {factor_name:4} ({factor:g}): "
                       f"{figures or 'diverged'}  |row| of top 10 words {row['top10_norm']:.1f}",
                       flush=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows},
+                                                      indent=2) + "\n")
     print(f"written to {args.json}")
 
 
