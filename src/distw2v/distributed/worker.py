@@ -67,7 +67,11 @@ def train_partition(
     cuts = np.searchsorted(offsets, np.arange(settings.chunk_words, offsets[-1],
                                               settings.chunk_words))
     bounds = np.unique(np.concatenate([[0], cuts, [n_sentences]])).tolist()
-    for c, (s_lo, s_hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+    chunks = list(enumerate(zip(bounds[:-1], bounds[1:])))
+    # a new seeded order every epoch, as the local trainer's schedule: corpora are often
+    # concatenations of sources, and the same file order every epoch costs quality
+    order = np.random.default_rng([settings.seed, stream]).permutation(len(chunks))
+    for c, (s_lo, s_hi) in (chunks[i] for i in order):
         state = np.uint64(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
         centers, ctx_offsets, contexts, words_at = make_windows(
             ids, offsets, s_lo, s_hi, keep, settings.window, state)
