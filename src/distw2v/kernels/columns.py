@@ -5,7 +5,7 @@
 A batch is a set of centre words, each with its context words: `centers[i]` owns
 `contexts[ctx_offsets[i]:ctx_offsets[i + 1]]`, and every (context, centre) pair is a positive
 skip-gram example. Negatives are drawn per centre and shared by its contexts (as the local
-HogBatch kernel does), from one LCG stream seeded by the batch seed, so every shard draws the
+skip-gram kernel does), from one LCG stream seeded by the batch seed, so every shard draws the
 same negatives and no negative id crosses the network.
 
 `partial_dots` runs on a shard over its columns only; the client sums the partials of all
