@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .columns import extrapolation
+
 MUL = 6364136223846793005
 ADD = 1442695040888963407
 MASK64 = (1 << 64) - 1
@@ -133,10 +135,10 @@ def columns_reference(
 ) -> None:
     """One parameter-server batch on whole matrices split at column `cuts` (e.g. [0, 6, 12]):
     round 1 sums every shard's partial dot products; in round 2 each shard, on its own
-    columns, corrects the stale sums by max(1, shards / 2) times the change of its own partials
-    (`columns.extrapolation`)."""
+    columns, corrects the stale sums by `columns.extrapolation` times the change of its own
+    partials."""
     shards = len(cuts) - 1
-    weight = max(1.0, shards / 2.0)
+    weight = extrapolation("skipgram", shards)
     targets = [[int(c)] + [int(n) for n in negatives[i]] for i, c in enumerate(centers)]
     cols = [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
     partial = np.zeros((shards, len(contexts), negatives.shape[1] + 1), dtype=np.float32)
@@ -169,6 +171,7 @@ def cbow_columns_reference(
     """`columns_reference` for CBOW: one dot product per (centre, target), of the mean of
     the centre's context rows, summed over the shards in round 1 and corrected in round 2."""
     shards = len(cuts) - 1
+    weight = extrapolation("cbow", shards)
     targets = [[int(c)] + [int(n) for n in negatives[i]] for i, c in enumerate(centers)]
     cols = [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])]
 
@@ -190,7 +193,7 @@ def cbow_columns_reference(
             for k, t in enumerate(row):
                 if k > 0 and t == row[0]:
                     continue
-                f = dots[i, k] + shards * (now[k] - partial[s, i, k])
+                f = dots[i, k] + weight * (now[k] - partial[s, i, k])
                 g = (np.float32(k == 0) - _sigmoid(f)) * np.float32(alpha)
                 neu1e += g * syn1[t, c]
                 syn1[t, c] += g * neu1
