@@ -4,7 +4,8 @@ A deterministic simulation of what the Spark engine does: S shards hold column s
 matrices; C clients take turns, each making windows with `make_windows`, cutting them into
 batches of about --batch-pairs pairs, asking every shard for round 1 (`partial_dots`) and
 sending round 2 (`apply_updates`) one batch late, after its next batch's round 1, as
-`distributed.worker` pipelines them. Only the extrapolation factor by which a shard scales
+`distributed.worker` pipelines them (its chunks in file order; the worker now shuffles them
+every epoch). Only the extrapolation factor by which a shard scales
 the change in its own partial dot products varies:
 
 * rule: `kernels.columns.extrapolation` (what the shards use: max(1, S/2) for skip-gram);
@@ -26,6 +27,7 @@ import numpy as np
 from common import evaluate  # benchmarks/ is on sys.path
 
 from distw2v.config import VocabConfig
+from distw2v.distributed.worker import batches_of
 from distw2v.evaluate import evaluate_analogies
 from distw2v.kernels import mix_seed
 from distw2v.kernels.columns import (
@@ -58,13 +60,11 @@ def client_batches(ids, offsets, keep, client: int, clients: int, epoch: int, se
     for c0 in range(lo, hi, CHUNK_SENTENCES):
         c1 = min(hi, c0 + CHUNK_SENTENCES)
         state = mix_seed(np.uint64(seed), np.uint64(epoch * clients + client), np.uint64(c0))
-        cen, off, ctx, _ = make_windows(ids, offsets, c0, c1, keep, WINDOW, np.uint64(state))
-        cuts = np.searchsorted(off, np.arange(batch_pairs, off[-1], batch_pairs))
-        bounds = np.unique(np.concatenate([[0], cuts, [len(cen)]]))
-        words = int(offsets[c1] - offsets[c0])
-        for x, y in zip(bounds[:-1], bounds[1:]):
-            o = off[x:y + 1]
-            yield cen[x:y], o - o[0], ctx[o[0]:o[-1]], words if y == bounds[-1] else 0
+        windows = make_windows(ids, offsets, c0, c1, keep, WINDOW, np.uint64(state))
+        batches = list(batches_of(*windows, batch_pairs))
+        words = int(offsets[c1] - offsets[c0])  # counted once the chunk's last batch is done
+        for b, (cen, off, ctx, _) in enumerate(batches):
+            yield cen, off, ctx, words if b == len(batches) - 1 else 0
 
 
 def simulate(ids, offsets, vocab, shards: int, factor: float, clients: int, epochs: int,
