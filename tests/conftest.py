@@ -72,11 +72,46 @@ class ServiceHandle:
         self.service.store.close()
 
 
+def serve_in_thread(app: Any) -> tuple[str, Any, threading.Thread]:
+    """Serve `app` with uvicorn in a thread on a free loopback port; return once it accepts."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    return url, server, thread
+
+
+def wait_until_healthy(url: str, process: Any, timeout: float = 30) -> bool:
+    """Poll a `distw2v serve` process's /healthz until it answers 200: True; False if the
+    process exits or `timeout` seconds pass first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def service_server(tmp_path: Path) -> Iterator[Callable[..., ServiceHandle]]:
     """Start servers: `service_server(allowed_roots=..., max_concurrent_jobs=...)`."""
     import httpx
-    import uvicorn
 
     from distw2v.service.api import create_app
     from distw2v.service.server import Service
@@ -91,20 +126,7 @@ def service_server(tmp_path: Path) -> Iterator[Callable[..., ServiceHandle]]:
                                        cancel_grace_seconds=2.0)
         config = replace(base, token=token, **settings)
         service = Service.build(config)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning",
-                                               lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{port}"
+        url, server, thread = serve_in_thread(create_app(service))
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         handle = ServiceHandle(url, service, server, thread,
                                httpx.Client(base_url=url, headers=headers, timeout=30))

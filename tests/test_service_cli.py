@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+from conftest import wait_until_healthy
 
 from distw2v.cli import main
 from distw2v.service.store import JobStore
@@ -45,16 +45,8 @@ def served(tmp_path, monkeypatch):
         env={k: v for k, v in os.environ.items() if k != "DISTW2V_TOKEN"},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((tmp_path / "serve.log").read_text())
-        time.sleep(0.1)
+    if not wait_until_healthy(url, process):
+        raise RuntimeError((tmp_path / "serve.log").read_text())
     token = (data / "token").read_text().strip()
     monkeypatch.setenv("DISTW2V_SERVER", url)
     monkeypatch.setenv("DISTW2V_TOKEN", token)

@@ -11,8 +11,6 @@ derandomized (the same requests every run).
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ import httpx
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
+from conftest import serve_in_thread  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402 - after the importorskip
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
@@ -64,8 +63,6 @@ def _wait(http: httpx.Client, job_id: str, states: tuple[str, ...]) -> dict[str,
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    import uvicorn
-
     base = tmp_path_factory.mktemp("fuzz")
     roots = base / "roots"
     roots.mkdir()
@@ -75,18 +72,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                            max_concurrent_jobs=1, max_jobs_per_token=3,
                            cancel_grace_seconds=1.0, job_time_limit="2m")
     service = Service.build(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
+    url, server, thread = serve_in_thread(create_app(service))
     http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
                         timeout=30)
     tiny = {"dim": 4, "epochs": 1, "workers": 1}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import wait_until_healthy
 
 from distw2v.config import SparkConfig, TrainConfig, VocabConfig, bounds_of
 from distw2v.errors import Distw2vError
@@ -423,15 +424,7 @@ def test_a_served_token_from_the_environment_is_not_in_the_process_list(tmp_path
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+        assert wait_until_healthy(url, process), "serve did not start"
         ok = httpx.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
         assert not (tmp_path / "data" / "token").exists()  # no generated token
