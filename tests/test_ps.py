@@ -58,10 +58,10 @@ def test_wire_round_trip_and_garbage() -> None:
 
 @pytest.mark.parametrize("shards", [1, 2, 3])
 def test_grpc_shards_train_like_the_whole_matrix_reference(counts_file, shards: int) -> None:
-    servers = [start_server() for _ in range(shards)]
+    servers = [start_server(secret="s3cret") for _ in range(shards)]
     try:
         addresses = [f"127.0.0.1:{port}" for _, port, _ in servers]
-        with PSClient(addresses) as client:
+        with PSClient(addresses, secret="s3cret") as client:
             client.configure(specs(counts_file, shards))
             syn0 = client.pull(0, VOCAB)
             syn1 = client.pull(0, VOCAB, "syn1")
@@ -88,13 +88,13 @@ def test_grpc_shards_train_like_the_whole_matrix_reference(counts_file, shards: 
 
 
 def test_traffic_per_pair_does_not_grow_with_dimension(tmp_path) -> None:
-    np.save(tmp_path / "c.npy", np.arange(VOCAB, 0, -1).astype(np.int64))
+    np.save(tmp_path / "counts.npy", np.arange(VOCAB, 0, -1).astype(np.int64))
     sent = {}
     for dim in (8, 512):
         servers = [start_server() for _ in range(2)]
         try:
             with PSClient([f"127.0.0.1:{p}" for _, p, _ in servers]) as client:
-                counts = str(tmp_path / "c.npy")
+                counts = str(tmp_path / "counts.npy")
                 client.configure([ShardSpec(vocab_size=VOCAB, dim=dim, lo=lo, hi=hi,
                                             negative=NEG, seed=1, counts_uri=counts, shards=2)
                                   for lo, hi in column_ranges(dim, 2)])

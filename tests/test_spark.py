@@ -151,8 +151,9 @@ def test_standalone_master_and_worker(tmp_path, standalone_cluster) -> None:
     assert figures["pairs"] > 0 and figures["bytes_sent"] > 0
 
 
-def start_shard() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "distw2v.cli", "ps-shard", "--port", "0"],
+def start_shard(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "distw2v.cli", "ps-shard", "--port", "0",
+                             *args],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     assert line.startswith(ANNOUNCE), line
@@ -281,7 +282,7 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
     checkpoints = tmp_path / "ckpt"
     progress = checkpoints / "progress.json"
     train = TrainConfig(dim=16, epochs=4, sample=0, seed=4)
-    shards = [start_shard() for _ in range(2)]
+    shards = [start_shard("--checkpoint-root", str(checkpoints)) for _ in range(2)]
     outcome: dict[str, BaseException] = {}
 
     def first_attempt() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import types
 import typing
@@ -139,6 +140,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model: {len(vectors):,} words x {vectors.dim} dims written to {args.out}")
 
 
+def _shard_secret(args: argparse.Namespace) -> str | None:
+    """The secret from --secret-file, else from the environment (how a driver passes it)."""
+    from .distributed.server import SECRET_ENV
+
+    if args.secret_file is None:
+        return os.environ.get(SECRET_ENV) or None
+    try:
+        secret = Path(args.secret_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Distw2vError(f"cannot read --secret-file {args.secret_file}: "
+                           f"{getattr(exc, 'strerror', None) or exc}.") from None
+    if not secret:
+        raise Distw2vError(f"--secret-file {args.secret_file} is empty.")
+    return secret
+
+
 def cmd_ps_shard(args: argparse.Namespace) -> None:
     from .distributed.processes import ANNOUNCE
     from .distributed.server import serve_forever
@@ -146,7 +163,9 @@ def cmd_ps_shard(args: argparse.Namespace) -> None:
     def announce(port: int) -> None:
         print(f"{ANNOUNCE}{args.host}:{port}", flush=True)
 
-    serve_forever(args.host, args.port, args.threads, announce, args.stop_on_stdin_eof)
+    serve_forever(args.host, args.port, args.threads, announce, args.stop_on_stdin_eof,
+                  secret=_shard_secret(args), checkpoint_root=args.checkpoint_root,
+                  work_root=args.work_dir)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -268,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests served at once (default: 8)")
     p.add_argument("--stop-on-stdin-eof", action="store_true",
                    help="exit when standard input closes (used by a driver that starts shards)")
+    p.add_argument("--secret-file", metavar="PATH",
+                   help="file holding the run's secret, which every call must carry; without "
+                   "it, $DISTW2V_SHARD_SECRET (a driver given --ps reads the same variable); "
+                   "needed for a --host other than loopback")
+    p.add_argument("--work-dir", metavar="URI",
+                   help="the driver's --work-dir: word counts are read only from under it "
+                   "(without it, only from a local path)")
+    p.add_argument("--checkpoint-root", metavar="URI",
+                   help="checkpoints are written and read only under it, e.g. the run's "
+                   "--checkpoint-dir (without it, none are taken)")
     p.set_defaults(run=cmd_ps_shard)
 
     p = command("eval", "evaluate a model on analogy, word-similarity and cluster-label files")

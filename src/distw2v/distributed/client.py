@@ -19,7 +19,7 @@ import grpc
 import numpy as np
 
 from ..errors import Distw2vError
-from .server import OPTIONS, SERVICE
+from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
 from .shard import Batch, ShardSpec
 from .wire import pack, unpack
 
@@ -46,12 +46,14 @@ def batch_message(batch: Batch, **header: Any) -> dict[str, Any]:
 
 
 class PSClient:
-    def __init__(self, addresses: list[str], timeout: float = 120.0, retries: int = 3) -> None:
+    def __init__(self, addresses: list[str], timeout: float = 120.0, retries: int = 3,
+                 secret: str | None = None) -> None:
         if not addresses:
             raise Distw2vError("no parameter-server shard addresses given.")
         self.addresses = list(addresses)
         self.timeout = timeout
         self.retries = retries
+        self._metadata = ((SECRET_HEADER, secret),) if secret else ()  # sent on every call
         self.bytes_sent = 0
         self.bytes_received = 0
         self._channels = [grpc.insecure_channel(a, options=OPTIONS) for a in self.addresses]
@@ -70,7 +72,8 @@ class PSClient:
 
     def _send(self, method: str, shard: int, request: bytes) -> Future[bytes]:
         self.bytes_sent += len(request)
-        return self._pool.submit(self._stub(method, shard), request, timeout=self.timeout)
+        return self._pool.submit(self._stub(method, shard), request, timeout=self.timeout,
+                                 metadata=self._metadata)
 
     def _start(self, method: str, requests: list[bytes]) -> list[Future[bytes]]:
         return [self._send(method, s, r) for s, r in enumerate(requests)]
@@ -100,6 +103,9 @@ class PSClient:
         where = f"parameter-server shard {shard} at {self.addresses[shard]}"
         if exc.code() in TRANSIENT or exc.code() == grpc.StatusCode.CANCELLED:
             return ShardUnavailableError(f"{where} is unavailable: {exc.details()}.")
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return Distw2vError(f"{where} refused the secret this client sent (or its lack of "
+                                f"one); with --ps, set ${SECRET_ENV} to the shards' secret.")
         return Distw2vError(f"{where} refused the request: {exc.details()}")
 
     def _call(self, method: str, requests: list[bytes]) -> list[bytes]:

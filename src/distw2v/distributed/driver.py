@@ -242,11 +242,12 @@ def _keep(uri: str) -> np.ndarray:
 
 
 def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, epoch: int,
-                partitions: int) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
+                partitions: int, secret: str | None
+                ) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
     def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
         keep = _keep(keep_uri)
         total = WorkerStats()
-        with PSClient(addresses) as client:
+        with PSClient(addresses, secret=secret) as client:
             for ids, offsets in parts:
                 stats = train_partition(ids, offsets, keep, client, settings,
                                         stream=epoch * partitions + index)
@@ -287,7 +288,8 @@ def train_spark(
     work = spark_config.work_dir or local
     try:
         with spark_context(spark_config.spark_master) as sc, \
-                ShardProcesses(spark_config) as shards:
+                ShardProcesses(spark_config, work_root=work.rstrip("/"),
+                               checkpoint_root=checkpoint_dir) as shards:
             try:
                 return _run(sc, shards, splits, out, word2vec, work.rstrip("/"),
                             Path(local) / "words.txt", vocab_config, train_config,
@@ -384,7 +386,7 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
             "sources": list(files), "vocab_size": n_words, "trained_words": trained_words,
             "shards": len(addresses)})
         first = min(checkpoints.epochs_done(), train_config.epochs)
-    with PSClient(addresses) as control:
+    with PSClient(addresses, secret=shards.secret) as control:
         control.wait_ready()
         if checkpoints and first:
             control.load(checkpoints.epoch_uri(first), specs)
@@ -402,7 +404,7 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
         try:
             for epoch in range(first, train_config.epochs):
                 task = _train_task(addresses, f"{work}/keep.npy", settings, epoch,
-                                   encoded.getNumPartitions())
+                                   encoded.getNumPartitions(), shards.secret)
                 job = encoded.mapPartitionsWithIndex(task)
                 results = _watched(sc, job.collect, control, shards, bar, epoch,
                                    train_config.epochs, shown=epoch * trained_words,

@@ -1,5 +1,5 @@
 """Parameter-server shards as subprocesses on loopback (the local default), or the addresses
-of shards an operator started (`--ps host:port,...`)."""
+of shards an operator started (`--ps host:port,...`), with the secret calls to them carry."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import threading
 from ..config import SparkConfig
 from ..errors import Distw2vError
 from ..pipeline import process_peak_rss_mb
+from .server import SECRET_ENV, new_secret
 
 ANNOUNCE = "distw2v ps-shard listening on "
 START_SECONDS = 60.0
@@ -24,13 +25,21 @@ def _read_announcement(proc: subprocess.Popen[str], found: list[str]) -> None:
 
 
 class ShardProcesses:
-    """Context manager: `addresses` of live shards; `dead()` names one that stopped."""
+    """Context manager: `addresses` of live shards and their `secret`; `dead()` names one
+    that stopped. Shards it starts read and write only under `work_root` (the counts) and
+    `checkpoint_root`."""
 
-    def __init__(self, config: SparkConfig, host: str = "127.0.0.1") -> None:
+    def __init__(self, config: SparkConfig, host: str = "127.0.0.1", *,
+                 work_root: str | None = None, checkpoint_root: str | None = None) -> None:
         self.config = config
         self.host = host
         self.addresses: list[str] = config.ps_addresses
         self.procs: list[subprocess.Popen[str]] = []
+        self.work_root = work_root
+        self.checkpoint_root = checkpoint_root
+        # A fresh secret for shards started here; an operator's shards (--ps) have theirs,
+        # which the driver is given the same way they are: in the environment.
+        self.secret = (os.environ.get(SECRET_ENV) or None) if self.addresses else new_secret()
 
     def __enter__(self) -> ShardProcesses:
         if self.addresses:
@@ -46,10 +55,15 @@ class ShardProcesses:
     def _spawn(self) -> subprocess.Popen[str]:
         cmd = [sys.executable, "-m", "distw2v.cli", "ps-shard", "--host", self.host,
                "--port", "0", "--stop-on-stdin-eof"]
+        for flag, root in (("--work-dir", self.work_root),
+                           ("--checkpoint-root", self.checkpoint_root)):
+            if root:
+                cmd += [flag, root]
         # The shard's stdin is a pipe this process holds: if the driver dies, it closes and
         # the shard exits too.
         # Fewer malloc arenas: a shard's threads would otherwise reserve much address space.
         env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
+        env[SECRET_ENV] = self.secret or ""  # not in argv, which any local user can read
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, env=env)
 

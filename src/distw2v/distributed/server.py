@@ -2,23 +2,29 @@
 
 Methods take and return `wire` messages (raw little-endian arrays), registered with gRPC's
 generic handlers so no generated code is needed. Errors the caller can fix come back as
-INVALID_ARGUMENT / FAILED_PRECONDITION with one sentence.
+INVALID_ARGUMENT / FAILED_PRECONDITION with one sentence. With a secret, every call must carry
+it (UNAUTHENTICATED otherwise); the paths calls name must lie under the shard's roots.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import posixpath
+import secrets
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from dataclasses import replace
 from typing import Any
 
 import grpc
 import numpy as np
 
 from ..errors import Distw2vError
+from .roots import under_root
 from .shard import Batch, ParameterShard, ShardSpec
 from .wire import pack, unpack
 
@@ -26,7 +32,14 @@ SERVICE = "distw2v.ParameterShard"
 MAX_MESSAGE = 1 << 30
 OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE),
            ("grpc.max_receive_message_length", MAX_MESSAGE)]
+SECRET_HEADER = "x-distw2v-secret"  # gRPC metadata every call carries
+SECRET_ENV = "DISTW2V_SHARD_SECRET"  # how a secret reaches a shard or driver (argv is public)
+LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
 log = logging.getLogger(__name__)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def batch_from(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Batch:
@@ -37,14 +50,43 @@ def batch_from(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Batch:
 class ShardService:
     """Byte-level handlers: unpack, call the shard, pack. Also counts bytes in and out."""
 
-    def __init__(self, shard: ParameterShard) -> None:
+    def __init__(self, shard: ParameterShard, *, secret: str | None = None,
+                 checkpoint_root: str | None = None, work_root: str | None = None) -> None:
         self.shard = shard
+        self.secret = secret or None  # an empty secret would match a call that sends none
+        self.checkpoint_root = checkpoint_root
+        self.work_root = work_root
         self.bytes_in = 0
         self.bytes_out = 0
         self._lock = threading.Lock()
 
+    def _spec(self, header: dict[str, Any]) -> ShardSpec:
+        """The request's spec, its counts file checked to be a counts.npy under the work dir
+        (without one: a local path, as a driver on this machine sends)."""
+        spec = ShardSpec(**header["spec"])
+        root, what = ((self.work_root, "this shard's --work-dir") if self.work_root
+                      else ("/", "a local path: this shard has no --work-dir"))
+        counts = under_root(spec.counts_uri, root, what)
+        if posixpath.basename(counts) != "counts.npy":
+            raise Distw2vError(f"{spec.counts_uri} is not a counts.npy; a shard reads only the "
+                               "run's word counts.")
+        return replace(spec, counts_uri=counts)
+
+    def _checkpoint_uri(self, header: dict[str, Any]) -> str:
+        if self.checkpoint_root is None:
+            raise Distw2vError("this shard was started without --checkpoint-root; it takes no "
+                               "checkpoints.")
+        return under_root(header["uri"], self.checkpoint_root, "this shard's --checkpoint-root")
+
+    def _authorised(self, context: grpc.ServicerContext) -> bool:
+        if self.secret is None:
+            return True
+        sent = [v for k, v in context.invocation_metadata() if k == SECRET_HEADER]
+        given = sent[0] if sent and isinstance(sent[0], str) else ""
+        return hmac.compare_digest(given.encode(), self.secret.encode())
+
     def configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.shard.configure(ShardSpec(**header["spec"]))
+        self.shard.configure(self._spec(header))
         return pack({"ok": True})
 
     def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -60,11 +102,11 @@ class ShardService:
         return pack({}, rows=rows)
 
     def checkpoint(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.shard.checkpoint(header["uri"])
+        self.shard.checkpoint(self._checkpoint_uri(header))
         return pack({"ok": True})
 
     def load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.shard.load(header["uri"], ShardSpec(**header["spec"]))
+        self.shard.load(self._checkpoint_uri(header), self._spec(header))
         return pack({"ok": True})
 
     def health(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
@@ -77,6 +119,10 @@ class ShardService:
 
     def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes]):  # type: ignore[no-untyped-def]
         def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            if not self._authorised(context):  # before anything else, for every method
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              "this parameter-server shard needs the run's secret; the call "
+                              "carried none or another one.")
             try:
                 header, arrays = unpack(request)
                 response = method(header, arrays)
@@ -104,10 +150,16 @@ class ShardService:
             SERVICE, {name: self.handler(fn) for name, fn in methods.items()})
 
 
-def start_server(host: str = "127.0.0.1", port: int = 0,
-                 threads: int = 8) -> tuple[grpc.Server, int, ShardService]:
-    """Start a shard server; returns it, the bound port and the service (for in-process use)."""
-    service = ShardService(ParameterShard())
+def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
+                 secret: str | None = None, checkpoint_root: str | None = None,
+                 work_root: str | None = None) -> tuple[grpc.Server, int, ShardService]:
+    """Start a shard server; returns it, the bound port and the service (for in-process use).
+    Without a secret it binds loopback only: anyone reaching the port could use the model."""
+    if not secret and host not in LOOPBACK:
+        raise Distw2vError(f"binding {host} needs --secret-file PATH (or ${SECRET_ENV}): "
+                           "without a secret anyone who reaches the port can use the model.")
+    service = ShardService(ParameterShard(), secret=secret, checkpoint_root=checkpoint_root,
+                           work_root=work_root)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=OPTIONS)
     server.add_generic_rpc_handlers((service.generic_handler(),))
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -119,10 +171,12 @@ def start_server(host: str = "127.0.0.1", port: int = 0,
 
 def serve_forever(host: str, port: int, threads: int,
                   announce: Callable[[int], None] = lambda _: None,
-                  stop_on_stdin_eof: bool = False) -> None:
+                  stop_on_stdin_eof: bool = False, *, secret: str | None = None,
+                  checkpoint_root: str | None = None, work_root: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT, or, for a shard a driver started, until its stdin closes:
     the driver holds the other end, so a driver that dies without cleaning up leaves no shard."""
-    server, bound, _ = start_server(host, port, threads)
+    server, bound, _ = start_server(host, port, threads, secret=secret,
+                                    checkpoint_root=checkpoint_root, work_root=work_root)
     announce(bound)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
