@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, ann
 from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, bounds_text
 from .errors import Distw2vError
 
@@ -131,11 +131,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
     if args.out.exists() and not args.overwrite:
         raise Distw2vError(f"{args.out} exists; pass --overwrite to replace it.")
+    if args.ann_threshold is not None and args.ann_threshold < 0:
+        raise Distw2vError("--ann-threshold must be 0 (no index) or a number of words.")
     vectors, summary = run(args.sources, args.out, vocab_config, train_config, vocab=vocab,
                            encoded=encoded, engine=args.engine, spark_config=spark_config,
                            run_config=config_from_args(RunConfig, args),
                            word2vec=args.word2vec_out, progress=_progress(args.quiet),
-                           log=_log(args.quiet))
+                           log=_log(args.quiet), ann_threshold=args.ann_threshold)
     print(summary.line())
     print(f"model: {len(vectors):,} words x {vectors.dim} dims written to {args.out}")
 
@@ -223,6 +225,14 @@ def cmd_analogy(args: argparse.Namespace) -> None:
         print(f"  {word:<24} {score:.4f}")
 
 
+def cmd_index(args: argparse.Namespace) -> None:
+    from .vectors import add_index
+
+    record = add_index(args.model, log_line=(lambda _: None) if args.quiet else print)
+    print(f"indexed {record['rows']:,} rows into {Path(args.model) / record['file']} in "
+          f"{record['build_seconds']} s")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from .vectors import Vectors
 
@@ -271,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoded", help="train on this encoded corpus (needs --vocab)")
     p.add_argument("--word2vec-out", type=Path, metavar="FILE",
                    help="also write the vectors in word2vec format (text if FILE ends in .txt)")
+    p.add_argument("--ann-threshold", type=int, default=None, metavar="WORDS",
+                   help="models of at least WORDS words get a nearest-neighbour index for "
+                   f"fast queries; 0 never (default: {ann.DEFAULT_THRESHOLD})")
     p.add_argument("--engine", choices=("local", "spark"), default="local",
                    help="local threads, or Spark with parameter-server shards (default: local)")
     add_config_options(p, VocabConfig, "vocabulary")
@@ -333,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="3CosAdd or Levy & Goldberg's 3CosMul (default: 3cosadd)")
     add_model_options(p)
     p.set_defaults(run=cmd_analogy)
+
+    p = command("index", "build the nearest-neighbour index of a model, for fast queries")
+    p.add_argument("model", help="model directory")
+    p.set_defaults(run=cmd_index)
 
     p = command("export", "write a model in the word2vec text or binary format")
     p.add_argument("model", help="model directory")

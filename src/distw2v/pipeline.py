@@ -22,7 +22,7 @@ from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
 from .train import Progress, train
-from .vectors import Vectors
+from .vectors import Vectors, add_index
 from .vocab import Vocabulary, build_vocabulary
 from .vocab import describe as describe_vocab
 
@@ -170,9 +170,11 @@ def run(
     word2vec: Path | None = None,
     progress: ProgressFactory = silent,
     log: Callable[[str], None] = lambda _: None,
+    ann_threshold: int | None = None,
 ) -> tuple[Vectors, Summary]:
     """Train vectors from `sources` (or a given vocabulary / encoded corpus) and save them to
-    `out` (and to a word2vec file: binary, or text when its name ends in .txt)."""
+    `out` (and to a word2vec file: binary, or text when its name ends in .txt). A model of at
+    least `ann_threshold` words gets a nearest-neighbour index (see VectorsWriter)."""
     if engine == "spark":
         if vocab is not None or encoded is not None:
             raise Distw2vError(
@@ -183,7 +185,12 @@ def run(
         _, summary = train_spark(sources, out, vocab_config, train_config,
                                  spark_config or SparkConfig(), run_config=run_config,
                                  word2vec=word2vec, progress=progress, log=log)
-        return Vectors.load(out), summary
+        vectors = Vectors.load(out)
+        # The export indexes at the default threshold; a lower one is applied here.
+        if vectors.ann is None and ann_threshold and 0 < ann_threshold <= len(vectors):
+            add_index(out)
+            vectors = Vectors.load(out)
+        return vectors, summary
     if engine != "local":
         raise Distw2vError(f"unknown engine {engine!r}; use 'local' or 'spark'.")
     out = Path(out)
@@ -218,7 +225,7 @@ def run(
             shutil.rmtree(work_dir, ignore_errors=True)
     seconds = time.perf_counter() - start
     vectors.meta["sources"] = list(sources)
-    vectors.save(out)
+    vectors.save(out, ann_threshold)
     if word2vec is not None:
         vectors.save_word2vec(word2vec, binary=Path(word2vec).suffix != ".txt")
     return vectors, Summary(encoded.corpus_words, words, seconds, peak_rss_mb())

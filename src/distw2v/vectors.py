@@ -2,15 +2,19 @@
 
 The native format is a directory holding `words.tsv` (the project's word-count TSV),
 `vectors.npy` (float32, memory-mappable) and `meta.json` (format, version, shape, free meta).
+Models of at least `ann_threshold` words also hold `ann.index`, a nearest-neighbour index
+described under "ann" in meta.json (see ann.py); readers that predate it ignore both.
 Every write is atomic: the directory at the target path is either complete or absent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import ann
 from .errors import Distw2vError, ModelFormatError, UnknownWordError
 from .tsv import read_word_counts, write_word_counts
 
@@ -26,6 +31,9 @@ FORMAT_VERSION = 1
 WORDS_FILE = "words.tsv"
 VECTORS_FILE = "vectors.npy"
 META_FILE = "meta.json"
+INDEX_FILE = ann.INDEX_FILE
+
+log = logging.getLogger("distw2v.vectors")
 
 # Scores of one query batch against one vocabulary block are held at once: bound that block.
 _BLOCK_FLOATS = 1 << 24
@@ -78,7 +86,8 @@ class VectorsWriter:
     Rows are written with positional writes (not a memory map, whose touched pages would count
     in the writer's resident memory) into vectors.npy inside a hidden sibling temp directory,
     which is renamed onto `path` only when the block exits without an exception and every row
-    was written.
+    was written. A model of at least `ann_threshold` words (None: ann.DEFAULT_THRESHOLD,
+    0: never) gets its nearest-neighbour index built in that temp directory before the rename.
     """
 
     def __init__(
@@ -88,9 +97,11 @@ class VectorsWriter:
         counts: np.ndarray | None,
         dim: int,
         meta: dict[str, Any] | None = None,
+        ann_threshold: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.words = words
+        self.ann_threshold = ann.DEFAULT_THRESHOLD if ann_threshold is None else ann_threshold
         if counts is not None:
             counts = np.asarray(counts, dtype=np.int64)
             if counts.ndim != 1 or (isinstance(words, Sized) and len(counts) != len(words)):
@@ -183,10 +194,17 @@ class VectorsWriter:
             "size": self.size,
             "meta": self.meta,
         }
-        with open(self._tmp / META_FILE, "w", encoding="utf-8") as out:
-            json.dump(meta, out, indent=2, sort_keys=True)
-            out.write("\n")
-        for name in (WORDS_FILE, VECTORS_FILE, META_FILE):
+        names = [WORDS_FILE, VECTORS_FILE]
+        if 0 < self.ann_threshold <= self.size:
+            if ann.available():
+                meta["ann"] = build_index(self._tmp, self.size, self.dim)
+                names.append(INDEX_FILE)
+            else:
+                log.warning("%s: %s is not installed, so this model of %d words gets no "
+                            "nearest-neighbour index; queries will scan all rows",
+                            self.path, ann.LIBRARY, self.size)
+        _write_meta(self._tmp / META_FILE, meta)
+        for name in [*names, META_FILE]:
             _fsync_path(self._tmp / name)
         _fsync_dir(self._tmp)
         _replace_dir(self._tmp, self.path)
@@ -199,6 +217,52 @@ class VectorsWriter:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _write_meta(file: Path, meta: dict[str, Any]) -> None:
+    with open(file, "w", encoding="utf-8") as out:
+        json.dump(meta, out, indent=2, sort_keys=True)
+        out.write("\n")
+
+
+def build_index(
+    model_dir: Path, n: int, dim: int, log_line: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Build ann.index from the directory's vectors.npy, read with positional reads (a memory
+    map's touched pages would count in this process's resident memory); returns its record."""
+    offset = np.load(model_dir / VECTORS_FILE, mmap_mode="r").offset  # maps, touches nothing
+    with open(model_dir / VECTORS_FILE, "rb") as src:
+
+        def rows(lo: int, hi: int) -> np.ndarray:
+            data = os.pread(src.fileno(), (hi - lo) * dim * 4, offset + lo * dim * 4)
+            return np.frombuffer(data, dtype="<f4").reshape(hi - lo, dim)
+
+        return ann.build(rows, n, dim, model_dir / INDEX_FILE, log_line)
+
+
+def add_index(path: str | Path, log_line: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Build the nearest-neighbour index of an existing model directory, whatever its size.
+
+    The index is written under a temporary name and renamed, then meta.json is replaced
+    (also by rename) with one that records it: until that last rename, readers see the
+    model as it was.
+    """
+    path = Path(path)
+    n, dim = Vectors.load(path).matrix.shape  # validates the directory; its words are let go
+    if not ann.available():
+        raise Distw2vError(f"building an index needs {ann.LIBRARY}: pip install {ann.PACKAGE}.")
+    info = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    info["ann"] = build_index(path, n, dim, log_line)
+    _fsync_path(path / INDEX_FILE)
+    tmp = _temp_sibling(path / META_FILE, "tmp")
+    try:
+        _write_meta(tmp, info)
+        _fsync_path(tmp)
+        os.replace(tmp, path / META_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path)
+    return dict(info["ann"])
 
 
 class Word2VecWriter:
@@ -329,6 +393,8 @@ class Vectors:
             dup = next(w for i, w in enumerate(self.words) if self.index[w] != i)
             raise Distw2vError(f"The word {dup!r} appears more than once.")
         self._unit: np.ndarray | None = None
+        self._unit_lock = threading.Lock()  # one copy even when many threads ask at once
+        self.ann: ann.AnnIndex | None = None  # set by load() when the model has a valid index
 
     # ---- container protocol -------------------------------------------------------------
 
@@ -356,9 +422,11 @@ class Vectors:
 
     # ---- native format ------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
-        """Save atomically as a model directory; an existing model at `path` is replaced."""
-        with VectorsWriter(path, self.words, self.counts, self.dim, self.meta) as writer:
+    def save(self, path: str | Path, ann_threshold: int | None = None) -> None:
+        """Save atomically as a model directory; an existing model at `path` is replaced.
+        `ann_threshold`: see VectorsWriter."""
+        with VectorsWriter(path, self.words, self.counts, self.dim, self.meta,
+                           ann_threshold) as writer:
             for start in range(0, len(self), _ROWS_PER_WRITE):
                 writer.write_rows(start, self.matrix[start : start + _ROWS_PER_WRITE])
 
@@ -405,7 +473,13 @@ class Vectors:
             )
         has_counts = header.get("has_counts", True)
         meta = info.get("meta") or {}
-        return cls(words, matrix, counts if has_counts else None, meta)
+        vectors = cls(words, matrix, counts if has_counts else None, meta)
+        if "ann" in info:
+            vectors.ann = ann.open_index(path, info["ann"], matrix)
+        elif (path / INDEX_FILE).exists():
+            log.warning("%s: ignoring %s, which meta.json does not describe; queries will "
+                        "scan all rows", path, INDEX_FILE)
+        return vectors
 
     # ---- word2vec formats ---------------------------------------------------------------
 
@@ -437,13 +511,24 @@ class Vectors:
 
     def unit_matrix(self) -> np.ndarray:
         """Rows scaled to unit length (zero rows stay zero), computed once and cached."""
-        if self._unit is None:
-            unit = np.empty(self.matrix.shape, dtype=np.float32)
-            for start in range(0, len(self), _ROWS_PER_WRITE):
-                stop = start + _ROWS_PER_WRITE
-                unit[start:stop] = unit_rows(self.matrix[start:stop])
-            self._unit = unit
+        with self._unit_lock:
+            if self._unit is None:
+                unit = np.empty(self.matrix.shape, dtype=np.float32)
+                for start in range(0, len(self), _ROWS_PER_WRITE):
+                    stop = start + _ROWS_PER_WRITE
+                    unit[start:stop] = unit_rows(self.matrix[start:stop])
+                self._unit = unit
         return self._unit
+
+    def _unit_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Unit rows of these ids; an indexed model does not build its unit matrix for them."""
+        if self._unit is not None or self.ann is None:
+            return self.unit_matrix()[ids]
+        return unit_rows(self.matrix[np.asarray(ids, dtype=np.int64)].reshape(-1, self.dim))
+
+    def _uses_index(self, restrict_vocab: int | None, exact: bool) -> bool:
+        """The index covers every row; a restricted vocabulary is scanned."""
+        return self.ann is not None and not exact and self._limit(restrict_vocab) == len(self)
 
     def _limit(self, restrict_vocab: int | None) -> int:
         if restrict_vocab is None:
@@ -467,15 +552,19 @@ class Vectors:
         negative: str | Sequence[str] = (),
         topn: int = 10,
         restrict_vocab: int | None = None,
+        exact: bool = False,
     ) -> list[tuple[str, float]]:
-        """Words nearest by cosine to the mean of the unit vectors (3CosAdd for analogies)."""
+        """Words nearest by cosine to the mean of the unit vectors (3CosAdd for analogies).
+
+        A model with a nearest-neighbour index answers from it unless `exact`: its candidates
+        are re-scored exactly, so every score returned is the exact cosine.
+        """
         pos, neg = self._query_ids(positive, negative)
         if topn < 1:
             return []
-        unit = self.unit_matrix()
-        query = unit[pos].sum(axis=0) - unit[neg].sum(axis=0)
+        query = self._unit_of(pos).sum(axis=0) - self._unit_of(neg).sum(axis=0)
         ids, scores = self.most_similar_batch(
-            unit_rows(query[None, :]), topn, restrict_vocab, [pos + neg]
+            unit_rows(query[None, :]), topn, restrict_vocab, [pos + neg], exact
         )
         return self._pairs(ids[0], scores[0])
 
@@ -511,13 +600,18 @@ class Vectors:
         topn: int,
         restrict_vocab: int | None = None,
         exclude: Sequence[Sequence[int]] | None = None,
+        exact: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`topn` words by dot product with each unit query row, best first.
 
         Returns ids (b, k) int64 and scores (b, k) float32 with k = min(topn, restricted size);
         ids in `exclude[row]` are never returned (slots left empty hold id -1, score -inf).
+        Answered from the nearest-neighbour index when there is one, unless `exact` or
+        `restrict_vocab` (then every row is scanned).
         """
         queries = np.asarray(queries, dtype=np.float32)
+        if self._uses_index(restrict_vocab, exact):
+            return self._top_k_indexed(queries, topn, exclude)
         unit = self.unit_matrix()
 
         def scores(start: int, stop: int) -> np.ndarray:
@@ -561,6 +655,35 @@ class Vectors:
             return num
 
         return self._top_k(scores, b, topn, restrict_vocab, exclude, cost=p + q)
+
+    def _top_k_indexed(
+        self, queries: np.ndarray, topn: int, exclude: Sequence[Sequence[int]] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The index's topn + excluded candidates, re-scored with the exact cosine."""
+        assert self.ann is not None
+        n_queries = len(queries)
+        if exclude is not None and len(exclude) != n_queries:
+            raise Distw2vError(f"exclude has {len(exclude)} rows for {n_queries} queries.")
+        k = max(0, min(topn, len(self)))
+        extra = max((len(ids) for ids in exclude), default=0) if exclude is not None else 0
+        best_ids = np.full((n_queries, k), -1, dtype=np.int64)
+        best = np.full((n_queries, k), -np.inf, dtype=np.float32)
+        if k == 0 or n_queries == 0:
+            return best_ids, best
+        cand = self.ann.search(queries, min(ann.CANDIDATES_FACTOR * (k + extra), len(self)))
+        for r, ids in enumerate(exclude or ()):
+            cand[r, np.isin(cand[r], np.asarray(ids, dtype=np.int64))] = -1
+        valid = cand >= 0
+        rows = self._unit_of(np.where(valid, cand, 0).ravel()).reshape(*cand.shape, self.dim)
+        scores = np.einsum("bkd,bd->bk", rows, queries)
+        scores[~valid] = -np.inf
+        cand[~valid] = len(self)  # sorts after every real id among equal (-inf) scores
+        order = np.lexsort((cand, -scores), axis=1)[:, :k]
+        take = np.arange(n_queries)[:, None]
+        m = order.shape[1]
+        best_ids[:, :m], best[:, :m] = cand[take, order], scores[take, order]
+        best_ids[np.isneginf(best)] = -1
+        return best_ids, best
 
     def _top_k(
         self,

@@ -164,6 +164,10 @@ def create_app(service: Service) -> FastAPI:
     return app
 
 
+EXACT_HELP = ("scan every word instead of asking the model's nearest-neighbour index (large "
+              "models have one; scores are exact either way; 3cosmul always scans)")
+
+
 def _v1(service: Service) -> APIRouter:
     router = APIRouter()
     store = service.store
@@ -297,11 +301,12 @@ def _v1(service: Service) -> APIRouter:
     def similar(
         job_id: str, who: Owner, word: Annotated[str, Query(min_length=1, max_length=200)],
         topn: Annotated[int, Query(ge=1, le=queries.MAX_TOPN)] = 10,
+        exact: Annotated[bool, Query(description=EXACT_HELP)] = False,
     ) -> dict[str, Any]:
         """Nearest words by cosine similarity."""
         finished_model(job_id, who)
         vectors = service.models.get(job_id)
-        return {"word": word, "similar": queries.similar(vectors, word, topn)}
+        return {"word": word, "similar": queries.similar(vectors, word, topn, exact)}
 
     @router.get("/v1/models/{job_id}/analogy", tags=["models"], responses=_MODEL)
     def analogy(
@@ -318,6 +323,7 @@ def _v1(service: Service) -> APIRouter:
         method: Annotated[Literal["3cosadd", "3cosmul"], Query(
             description="3CosAdd, or Levy & Goldberg's 3CosMul")] = "3cosadd",
         topn: Annotated[int, Query(ge=1, le=queries.MAX_TOPN)] = 5,
+        exact: Annotated[bool, Query(description=EXACT_HELP)] = False,
     ) -> dict[str, Any]:
         """Words nearest to sum(positive) - sum(negative) (3CosAdd); `a:b::c:?` is
         positive=b,c and negative=a, or words=a b c."""
@@ -341,7 +347,7 @@ def _v1(service: Service) -> APIRouter:
             found = [{"word": w, "score": s}
                      for w, s in vectors.most_similar_cosmul(pos, neg, topn=topn)]
         else:
-            found = queries.analogy(vectors, pos, neg, topn)
+            found = queries.analogy(vectors, pos, neg, topn, exact)
         return {"positive": pos, "negative": neg, "similar": found}
 
     @router.get("/v1/models/{job_id}/vector", tags=["models"], responses=_MODEL)

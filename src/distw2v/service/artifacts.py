@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import Distw2vError
-from ..vectors import META_FILE, VECTORS_FILE, WORDS_FILE, Vectors
+from ..vectors import INDEX_FILE, META_FILE, VECTORS_FILE, WORDS_FILE, Vectors
 
 MODEL_FILES = (WORDS_FILE, VECTORS_FILE, META_FILE)  # meta.json last: it marks completion
+OPTIONAL_FILES = (INDEX_FILE,)  # large models only; copied before meta.json when present
 EXPORTS = {"word2vec-bin": "vectors.bin", "word2vec-text": "vectors.txt"}
 _CHUNK = 1 << 20
 
@@ -84,7 +85,8 @@ class Artifacts:
             fs, base = self._remote(job_id)
             if fs.exists(base):
                 fs.rm(base, recursive=True)
-            for name in MODEL_FILES:
+            optional = [n for n in OPTIONAL_FILES if (model_dir / n).is_file()]
+            for name in [*MODEL_FILES[:-1], *optional, META_FILE]:
                 fs.put_file(str(model_dir / name), f"{base}/{name}")
             return target
         self.root.mkdir(parents=True, exist_ok=True)
@@ -133,7 +135,8 @@ class Artifacts:
             tmp = path.parent / f".model.tmp-{secrets.token_hex(4)}"
             tmp.mkdir()
             try:
-                for name in MODEL_FILES:
+                optional = [n for n in OPTIONAL_FILES if fs.exists(f"{base}/{n}")]
+                for name in [*MODEL_FILES[:-1], *optional, META_FILE]:
                     fs.get_file(f"{base}/{name}", str(tmp / name))
                 os.rename(tmp, path)
             except BaseException:
@@ -178,7 +181,8 @@ class Artifacts:
         model = self.local_model(job_id)
         files: list[tuple[str, IO[bytes]]] = []
         try:
-            for name in MODEL_FILES:
+            optional = [n for n in OPTIONAL_FILES if (model / n).is_file()]
+            for name in [*MODEL_FILES, *optional]:
                 files.append((name, open(model / name, "rb")))  # noqa: SIM115 - closed below
         except FileNotFoundError:
             for _, file in files:

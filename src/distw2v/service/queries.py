@@ -62,7 +62,8 @@ class ModelCache:
                     self._models.move_to_end(job_id)
                     return self._models[job_id]
             vectors = Vectors.load(self.artifacts.local_model(job_id), mmap=True)
-            vectors.unit_matrix()  # once, here, rather than in many query threads at once
+            if vectors.ann is None:  # an indexed model re-scores a few mapped rows instead
+                vectors.unit_matrix()  # once, here, rather than in many query threads at once
             with self._lock:
                 self._models[job_id] = vectors
                 self._loading.pop(job_id, None)
@@ -81,13 +82,15 @@ def _check_topn(topn: int) -> None:
         raise Distw2vError(f"topn must be between 1 and {MAX_TOPN}.")
 
 
-def similar(vectors: Vectors, word: str, topn: int) -> list[dict[str, Any]]:
+def similar(vectors: Vectors, word: str, topn: int, exact: bool = False) -> list[dict[str, Any]]:
     _check_topn(topn)
-    return [{"word": w, "score": s} for w, s in vectors.most_similar(word, topn=topn)]
+    return [{"word": w, "score": s}
+            for w, s in vectors.most_similar(word, topn=topn, exact=exact)]
 
 
 def analogy(
-    vectors: Vectors, positive: Sequence[str], negative: Sequence[str], topn: int
+    vectors: Vectors, positive: Sequence[str], negative: Sequence[str], topn: int,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
     _check_topn(topn)
     if not positive:
@@ -95,7 +98,8 @@ def analogy(
     if len(positive) + len(negative) > MAX_QUERY_WORDS:
         raise Distw2vError(f"an analogy takes at most {MAX_QUERY_WORDS} words.")
     return [{"word": w, "score": s}
-            for w, s in vectors.most_similar(list(positive), list(negative), topn=topn)]
+            for w, s in vectors.most_similar(list(positive), list(negative), topn=topn,
+                                             exact=exact)]
 
 
 def vector(vectors: Vectors, word: str) -> list[float]:
