@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +16,7 @@ from pathlib import Path
 import fsspec.config
 import numpy as np
 import pytest
+from cluster import StandaloneCluster
 
 from distw2v.cli import main
 from distw2v.config import RunConfig, SparkConfig, TrainConfig, VocabConfig
@@ -90,52 +89,11 @@ def test_local_spark_trains_cbow_like_the_local_trainer(tmp_path, capsys) -> Non
     assert separations["spark"] > separations["local"] - 0.15, separations
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
 @pytest.fixture()
 def standalone_cluster(tmp_path):
-    import pyspark
-
-    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
-    env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent),
-           "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(tmp_path / "logs"),
-           "SPARK_WORKER_DIR": str(tmp_path / "work")}
-    port, ui, worker_ui = free_port(), free_port(), free_port()
-    logs = open(tmp_path / "cluster.log", "w")
-    master = subprocess.Popen(
-        [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(ui)], env=env, stdout=logs, stderr=logs)
-    worker = subprocess.Popen(
-        [str(spark_class), "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-         "--host", "127.0.0.1", "--cores", "2", "--memory", "1g", "--webui-port",
-         str(worker_ui)], env=env, stdout=logs, stderr=logs)
-    try:
-        wait_for_port(port)
-        wait_for_port(worker_ui)
-        yield f"spark://127.0.0.1:{port}"
-    finally:
-        for proc in (worker, master):
-            proc.terminate()
-        for proc in (worker, master):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        logs.close()
+    """One worker of 3 cores: 2 for the shards Spark places, 1 for training."""
+    with StandaloneCluster(tmp_path / "cluster", workers=1, cores=3) as cluster:
+        yield cluster.url
 
 
 def test_standalone_master_and_worker(tmp_path, standalone_cluster) -> None:

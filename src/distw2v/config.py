@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from .errors import Distw2vError
 
 Model = Literal["skipgram", "cbow"]
+ShardsOn = Literal["spark", "local"]
 INT32_MAX = 2**31 - 1  # word ids are int32
 
 
@@ -159,14 +160,30 @@ class SparkConfig:
     """Where and how the distributed trainer runs (engine 'spark')."""
 
     spark_master: str = option("local[*]", "Spark master URL (local[N], spark://host:port, ...)")
-    shards: int = option(2, "parameter-server shards the driver starts on this machine",
+    shards: int = option(2, "parameter-server shards the run starts (see --shards-on)",
                          minimum=1, maximum=1024)
+    shards_on: ShardsOn | None = option(
+        None, "where the shards run: 'spark' as long-running Spark tasks (each needs a task "
+        "slot of its own), or 'local' as subprocesses of the driver",
+        default_text="local with a local[...] master, spark otherwise",
+    )
+    max_recoveries: int = option(
+        3, "times a run with --checkpoint-dir starts new shards and resumes from its last "
+        "checkpoint when a shard is lost", minimum=0, maximum=1000,
+    )
+    checkpoint_every: float | None = option(
+        None, "minutes between checkpoints within an epoch (with --checkpoint-dir; each keeps "
+        "the partitions finished so far, so use many --partitions)",
+        default_text="at the end of every epoch only", minimum=0, exclusive_minimum=True,
+        maximum=10**6,
+    )
     ps: str | None = option(
         None, "comma-separated host:port of shards started by an operator (`distw2v ps-shard`)",
-        default_text="start --shards shards locally",
+        default_text="start --shards shards (see --shards-on)",
     )
     partitions: int | None = option(
-        None, "corpus partitions (Spark tasks per epoch)", default_text="Spark's parallelism",
+        None, "corpus partitions (Spark tasks per epoch)",
+        default_text="Spark's parallelism, 8 times that with --checkpoint-every",
         minimum=1, maximum=1_000_000,
     )
     batch_pairs: int = option(20_000, "training pairs per parameter-server round trip",
@@ -185,6 +202,14 @@ class SparkConfig:
 
     def __post_init__(self) -> None:
         check_bounds(self)
+
+    @property
+    def shards_placed_by_spark(self) -> bool:
+        if self.ps_addresses:
+            return False
+        if self.shards_on is not None:
+            return self.shards_on == "spark"
+        return not self.spark_master.startswith("local")
 
     @property
     def ps_addresses(self) -> list[str]:

@@ -154,8 +154,12 @@ class PSClient:
     def checkpoint(self, uri: str) -> None:
         self._same("Checkpoint", {"uri": uri})
 
-    def load(self, uri: str, specs: list[ShardSpec]) -> None:
-        self._call("Load", [pack({"uri": uri, "spec": asdict(spec)}) for spec in specs])
+    def load(self, uri: str, specs: list[ShardSpec], global_words: int | None = None) -> None:
+        """Every shard takes its columns from the checkpoint in `uri`; `global_words`, when
+        given, replaces the saved global word count (which sets the learning rate)."""
+        header = {"uri": uri} if global_words is None else {"uri": uri,
+                                                           "global_words": global_words}
+        self._call("Load", [pack({**header, "spec": asdict(spec)}) for spec in specs])
 
     def stats(self) -> list[dict[str, Any]]:
         return [unpack(r)[0] for r in self._same("Stats", {})]

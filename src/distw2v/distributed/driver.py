@@ -2,100 +2,50 @@
 shards, and an export that streams row blocks from the shards.
 
 Nothing here holds a whole matrix: the shards hold column slices, executors hold encoded ids,
-and the export writes blocks of rows as they arrive. Spark wraps the plain classes at the edge:
-tasks are the functions at the bottom of this module.
+and the export writes blocks of rows as they arrive. The shards run as subprocesses of the
+driver (`processes`), as Spark tasks (`spark_shards`), or an operator's (`--ps`); the epochs,
+checkpoints and recovery are `epochs.TrainingLoop`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
-import threading
 import time
 import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from itertools import islice
 from operator import add
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 
 from .. import __version__
-from ..checkpoints import RunCheckpoints, prepare_dir, save_arrays
+from ..checkpoints import Position, RunCheckpoints, prepare_dir, save_arrays
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError, VocabularyError
-from ..pipeline import ProgressFactory, Summary, peak_rss_mb, process_peak_rss_mb, silent
-from ..sources import ENV_VAR as SOURCE_POLICY_VAR
+from ..memory import peak_rss_mb, process_peak_rss_mb
+from ..pipeline import ProgressFactory, Summary, silent
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import keep_probabilities
-from .client import PSClient, ShardUnavailableError, column_ranges
+from .client import PSClient, column_ranges
+from .epochs import TrainingLoop
 from .processes import ShardProcesses
+from .server import new_secret
+from .session import spark_context, spark_failure
 from .shard import ShardSpec
-from .worker import WorkerSettings, WorkerStats, train_partition
+from .spark_shards import SparkShards
+from .worker import WorkerSettings
 
 EXPORT_BLOCK_BYTES = 32 << 20
 SPLIT_BYTES = 64 << 20  # uncompressed input files are read by one task per this many bytes
 BUCKET_WORDS = 1_000_000  # vocabulary words one task of the encoding join holds in a dict
-
-
-# --- Spark set-up ---------------------------------------------------------------------------
-
-
-@contextmanager
-def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
-    try:
-        from pyspark import SparkConf, SparkContext
-    except ImportError:
-        raise Distw2vError(
-            "the spark engine needs pyspark: pip install 'distw2v[spark]'."
-        ) from None
-    # Python workers must import distw2v: run them with this interpreter and import path (a
-    # cluster whose workers have distw2v installed needs neither, and they do no harm there).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    python_path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-    conf = (SparkConf().setMaster(master).setAppName(app)
-            .set("spark.pyspark.python", sys.executable)
-            .set("spark.executorEnv.PYTHONPATH", python_path)
-            .set("spark.ui.enabled", "false")
-            .set("spark.ui.showConsoleProgress", "false")
-            .set("spark.python.worker.reuse", "true"))
-    # Executors read the same storage as the driver (sources, --work-dir), set up the same
-    # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
-    # The source policy goes too: executors open sources as checked (sources.py), with no
-    # redirect followed and no fsspec chain, exactly as the driver's process would.
-    for key, value in os.environ.items():
-        if key.startswith(("FSSPEC_", "AWS_")) or key == SOURCE_POLICY_VAR:
-            conf.setExecutorEnv(key, value)
-    try:
-        sc = SparkContext(conf=conf)
-    except Exception as exc:  # Py4J and JVM start-up errors carry long Java traces
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Distw2vError(f"cannot start Spark with master {master!r}: {first}") from None
-    sc.setLogLevel("ERROR")
-    try:
-        yield sc
-    finally:
-        sc.stop()
-
-
-def spark_failure(exc: BaseException) -> Distw2vError:
-    """The one sentence a failed Spark job means, from the Python error inside the Java one."""
-    text = str(exc)
-    for kind in (ShardUnavailableError, CorpusError, VocabularyError, Distw2vError):
-        marker = f"{kind.__module__}.{kind.__name__}: "
-        if marker in text:
-            message = text.split(marker, 1)[1].splitlines()[0]
-            return kind(message)
-    last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [type(exc).__name__]
-    return Distw2vError(f"the Spark job failed: {last[0].strip()[:300]}")
 
 
 # --- corpus, vocabulary and encoding on executors ---------------------------------------------
@@ -225,42 +175,19 @@ def encode_by_join(sentences: Any, vocab: Any, vocab_size: int) -> tuple[Any, An
     return numbered.zip(tables).map(_translate), numbered
 
 
-# --- training tasks ----------------------------------------------------------------------------
-
-_KEEP_CACHE: dict[str, np.ndarray] = {}
-
-
-def _keep(uri: str) -> np.ndarray:
-    if uri not in _KEEP_CACHE:
-        _KEEP_CACHE.clear()
-        if "://" in uri:
-            with fsspec.open(uri, "rb") as f:
-                _KEEP_CACHE[uri] = np.load(f)
-        else:
-            _KEEP_CACHE[uri] = np.load(uri, mmap_mode="r")
-    return _KEEP_CACHE[uri]
-
-
-def _train_task(addresses: list[str], keep_uri: str, settings: WorkerSettings, epoch: int,
-                partitions: int, secret: str | None
-                ) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
-    def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
-        keep = _keep(keep_uri)
-        total = WorkerStats()
-        with PSClient(addresses, secret=secret) as client:
-            for ids, offsets in parts:
-                stats = train_partition(ids, offsets, keep, client, settings,
-                                        stream=epoch * partitions + index)
-                total.words += stats.words
-                total.pairs += stats.pairs
-                total.batches += stats.batches
-            total.bytes_sent, total.bytes_received = client.bytes_sent, client.bytes_received
-        yield {**vars(total), "peak_rss_mb": process_peak_rss_mb(os.getpid())}
-
-    return run
-
-
 # --- the driver ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkCorpus:
+    """The encoded corpus on the executors, and what the driver keeps of its vocabulary."""
+
+    encoded: Any  # persisted RDD of (ids, offsets), one record per partition
+    words_file: Path  # the vocabulary, one word a line, in id order
+    counts: np.ndarray  # int64, one count a word
+    corpus_words: int
+    trained_words: int  # words of the vocabulary in the corpus: one epoch's work
+    files: list[str]
 
 
 def train_spark(
@@ -285,15 +212,18 @@ def train_spark(
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)
     local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
-    work = spark_config.work_dir or local
+    work = (spark_config.work_dir or local).rstrip("/")
     try:
-        with spark_context(spark_config.spark_master) as sc, \
-                ShardProcesses(spark_config, work_root=work.rstrip("/"),
-                               checkpoint_root=checkpoint_dir) as shards:
+        with spark_context(spark_config.spark_master) as sc:
             try:
-                return _run(sc, shards, splits, out, word2vec, work.rstrip("/"),
-                            Path(local) / "words.txt", vocab_config, train_config,
-                            spark_config, checkpoint_dir, progress, log)
+                corpus = _encode(sc, splits, work, Path(local) / "words.txt", vocab_config,
+                                 train_config, spark_config, log)
+                # The shards start once the corpus is encoded: as Spark tasks, they would
+                # hold task slots the counting and encoding need.
+                with _shard_group(sc, spark_config, work, checkpoint_dir) as shards:
+                    _log_placement(shards, log)
+                    return _train(sc, shards, corpus, out, word2vec, work, vocab_config,
+                                  train_config, spark_config, checkpoint_dir, progress, log)
             except Distw2vError:
                 raise
             except Exception as exc:  # a failed Spark job: Py4J wraps the executor's error
@@ -302,19 +232,58 @@ def train_spark(
         shutil.rmtree(local, ignore_errors=True)
 
 
-def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | None]],
-         out: Path, word2vec: Path | None, work: str, words_file: Path,
-         vocab_config: VocabConfig, train_config: TrainConfig,
-         spark_config: SparkConfig, checkpoint_dir: str | None, progress: ProgressFactory,
-         log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
+def _check_slots(sc: Any, config: SparkConfig) -> None:
+    """Shards placed by Spark hold a task slot each for the whole run: training needs more
+    slots than that, or it would wait for ever. (Read once the shards run, when the
+    executors that run them have registered their cores.)"""
+    if sc.defaultParallelism <= config.shards:
+        raise Distw2vError(
+            f"the Spark application has {sc.defaultParallelism} task slots, and the "
+            f"{config.shards} shards placed by Spark hold one each: none is left for "
+            "training; give it more cores (local[N] with N > shards, more executors), "
+            "fewer --shards, or --shards-on local.")
+
+
+@contextmanager
+def _shard_group(sc: Any, config: SparkConfig, work: str,
+                 checkpoint_dir: str | None) -> Iterator[ShardProcesses | SparkShards]:
+    group: ShardProcesses | SparkShards
+    local = config.spark_master.startswith("local")
+    if config.shards_placed_by_spark:
+        if local:  # a local master's slots are known at once; a cluster's once shards run
+            _check_slots(sc, config)
+        group = SparkShards(sc, config.shards, secret=new_secret(), work_root=work,
+                            checkpoint_root=checkpoint_dir,
+                            host="127.0.0.1" if local else None)
+    else:
+        group = ShardProcesses(config, work_root=work, checkpoint_root=checkpoint_dir)
+    group.start()
+    try:
+        if isinstance(group, SparkShards) and not local:
+            _check_slots(sc, config)
+        yield group
+    finally:
+        group.stop()
+
+
+def _log_placement(shards: ShardProcesses | SparkShards, log: Callable[[str], None]) -> None:
+    if isinstance(shards, SparkShards):
+        for i, note in enumerate(shards.placement):
+            log(f"parameter-server shard {i} at {note['address']} on executor "
+                f"{note['executor']} (pid {note['pid']})")
+
+
+def _encode(sc: Any, splits: list[tuple[str, int, int | None]], work: str, words_file: Path,
+            vocab_config: VocabConfig, train_config: TrainConfig, spark_config: SparkConfig,
+            log: Callable[[str], None]) -> SparkCorpus:
+    """Count the vocabulary, write the counts for shards and executors to `work`, and encode
+    the corpus as ids on the executors."""
     from pyspark import StorageLevel
 
-    addresses = shards.addresses
-    partitions = spark_config.partitions or sc.defaultParallelism
     files = list(dict.fromkeys(uri for uri, _, _ in splits))
     sentences = (sc.parallelize(splits, len(splits))  # a big plain file is read in pieces
                  .flatMap(lambda split: _read_split(split, vocab_config))
-                 .repartition(partitions)
+                 .repartition(_partitions(sc, spark_config, log))
                  .persist(StorageLevel.MEMORY_AND_DISK))
     ranked: Any = None
     numbered: Any = None  # the join's partitions, words numbered within each
@@ -350,7 +319,6 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
                            "keep": keep_probabilities(vocab_counts, train_config.sample)},
                     what="the word counts (see --work-dir)")
 
-        start = time.perf_counter()
         if n_words <= spark_config.broadcast_limit:
             table = sc.broadcast({w: i for i, w in enumerate(read_words(words_file))})
             encoded = sentences.mapPartitions(_encode_with_table(table))
@@ -367,108 +335,81 @@ def _run(sc: Any, shards: ShardProcesses, splits: list[tuple[str, int, int | Non
                 rdd.unpersist()
     if trained_words == 0:
         raise CorpusError("the corpus holds no word of the vocabulary; nothing to train on.")
+    return SparkCorpus(encoded, words_file, vocab_counts, corpus_words, trained_words, files)
 
-    dim = train_config.dim
+
+def _partitions(sc: Any, config: SparkConfig, log: Callable[[str], None]) -> int:
+    """Training tasks per epoch: one per slot the shards leave free, or several when
+    checkpoints within an epoch need finished partitions to record."""
+    if config.partitions:
+        return config.partitions
+    slots = sc.defaultParallelism - (config.shards if config.shards_placed_by_spark else 0)
+    partitions = max(slots, 1) * (8 if config.checkpoint_every else 1)
+    if config.checkpoint_every:
+        log(f"training in {partitions} partitions: a checkpoint within an epoch keeps the "
+            "finished ones (set --partitions for more)")
+    return partitions
+
+
+def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, out: Path,
+           word2vec: Path | None, work: str, vocab_config: VocabConfig,
+           train_config: TrainConfig, spark_config: SparkConfig, checkpoint_dir: str | None,
+           progress: ProgressFactory, log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
+    n_words, dim, trained_words = len(corpus.counts), train_config.dim, corpus.trained_words
     specs = [ShardSpec(vocab_size=n_words, dim=dim, lo=lo, hi=hi,
                        negative=train_config.negative, seed=train_config.seed,
-                       counts_uri=f"{work}/counts.npy", shards=len(addresses),
+                       counts_uri=f"{work}/counts.npy", shards=len(shards.addresses),
                        model=train_config.model)
-             for lo, hi in column_ranges(dim, len(addresses))]
-    figures: dict[str, Any] = {key: 0 for key in
-                               ("words", "pairs", "batches", "bytes_sent", "bytes_received")}
-    worker_peaks: list[float] = []
+             for lo, hi in column_ranges(dim, len(shards.addresses))]
     checkpoints = None
-    first = 0
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {
             "engine": "spark",
             "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
-            "sources": list(files), "vocab_size": n_words, "trained_words": trained_words,
-            "shards": len(addresses)})
-        first = min(checkpoints.epochs_done(), train_config.epochs)
-    with PSClient(addresses, secret=shards.secret) as control:
-        control.wait_ready()
-        if checkpoints and first:
-            control.load(checkpoints.epoch_uri(first), specs)
-            log(f"resuming after epoch {first} of {train_config.epochs}, saved in "
-                f"{checkpoints.uri}")
-        else:
-            control.configure(specs)
-        settings = WorkerSettings(
-            window=train_config.window, start_alpha=train_config.start_alpha,
-            min_alpha=train_config.min_alpha, total_words=trained_words * train_config.epochs,
-            batch_pairs=spark_config.batch_pairs, chunk_words=train_config.batch_words,
-            seed=train_config.seed)
-        bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
-                       unit_scale=True, initial=first * trained_words)
+            "sources": corpus.files, "vocab_size": n_words, "trained_words": trained_words,
+            "shards": len(shards.addresses)})
+        checkpoints.position()  # another run's checkpoints are refused before any training
+    settings = WorkerSettings(
+        window=train_config.window, start_alpha=train_config.start_alpha,
+        min_alpha=train_config.min_alpha, total_words=trained_words * train_config.epochs,
+        batch_pairs=spark_config.batch_pairs, chunk_words=train_config.batch_words,
+        seed=train_config.seed)
+    every = spark_config.checkpoint_every
+    loop = TrainingLoop(sc, corpus.encoded, shards, specs, settings, train_config.epochs,
+                        trained_words, work, checkpoints,
+                        checkpoint_seconds=every * 60 if every else None,
+                        max_recoveries=spark_config.max_recoveries, log=log)
+    first = checkpoints.position() if checkpoints else Position()
+    loop.shown = min(first.words(trained_words), trained_words * train_config.epochs)
+    bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
+                   unit_scale=True, initial=loop.shown)
+    start = time.perf_counter()
+    control = PSClient(shards.addresses, secret=shards.secret)
+    try:
         try:
-            for epoch in range(first, train_config.epochs):
-                task = _train_task(addresses, f"{work}/keep.npy", settings, epoch,
-                                   encoded.getNumPartitions(), shards.secret)
-                job = encoded.mapPartitionsWithIndex(task)
-                results = _watched(sc, job.collect, control, shards, bar, epoch,
-                                   train_config.epochs, shown=epoch * trained_words,
-                                   end=(epoch + 1) * trained_words)
-                for r in results:
-                    for key in figures:
-                        figures[key] += r[key]
-                    worker_peaks.append(r["peak_rss_mb"])
-                if checkpoints:
-                    control.checkpoint(checkpoints.epoch_uri(epoch + 1))
-                    checkpoints.saved(epoch + 1)
+            control = loop.run(bar, control)
         finally:
             bar.close()
-        encoded.unpersist()
+        corpus.encoded.unpersist()
         seconds = time.perf_counter() - start
         shard_stats = control.stats()
         meta = {"distw2v_version": __version__, "engine": "spark",
                 "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
-                "spark_config": to_dict(spark_config), "trained_words": figures["words"],
-                "train_seconds": round(seconds, 3), "sources": list(files)}
-        export(control, out, words_file, vocab_counts, dim, meta, word2vec)
-    figures.update(shards=len(addresses), dim=dim, seconds=seconds,
+                "spark_config": to_dict(spark_config), "trained_words": loop.figures["words"],
+                "train_seconds": round(seconds, 3), "sources": corpus.files}
+        export(control, out, corpus.words_file, corpus.counts, dim, meta, word2vec)
+    finally:
+        control.close()
+    figures: dict[str, Any] = dict(loop.figures)
+    figures.update(shards=len(shards.addresses), dim=dim, seconds=seconds,
+                   recoveries=loop.recoveries,
                    shard_bytes_held=[s["bytes_held"] for s in shard_stats],
-                   shard_peak_rss_mb=shards.peak_rss_mb(),
-                   executor_python_peak_rss_mb=max(worker_peaks, default=0.0),
+                   shard_bytes_in=[s["bytes_in"] for s in shard_stats],
+                   shard_bytes_out=[s["bytes_out"] for s in shard_stats],
+                   shard_peak_rss_mb=[s["peak_rss_mb"] for s in shard_stats],
+                   executor_python_peak_rss_mb=max(loop.worker_peaks, default=0.0),
                    jvm_peak_rss_mb=jvm_peak_rss_mb(sc))
-    return figures, Summary(corpus_words, figures["words"], seconds, peak_rss_mb())
-
-
-def _watched(sc: Any, job: Callable[[], list[dict[str, int]]], control: PSClient,
-             shards: ShardProcesses, bar: Any, epoch: int, epochs: int,
-             shown: int, end: int) -> list[dict[str, int]]:
-    """Run a Spark job in a thread while this one moves the progress bar from `shown` words
-    to `end` and watches the shards: a shard that dies cancels the job and fails the run
-    naming it, without a hang."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = job()
-        except BaseException as exc:  # surfaced below, in the driver's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.5)
-        dead = shards.dead()
-        if dead is not None:
-            sc.cancelAllJobs()
-            thread.join(30)
-            raise ShardUnavailableError(dead)
-        try:
-            words = int(control.stats()[0]["global_words"])
-        except Distw2vError:
-            continue  # the next round of the loop names the dead shard
-        bar.update(max(words - shown, 0))
-        shown = max(shown, words)
-        bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
-    if "error" in outcome:
-        dead = shards.dead()
-        raise (ShardUnavailableError(dead) if dead else spark_failure(outcome["error"]))
-    bar.update(max(end - shown, 0))  # the words trained since the last look
-    return outcome["result"]
+    return figures, Summary(corpus.corpus_words, loop.figures["words"], seconds, peak_rss_mb())
 
 
 def jvm_peak_rss_mb(sc: Any) -> float:

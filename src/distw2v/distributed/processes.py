@@ -10,7 +10,7 @@ import threading
 
 from ..config import SparkConfig
 from ..errors import Distw2vError
-from ..pipeline import process_peak_rss_mb
+from ..memory import process_peak_rss_mb
 from .server import SECRET_ENV, new_secret
 
 ANNOUNCE = "distw2v ps-shard listening on "
@@ -25,9 +25,9 @@ def _read_announcement(proc: subprocess.Popen[str], found: list[str]) -> None:
 
 
 class ShardProcesses:
-    """Context manager: `addresses` of live shards and their `secret`; `dead()` names one
-    that stopped. Shards it starts read and write only under `work_root` (the counts) and
-    `checkpoint_root`."""
+    """Context manager: `addresses` of live shards and their `secret`; `lost()` names one
+    that stopped, and `restart()` replaces them all (not an operator's). Shards it starts read
+    and write only under `work_root` (the counts) and `checkpoint_root`."""
 
     def __init__(self, config: SparkConfig, host: str = "127.0.0.1", *,
                  work_root: str | None = None, checkpoint_root: str | None = None) -> None:
@@ -40,17 +40,26 @@ class ShardProcesses:
         # A fresh secret for shards started here; an operator's shards (--ps) have theirs,
         # which the driver is given the same way they are: in the environment.
         self.secret = (os.environ.get(SECRET_ENV) or None) if self.addresses else new_secret()
+        self.replaceable = not self.addresses
 
     def __enter__(self) -> ShardProcesses:
-        if self.addresses:
-            return self  # an operator runs them
+        self.start()
+        return self
+
+    def start(self) -> list[str]:
+        if not self.replaceable:
+            return self.addresses  # an operator runs them
         try:
             self.procs = [self._spawn() for _ in range(self.config.shards)]
             self.addresses = [self._address(i, proc) for i, proc in enumerate(self.procs)]
         except BaseException:
-            self.__exit__(None, None, None)
+            self.stop()
             raise
-        return self
+        return self.addresses
+
+    def restart(self) -> list[str]:
+        self.stop()
+        return self.start()
 
     def _spawn(self) -> subprocess.Popen[str]:
         cmd = [sys.executable, "-m", "distw2v.cli", "ps-shard", "--host", self.host,
@@ -78,7 +87,7 @@ class ShardProcesses:
                                f"{START_SECONDS:.0f} s (exit code {proc.poll()}).")
         return found[0]
 
-    def dead(self) -> str | None:
+    def lost(self) -> str | None:
         for i, proc in enumerate(self.procs):
             code = proc.poll()
             if code is not None:
@@ -91,6 +100,9 @@ class ShardProcesses:
         return [process_peak_rss_mb(proc.pid) for proc in self.procs]
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -100,3 +112,4 @@ class ShardProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self.procs = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import posixpath
 import secrets
 import signal
@@ -24,6 +25,7 @@ import grpc
 import numpy as np
 
 from ..errors import Distw2vError
+from ..memory import process_peak_rss_mb
 from .roots import under_root
 from .shard import Batch, ParameterShard, ShardSpec
 from .wire import pack, unpack
@@ -106,7 +108,9 @@ class ShardService:
         return pack({"ok": True})
 
     def load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.shard.load(self._checkpoint_uri(header), self._spec(header))
+        words = header.get("global_words")
+        self.shard.load(self._checkpoint_uri(header), self._spec(header),
+                        None if words is None else int(words))
         return pack({"ok": True})
 
     def health(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
@@ -115,7 +119,9 @@ class ShardService:
     def stats(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         with self._lock:
             traffic = {"bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
-        return pack({**self.shard.describe(), **traffic})
+        # this process's peak memory: a shard placed by Spark runs where the driver cannot look
+        return pack({**self.shard.describe(), **traffic,
+                     "peak_rss_mb": process_peak_rss_mb(os.getpid())})
 
     def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes]):  # type: ignore[no-untyped-def]
         def handle(request: bytes, context: grpc.ServicerContext) -> bytes:

@@ -11,6 +11,8 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -100,6 +102,39 @@ class ParameterShard:
         self.shards = 1  # how many shards split the columns (for the staleness correction)
         self._pending: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        # A checkpoint waits for the rounds under way and holds new ones back while it saves,
+        # so that the saved columns and word count belong together.
+        self._gate = threading.Condition()
+        self._rounds = 0
+        self._saving = False
+
+    @contextmanager
+    def _round(self) -> Iterator[None]:
+        with self._gate:
+            while self._saving:
+                self._gate.wait()
+            self._rounds += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._rounds -= 1
+                self._gate.notify_all()
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        with self._gate:
+            while self._saving:  # one save at a time
+                self._gate.wait()
+            self._saving = True
+            while self._rounds:
+                self._gate.wait()
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._saving = False
+                self._gate.notify_all()
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -157,6 +192,10 @@ class ParameterShard:
     def dot(self, batch: Batch, words: int = 0) -> tuple[np.ndarray, int]:
         """Partial dot products for the batch's positives and negatives; adds `words` to the
         global word count and returns it."""
+        with self._round():
+            return self._dot(batch, words)
+
+    def _dot(self, batch: Batch, words: int) -> tuple[np.ndarray, int]:
         negatives = self._negatives(batch)
         kernel = partial_dots_cbow if self._require_spec().model == "cbow" else partial_dots
         dots = kernel(self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts,
@@ -173,6 +212,10 @@ class ParameterShard:
 
     def update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
         """Round 2: `dots` are round 1's sums over all shards for the same batch."""
+        with self._round():
+            self._update(batch, dots, alpha)
+
+    def _update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
         spec = self._require_spec()
         cbow = spec.model == "cbow"
         rows = len(batch.centers) if cbow else batch.pairs  # CBOW: one row per centre
@@ -204,7 +247,12 @@ class ParameterShard:
         return np.array(matrix[lo:hi])
 
     def checkpoint(self, uri: str) -> None:
-        """Write this shard's slice to a directory (local path or fsspec URL)."""
+        """Write this shard's slice to a directory (local path or fsspec URL), with training
+        paused meanwhile."""
+        with self._paused():
+            self._checkpoint(uri)
+
+    def _checkpoint(self, uri: str) -> None:
         spec = self._require_spec()
         meta = {"format": CHECKPOINT_FORMAT, "spec": asdict(spec),
                 "global_words": self.global_words}
@@ -217,9 +265,11 @@ class ParameterShard:
         except OSError as exc:
             raise Distw2vError(f"cannot save a checkpoint in {uri}: {exc}.") from None
 
-    def load(self, uri: str, spec: ShardSpec) -> None:
+    def load(self, uri: str, spec: ShardSpec, global_words: int | None = None) -> None:
         """Configure as `spec` with the columns saved in `uri` (by a run with the same
-        vocabulary, dim, columns, negatives and seed; the counts may have moved)."""
+        vocabulary, dim, columns, negatives and seed; the counts may have moved). The global
+        word count is the saved one unless `global_words` is given (a driver resuming within
+        an epoch counts only the partitions it knows were finished)."""
         lo, hi = spec.lo, spec.hi
         fs, path = fsspec.core.url_to_fs(uri)
         try:
@@ -235,7 +285,8 @@ class ParameterShard:
         self._prepare(spec)
         self.syn0, self.syn1 = load_arrays(uri, [f"syn0-{lo}-{hi}", f"syn1-{lo}-{hi}"],
                                            (spec.vocab_size, hi - lo))
-        self.global_words = int(meta.get("global_words", 0))
+        self.global_words = int(meta.get("global_words", 0)) if global_words is None \
+            else global_words
         self.spec = spec
 
     def describe(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ..sources import SourcePolicy, policy_for
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
 _STAGES = {"vocabulary": (0.0, 0.1), "encoding": (0.1, 0.2), "training": (0.2, 0.98)}
 _EPOCH = re.compile(r"epoch (\d+)/(\d+)")
+_RECOVERY = re.compile(r"recovery \d+/\d+")
 REPORT_INTERVAL = 0.25  # seconds between progress messages
 
 
@@ -53,6 +54,7 @@ class _Bar:
         self.initial = initial  # done by an earlier attempt (a resumed run)
         self.done = initial
         self.epoch: int | None = None
+        self.recovery: str | None = None  # the Spark engine's "recovery n/m" after a lost shard
         self.start = time.monotonic()
         self.last = 0.0
         self._emit(force=True)
@@ -65,6 +67,9 @@ class _Bar:
         match = _EPOCH.search(s)
         if match:
             self.epoch = int(match.group(1))
+        recovery = _RECOVERY.search(s)
+        if recovery:
+            self.recovery = recovery.group(0)
         self._emit()
 
     def close(self) -> None:
@@ -76,7 +81,8 @@ class _Bar:
             return
         self.last = now
         low, high = _STAGES.get(self.stage, (None, None))
-        fields: dict[str, Any] = {"stage": self.stage}
+        fields: dict[str, Any] = {
+            "stage": f"{self.stage} ({self.recovery})" if self.recovery else self.stage}
         fraction = min(1.0, self.done / self.total) if self.total else None
         if low is not None and high is not None:
             fields["progress"] = low + (high - low) * (fraction or 0.0)

@@ -1,0 +1,249 @@
+"""The Spark engine's training loop: epochs of Spark jobs against the shards, checkpoints within
+and after each epoch, and recovery from a lost shard.
+
+Each epoch is one Spark job over the encoded partitions. A task that finishes a partition (its
+last update applied) leaves a marker `<work>/done/epoch-<k>/part-<i>` holding the partition's
+words. A checkpoint lists the markers first and then has every shard save its columns, so the
+partitions it records are in the saved columns (a partition still under way is in them only in
+part, and is trained again after a resume). A resumed epoch skips the recorded partitions and
+sets the global word count, and so the learning rate, to the words they and the earlier epochs
+hold.
+
+When a shard is lost (`ShardUnavailableError`) and the run keeps checkpoints, the loop cancels
+the training job, has the shard group start fresh shards, loads the last checkpoint into them
+(or starts over when none was saved yet) and goes on, up to `max_recoveries` times.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import fsspec
+import numpy as np
+
+from ..checkpoints import Position, RunCheckpoints
+from ..memory import process_peak_rss_mb
+from .client import PSClient, ShardUnavailableError
+from .session import spark_failure
+from .shard import ShardSpec
+from .worker import WorkerSettings, WorkerStats, train_partition
+
+WATCH_SECONDS = 0.5  # how often the driver looks at the shards and moves the progress bar
+FIGURES = ("words", "pairs", "batches", "bytes_sent", "bytes_received")
+
+
+class ShardGroup(Protocol):
+    """Shards a run trains against: started by the driver, by Spark, or by an operator."""
+
+    addresses: list[str]
+    secret: str | None
+    replaceable: bool  # whether `restart` can bring up new shards
+
+    def lost(self) -> str | None: ...
+
+    def restart(self) -> list[str]: ...
+
+
+_KEEP_CACHE: dict[str, np.ndarray] = {}
+
+
+def _keep(uri: str) -> np.ndarray:
+    if uri not in _KEEP_CACHE:
+        _KEEP_CACHE.clear()
+        if "://" in uri:
+            with fsspec.open(uri, "rb") as f:
+                _KEEP_CACHE[uri] = np.load(f)
+        else:
+            _KEEP_CACHE[uri] = np.load(uri, mmap_mode="r")
+    return _KEEP_CACHE[uri]
+
+
+def _marker_dir(work: str, epoch: int) -> str:
+    return f"{work}/done/epoch-{epoch}"
+
+
+def _train_task(addresses: list[str], secret: str | None, keep_uri: str,
+                settings: WorkerSettings, epoch: int, partitions: int, skip: frozenset[int],
+                markers: str | None) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
+    def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
+        total = WorkerStats()
+        if index in skip:  # trained before the checkpoint this run resumed from
+            yield {**vars(total), "peak_rss_mb": 0.0}
+            return
+        keep = _keep(keep_uri)
+        with PSClient(addresses, secret=secret) as client:
+            for ids, offsets in parts:
+                stats = train_partition(ids, offsets, keep, client, settings,
+                                        stream=epoch * partitions + index)
+                total.words += stats.words
+                total.pairs += stats.pairs
+                total.batches += stats.batches
+            total.bytes_sent, total.bytes_received = client.bytes_sent, client.bytes_received
+        if markers is not None:  # every update is applied: the partition is done
+            fs, path = fsspec.core.url_to_fs(markers)
+            fs.makedirs(path, exist_ok=True)
+            fs.pipe_file(f"{path}/part-{index}", str(total.words).encode())
+        yield {**vars(total), "peak_rss_mb": process_peak_rss_mb(os.getpid())}
+
+    return run
+
+
+def finished_partitions(markers: str) -> dict[int, int]:
+    """The partitions whose markers are in `markers` (index -> words)."""
+    fs, path = fsspec.core.url_to_fs(markers)
+    try:
+        names = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return {}
+    done = {}
+    for name in names:
+        base = name.rstrip("/").rsplit("/", 1)[-1]
+        if base.startswith("part-"):
+            done[int(base[5:])] = int(fs.cat_file(name))
+    return done
+
+
+@dataclass
+class TrainingLoop:
+    sc: Any
+    encoded: Any  # RDD of (ids, offsets), one record per partition
+    shards: ShardGroup
+    specs: list[ShardSpec]
+    settings: WorkerSettings
+    epochs: int
+    epoch_words: int  # corpus words one epoch trains
+    work: str
+    checkpoints: RunCheckpoints | None = None
+    checkpoint_seconds: float | None = None  # within an epoch; None: at epoch ends only
+    max_recoveries: int = 3
+    log: Callable[[str], None] = lambda _: None
+    figures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
+    worker_peaks: list[float] = field(default_factory=list)
+    recoveries: int = 0
+    shown: int = 0  # words the progress bar shows: it never goes back, even after a recovery
+
+    def run(self, bar: Any, control: PSClient) -> PSClient:
+        """Train every epoch; returns the client of the shards that hold the result (new ones
+        after a recovery). `control` is a client of the shards as they are now."""
+        position = self.checkpoints.position() if self.checkpoints else Position()
+        self._start(control, position)
+        while position.epochs < self.epochs:
+            try:
+                position = self._epoch(control, position, bar)
+            except ShardUnavailableError as exc:
+                control = self._recover(control, exc)
+                position = self.checkpoints.position() if self.checkpoints else Position()
+                self._start(control, position)
+        return control
+
+    def _start(self, control: PSClient, position: Position) -> None:
+        control.wait_ready()
+        uri = self.checkpoints.position_uri() if self.checkpoints else None
+        if uri is None:
+            control.configure(self.specs)
+            return
+        control.load(uri, self.specs, global_words=position.words(self.epoch_words))
+        done = f" and {len(position.partitions)} partitions of the next" \
+            if position.partitions else ""
+        self.log(f"resuming after epoch {position.epochs}{done} of {self.epochs}, saved in "
+                 f"{self.checkpoints.uri if self.checkpoints else uri}")
+
+    def _recover(self, control: PSClient, exc: ShardUnavailableError) -> PSClient:
+        if self.checkpoints is None or not self.shards.replaceable:
+            raise exc
+        if self.recoveries >= self.max_recoveries:
+            raise ShardUnavailableError(
+                f"{exc} (after {self.recoveries} recoveries; see --max-recoveries)") from None
+        self.recoveries += 1
+        where = self.checkpoints.position_uri() or "the start (no checkpoint saved yet)"
+        self.log(f"recovery {self.recoveries}/{self.max_recoveries}: {exc} Starting new shards "
+                 f"and resuming from {where}")
+        control.close()
+        addresses = self.shards.restart()
+        return PSClient(addresses, secret=self.shards.secret)
+
+    def _epoch(self, control: PSClient, position: Position, bar: Any) -> Position:
+        epoch = position.epochs
+        markers = _marker_dir(self.work, epoch) if self.checkpoints else None
+        if markers is not None:
+            _clear(markers)  # markers past the checkpoint name work the shards have lost
+        partitions = self.encoded.getNumPartitions()
+        task = _train_task(self.shards.addresses, self.shards.secret,
+                           f"{self.work}/keep.npy", self.settings, epoch, partitions,
+                           frozenset(position.partitions), markers)
+        job = self.encoded.mapPartitionsWithIndex(task)
+        group = f"distw2v-train-{id(self)}-{epoch}-{self.recoveries}"
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            self.sc.setJobGroup(group, f"distw2v epoch {epoch + 1}", True)
+            try:
+                outcome["result"] = job.collect()
+            except BaseException as exc:  # surfaced below, in the driver's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, name="distw2v-epoch", daemon=True)
+        thread.start()
+        last_save = time.monotonic()
+        try:
+            while thread.is_alive():
+                thread.join(WATCH_SECONDS)
+                lost = self.shards.lost()
+                if lost is not None:
+                    raise ShardUnavailableError(lost)
+                words = int(control.stats()[0]["global_words"])  # raises for a shard gone
+                self._show(bar, words, epoch)
+                if (markers is not None and self.checkpoint_seconds is not None
+                        and time.monotonic() - last_save >= self.checkpoint_seconds):
+                    self._save_within(control, position, markers)
+                    last_save = time.monotonic()
+        except BaseException:
+            self.sc.cancelJobGroup(group)
+            thread.join(60)
+            raise
+        if "error" in outcome:
+            lost = self.shards.lost()
+            if lost is not None:
+                raise ShardUnavailableError(lost)
+            raise spark_failure(outcome["error"])
+        for r in outcome["result"]:
+            for key in self.figures:
+                self.figures[key] += r[key]
+            self.worker_peaks.append(r["peak_rss_mb"])
+        end = Position(epoch + 1)
+        self._show(bar, end.words(self.epoch_words), epoch)
+        if self.checkpoints:
+            control.checkpoint(self.checkpoints.position_uri_for(end))
+            self.checkpoints.saved(end.epochs)
+        return end
+
+    def _show(self, bar: Any, words: int, epoch: int) -> None:
+        bar.update(max(words - self.shown, 0))
+        self.shown = max(self.shown, words)
+        recovered = f", recovery {self.recoveries}/{self.max_recoveries}" \
+            if self.recoveries else ""
+        bar.set_postfix_str(f"epoch {epoch + 1}/{self.epochs}{recovered}", refresh=False)
+
+    def _save_within(self, control: PSClient, position: Position, markers: str) -> None:
+        assert self.checkpoints is not None
+        now = Position(position.epochs, {**position.partitions, **finished_partitions(markers)})
+        if now == self.checkpoints.position():
+            return  # nothing finished since the last save: it would hold nothing more
+        started = time.perf_counter()
+        control.checkpoint(self.checkpoints.position_uri_for(now))
+        self.checkpoints.saved(now.epochs, now.partitions)
+        self.log(f"checkpoint: epoch {now.epochs + 1}, {len(now.partitions)} partitions done, "
+                 f"saved in {time.perf_counter() - started:.1f} s")
+
+
+def _clear(uri: str) -> None:
+    fs, path = fsspec.core.url_to_fs(uri)
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass

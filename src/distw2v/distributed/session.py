@@ -1,0 +1,62 @@
+"""Spark set-up for the driver: the SparkContext, and the one sentence a failed job means."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import CorpusError, Distw2vError, VocabularyError
+from ..sources import ENV_VAR as SOURCE_POLICY_VAR
+from .client import ShardUnavailableError
+
+
+@contextmanager
+def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
+    try:
+        from pyspark import SparkConf, SparkContext
+    except ImportError:
+        raise Distw2vError(
+            "the spark engine needs pyspark: pip install 'distw2v[spark]'."
+        ) from None
+    # Python workers must import distw2v: run them with this interpreter and import path (a
+    # cluster whose workers have distw2v installed needs neither, and they do no harm there).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    python_path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+    conf = (SparkConf().setMaster(master).setAppName(app)
+            .set("spark.pyspark.python", sys.executable)
+            .set("spark.executorEnv.PYTHONPATH", python_path)
+            .set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.python.worker.reuse", "true"))
+    # Executors read the same storage as the driver (sources, --work-dir), set up the same
+    # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
+    # The source policy goes too: executors open sources as checked (sources.py), with no
+    # redirect followed and no fsspec chain, exactly as the driver's process would.
+    for key, value in os.environ.items():
+        if key.startswith(("FSSPEC_", "AWS_")) or key == SOURCE_POLICY_VAR:
+            conf.setExecutorEnv(key, value)
+    try:
+        sc = SparkContext(conf=conf)
+    except Exception as exc:  # Py4J and JVM start-up errors carry long Java traces
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Distw2vError(f"cannot start Spark with master {master!r}: {first}") from None
+    sc.setLogLevel("ERROR")
+    try:
+        yield sc
+    finally:
+        sc.stop()
+
+
+def spark_failure(exc: BaseException) -> Distw2vError:
+    """The one sentence a failed Spark job means, from the Python error inside the Java one."""
+    text = str(exc)
+    for kind in (ShardUnavailableError, CorpusError, VocabularyError, Distw2vError):
+        marker = f"{kind.__module__}.{kind.__name__}: "
+        if marker in text:
+            message = text.split(marker, 1)[1].splitlines()[0]
+            return kind(message)
+    last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [type(exc).__name__]
+    return Distw2vError(f"the Spark job failed: {last[0].strip()[:300]}")

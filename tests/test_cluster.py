@@ -1,0 +1,144 @@
+"""The Spark engine on a real standalone cluster (a master and three workers, each its own JVM):
+shards placed by Spark on distinct executors, a worker killed with SIGKILL mid-epoch, and the
+run recovering by itself from its last checkpoint. Also a shard task killed in local mode.
+Needs Java (`.ci/setup.d/java.sh` installs it in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster import StandaloneCluster
+
+from distw2v.config import RunConfig, SparkConfig, TrainConfig, VocabConfig
+from distw2v.distributed.driver import train_spark
+from distw2v.evaluate import evaluate_analogies
+from distw2v.synthetic import PlantedCorpus, write_planted_corpus
+from distw2v.vectors import Vectors
+
+pytestmark = pytest.mark.skipif(shutil.which("java") is None,
+                                reason="Spark needs Java; .ci/setup.d/java.sh installs it")
+PLACED = re.compile(r"shard (\d+) at (\S+) on executor (\S+) \(pid (\d+)\)")
+TRAIN = TrainConfig(dim=100, window=5, negative=5, epochs=5, sample=1e-3, seed=1)  # as test_quality
+VOCAB = VocabConfig(min_count=5)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> PlantedCorpus:
+    path = tmp_path_factory.mktemp("planted") / "planted.txt"
+    return write_planted_corpus(path, tokens=400_000, entities=12, filler_vocab=2_000, seed=0)
+
+
+def accuracy(planted: PlantedCorpus, model: Path) -> float:
+    return evaluate_analogies(Vectors.load(model), planted.analogies).accuracy
+
+
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def worker_of(pid: int, workers: dict[str, int]) -> str:
+    """The cluster worker whose process tree holds `pid` (shard -> daemon -> executor ->
+    worker)."""
+    by_pid = {p: name for name, p in workers.items()}
+    while pid > 1:
+        if pid in by_pid:
+            return by_pid[pid]
+        pid = parent(pid)
+    raise AssertionError("the shard does not run under any worker of the test's cluster")
+
+
+class Run:
+    """train_spark in a thread, its log lines kept for the test to wait on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[str] = []
+        self.outcome: dict[str, Any] = {}
+        self.changed = threading.Condition()
+        kwargs["log"] = self._log
+        self.thread = threading.Thread(target=self._run, args=args, kwargs=kwargs, daemon=True)
+        self.thread.start()
+
+    def _log(self, message: str) -> None:
+        with self.changed:
+            self.messages.append(message)
+            self.changed.notify_all()
+
+    def _run(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            self.outcome["result"] = train_spark(*args, **kwargs)
+        except BaseException as exc:
+            self.outcome["error"] = exc
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = 300.0) -> list[str]:
+        """The log lines matching `pattern`, once there are `count` of them."""
+        def found() -> list[str]:
+            return [m for m in self.messages if re.search(pattern, m)]
+
+        with self.changed:
+            self.changed.wait_for(
+                lambda: len(found()) >= count or not self.thread.is_alive(), timeout)
+            assert len(found()) >= count, (pattern, self.messages, self.outcome)
+            return found()
+
+    def result(self, timeout: float = 600.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run hung"
+        assert "error" not in self.outcome, self.outcome["error"]
+        return self.outcome["result"]
+
+
+def test_a_standalone_cluster_loses_a_shards_worker_and_recovers(planted, tmp_path) -> None:
+    with StandaloneCluster(tmp_path / "cluster", workers=3, cores=2) as cluster:
+        spark = SparkConfig(spark_master=cluster.url, shards=2, partitions=12,
+                            checkpoint_every=0.02)
+        whole = Run([planted.path], tmp_path / "whole", VOCAB, TRAIN, spark)
+        whole.result()
+
+        checkpoints = tmp_path / "ckpt"
+        run = Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
+                  run_config=RunConfig(checkpoint_dir=str(checkpoints)))
+        placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
+        assert len({m.group(3) for m in placed if m}) == 2  # two executors, one shard each
+        workers = cluster.worker_pids()
+        hosts = {int(m.group(1)): worker_of(int(m.group(4)), workers) for m in placed if m}
+        assert len(set(hosts.values())) == 2, hosts  # ... on two different workers
+
+        run.wait_for(r"checkpoint: epoch 2, \d+ partitions done")  # mid-epoch, saved
+        cluster.kill_worker(hosts[0])
+        figures, summary = run.result()
+        recovery = run.wait_for(r"recovery 1/3: ")[0]
+        assert "shard" in recovery and "resuming from" in recovery
+        progress = json.loads((checkpoints / "progress.json").read_text())
+        assert progress["epochs_done"] == TRAIN.epochs
+        assert summary.trained_words > 0
+        whole_accuracy, recovered = accuracy(planted, tmp_path / "whole"), \
+            accuracy(planted, tmp_path / "model")
+        assert whole_accuracy >= 0.9
+        assert recovered >= whole_accuracy - 0.02, (recovered, whole_accuracy)
+
+
+def test_a_killed_shard_task_recovers_in_local_mode(planted, tmp_path) -> None:
+    # small batches: more round trips make each epoch last long enough to be interrupted
+    spark = SparkConfig(spark_master="local[4]", shards=2, shards_on="spark", partitions=8,
+                        checkpoint_every=0.001, batch_pairs=2000)
+    run = Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
+              run_config=RunConfig(checkpoint_dir=str(tmp_path / "ckpt")))
+    placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
+    run.wait_for(r"checkpoint: epoch \d, \d+ partitions done")
+    pid = int(placed[1].group(4)) if placed[1] else 0
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    run.result()
+    assert run.wait_for(r"recovery 1/3: ")
+    assert accuracy(planted, tmp_path / "model") >= 0.9
