@@ -8,13 +8,20 @@ model on the bundled demo corpus, then:
    train (the machine is busy, as it would be in use),
 3. waits for every submitted job to finish,
 4. 500 queries spread over all finished models (more than the model cache holds), to show
-   that the server's memory stays bounded by its LRU.
+   that the server's memory stays bounded by its LRU,
+5. 2,000 similarity queries from 20 threads against a 2-million-word x 300 model answered
+   through its nearest-neighbour index: the synthetic model of benchmarks/ann_index.py
+   (made there, or here when --big-model does not hold it), hard-linked into the artifact
+   store as the model of a job that succeeded, which is how the server finds any model.
 
 It prints p50/p99 latency per phase, the count of 5xx answers (must be 0) and the server's
-resident memory before and after. Every request loop is bounded in count and time.
+resident memory before and after (for the big model also its peak, and how much of it is
+the mapped index and vectors rather than the server's own memory). Every request loop is
+bounded in count and time.
 
     python benchmarks/load_service.py                 # prints a table
     python benchmarks/load_service.py --json out.json  # also writes the figures
+    python benchmarks/load_service.py --big-model none # phases 1-4 only
 """
 
 from __future__ import annotations
@@ -50,6 +57,26 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS, VmHWM (peak), RssAnon (the process's own) and RssFile (mapped files)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key = line.split(":", 1)[0]
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            fields[key] = round(int(line.split()[1]) / 1024, 1)
+    return fields
+
+
+def link_model(src: Path, dest: Path) -> None:
+    """Hard-link a model directory's files (a copy where links cannot be made)."""
+    dest.mkdir(parents=True)
+    for file in src.iterdir():
+        try:
+            os.link(file, dest / file.name)
+        except OSError:
+            shutil.copy2(file, dest / file.name)
 
 
 def free_port() -> int:
@@ -135,7 +162,19 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--query-threads", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--big-model", default="/tmp/distw2v-ann-2m",
+                        help="the 2M-word model directory (made when missing), or 'none'")
+    parser.add_argument("--big-words", type=int, default=2_000_000)
     args = parser.parse_args()
+    big = None if args.big_model == "none" else Path(args.big_model)
+    if big is not None:
+        from ann_index import ensure_model
+
+        from distw2v.vectors import Vectors, add_index
+
+        ensure_model(big, args.big_words, 300)
+        if Vectors.load(big).ann is None:
+            add_index(big, log_line=print)
     started = time.monotonic()
 
     tmp = Path(tempfile.mkdtemp(prefix="distw2v-load-"))
@@ -251,9 +290,13 @@ def main() -> int:
 
         run_threads(args.query_threads, [spreader(t) for t in range(args.query_threads)])
         figures["server_rss_mb"]["after_spread_queries"] = round(rss_mb(server.pid), 1)
+        phases = [submit.summary(), similar.summary(), spread.summary()]
+        if big is not None:
+            phases.append(big_model_phase(client, url, args, roots, tmp, big, server.pid,
+                                          figures))
         metrics = client.get("/metrics").text
 
-        figures["phases"] = [submit.summary(), similar.summary(), spread.summary()]
+        figures["phases"] = phases
         figures["submit_seconds"] = round(submit_s, 2)
         figures["query_seconds"] = round(query_s, 2)
         figures["queries_per_second"] = round(len(similar.latencies) / query_s, 1)
@@ -279,14 +322,61 @@ def main() -> int:
               f"{phase['p99_ms']:>8} {phase['max_ms']:>8} {phase['5xx']:>5}")
     rss = figures["server_rss_mb"]
     print("server RSS MiB: " + ", ".join(f"{k} {v}" for k, v in rss.items()))
+    if "big_model" in figures:
+        print(f"big model: {json.dumps(figures['big_model'])}")
     print(f"jobs: {figures['job_states']} (queue drained in {figures['drain_seconds']} s, "
           f"{figures['max_concurrent_jobs']} at a time); "
           f"{figures['queries_per_second']} similarity queries/s")
     if args.json:
+        if args.json.exists():  # the run before this one stays in the file, one level deep
+            before = json.loads(args.json.read_text())
+            figures["previous"] = {k: v for k, v in before.items() if k != "previous"}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     bad = sum(p["5xx"] + p["transport_errors"] for p in figures["phases"])
     failed = sum(v for k, v in figures["job_states"].items() if k != "succeeded")
     return 1 if bad or failed else 0
+
+
+def big_model_phase(client: httpx.Client, url: str, args: argparse.Namespace, roots: Path,
+                    tmp: Path, big: Path, pid: int, figures: dict[str, Any]) -> dict[str, Any]:
+    """Phase 5: the 2M-word model, put in the artifact store as a finished job's model."""
+    job = client.post("/v1/jobs", json={
+        "name": "big", "sources": [str(roots / "small0.txt")], "vocab": {"min_count": 1},
+        "train": {"dim": 8, "epochs": 1, "workers": 1}}).json()
+    if wait_job(client, job["id"], timeout=300)["state"] != "succeeded":
+        raise SystemExit("the job for the big model failed")
+    store = tmp / "data" / "models" / job["id"]  # the server's default artifact store
+    shutil.rmtree(store)
+    link_model(big, store)
+    before = memory_mb(pid)
+    start = time.perf_counter()
+    info = client.get(f"/v1/models/{job['id']}").json()  # loads it
+    load_s = time.perf_counter() - start
+    loaded = memory_mb(pid)
+    recorder = Recorder("similar on 2M x 300 (index)")
+    per_thread = args.queries // args.query_threads
+
+    def querier(t: int) -> Callable[[], None]:
+        def work() -> None:
+            rng = random.Random(500 + t)
+            with httpx.Client(base_url=url, timeout=60,
+                              headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                for _ in range(per_thread):
+                    recorder.call(http, "GET", f"/v1/models/{job['id']}/similar",
+                                  params={"word": f"w{rng.randrange(info['words'])}",
+                                          "topn": 10})
+        return work
+
+    seconds = run_threads(args.query_threads, [querier(t) for t in range(args.query_threads)])
+    figures["big_model"] = {
+        "words": info["words"], "dim": info["dim"], "load_seconds": round(load_s, 2),
+        "query_seconds": round(seconds, 2),
+        "queries_per_second": round(len(recorder.latencies) / seconds, 1),
+        "server_memory_mb": {"before_load": before, "loaded": loaded,
+                             "after_queries": memory_mb(pid)},
+        "index_mb": round((big / "ann.index").stat().st_size / 2**20, 1),
+    }
+    return recorder.summary()
 
 
 if __name__ == "__main__":
