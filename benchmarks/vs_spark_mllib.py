@@ -74,7 +74,7 @@ def run_mllib(args: argparse.Namespace) -> dict:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from distw2v.pipeline import process_peak_rss_mb
+    from distw2v.memory import process_peak_rss_mb
 
     start = time.perf_counter()
     spark = (SparkSession.builder.master(args.master).appName("mllib-word2vec")

@@ -41,7 +41,7 @@ DRIVER = textwrap.dedent("""
     import json, sys
     from distw2v.config import SparkConfig, TrainConfig, VocabConfig
     from distw2v.distributed.driver import train_spark
-    from distw2v.pipeline import peak_rss_mb
+    from distw2v.memory import peak_rss_mb
     corpus, out, ps, dim = sys.argv[1:5]
     figures, summary = train_spark(
         [corpus], out, VocabConfig(min_count=1), TrainConfig(dim=int(dim), epochs=1, seed=3),

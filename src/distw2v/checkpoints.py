@@ -5,9 +5,9 @@ parameter-server shard for its columns) and then `<dir>/progress.json` is replac
 epoch k. The Spark engine also saves within an epoch, in `<dir>/epoch-<k>-<n>/` once n of
 epoch k+1's partitions are done, and records which (with their words, which set the learning
 rate). The progress file is written last, so a crash while saving leaves the previous
-checkpoint in force. It also records what the run was (engine, configuration, sources, vocabulary size):
-a run given the same directory resumes only when those match, since the saved vectors mean
-nothing to any other.
+checkpoint in force. It also records what the run was (engine, configuration, sources,
+vocabulary size): a run given the same directory resumes only when those match, since the
+saved vectors mean nothing to any other.
 """
 
 from __future__ import annotations

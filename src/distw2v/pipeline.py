@@ -6,7 +6,6 @@ the CLI passes tqdm, library callers get silence by default.
 
 from __future__ import annotations
 
-import resource
 import shutil
 import tempfile
 import time
@@ -21,8 +20,9 @@ from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
+from .memory import peak_rss_mb
 from .train import Progress, train
-from .vectors import Vectors, add_index
+from .vectors import Vectors
 from .vocab import Vocabulary, build_vocabulary
 from .vocab import describe as describe_vocab
 
@@ -67,21 +67,6 @@ class Summary:
             f"trained {self.trained_words:,} words in {self.seconds:.1f} s "
             f"({self.words_per_second:,.0f} words/s), peak memory {self.peak_rss_mb:,.0f} MiB"
         )
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def process_peak_rss_mb(pid: int) -> float:
-    """Another process's peak resident memory (VmHWM) in MiB; 0 when unknown."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
 
 
 def _byte_bar(progress: ProgressFactory, desc: str, stats: CorpusStats) -> Bar:
@@ -184,13 +169,9 @@ def run(
 
         _, summary = train_spark(sources, out, vocab_config, train_config,
                                  spark_config or SparkConfig(), run_config=run_config,
-                                 word2vec=word2vec, progress=progress, log=log)
-        vectors = Vectors.load(out)
-        # The export indexes at the default threshold; a lower one is applied here.
-        if vectors.ann is None and ann_threshold and 0 < ann_threshold <= len(vectors):
-            add_index(out)
-            vectors = Vectors.load(out)
-        return vectors, summary
+                                 word2vec=word2vec, progress=progress, log=log,
+                                 ann_threshold=ann_threshold)
+        return Vectors.load(out), summary
     if engine != "local":
         raise Distw2vError(f"unknown engine {engine!r}; use 'local' or 'spark'.")
     out = Path(out)

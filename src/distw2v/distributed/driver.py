@@ -201,8 +201,10 @@ def train_spark(
     word2vec: Path | None = None,
     progress: ProgressFactory = silent,
     log: Callable[[str], None] = lambda _: None,
+    ann_threshold: int | None = None,
 ) -> tuple[dict[str, Any], Summary]:
-    """Train on Spark against column-partitioned shards; write the model to `out`.
+    """Train on Spark against column-partitioned shards; write the model to `out` (with a
+    nearest-neighbour index from `ann_threshold` words, as VectorsWriter says).
 
     Returns the run's figures (words, pairs, bytes on the wire, ...) and the summary."""
     out = Path(out)
@@ -223,7 +225,8 @@ def train_spark(
                 with _shard_group(sc, spark_config, work, checkpoint_dir) as shards:
                     _log_placement(shards, log)
                     return _train(sc, shards, corpus, out, word2vec, work, vocab_config,
-                                  train_config, spark_config, checkpoint_dir, progress, log)
+                                  train_config, spark_config, checkpoint_dir, progress, log,
+                                  ann_threshold)
             except Distw2vError:
                 raise
             except Exception as exc:  # a failed Spark job: Py4J wraps the executor's error
@@ -354,7 +357,8 @@ def _partitions(sc: Any, config: SparkConfig, log: Callable[[str], None]) -> int
 def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, out: Path,
            word2vec: Path | None, work: str, vocab_config: VocabConfig,
            train_config: TrainConfig, spark_config: SparkConfig, checkpoint_dir: str | None,
-           progress: ProgressFactory, log: Callable[[str], None]) -> tuple[dict[str, Any], Summary]:
+           progress: ProgressFactory, log: Callable[[str], None],
+           ann_threshold: int | None) -> tuple[dict[str, Any], Summary]:
     n_words, dim, trained_words = len(corpus.counts), train_config.dim, corpus.trained_words
     specs = [ShardSpec(vocab_size=n_words, dim=dim, lo=lo, hi=hi,
                        negative=train_config.negative, seed=train_config.seed,
@@ -397,7 +401,8 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                 "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
                 "spark_config": to_dict(spark_config), "trained_words": loop.figures["words"],
                 "train_seconds": round(seconds, 3), "sources": corpus.files}
-        export(control, out, corpus.words_file, corpus.counts, dim, meta, word2vec)
+        export(control, out, corpus.words_file, corpus.counts, dim, meta, word2vec,
+               ann_threshold)
     finally:
         control.close()
     figures: dict[str, Any] = dict(loop.figures)
@@ -430,7 +435,8 @@ def read_words(path: Path) -> Iterator[str]:
 
 
 def export(client: PSClient, out: Path, words_file: Path, counts: np.ndarray, dim: int,
-           meta: dict[str, Any], word2vec: Path | None = None) -> None:
+           meta: dict[str, Any], word2vec: Path | None = None,
+           ann_threshold: int | None = None) -> None:
     """Stream row blocks from the shards into the native format (and a word2vec file: binary,
     or text when its name ends in .txt), never holding more than one block of rows or
     words: `words_file` has one word a line, as many as `counts`."""
@@ -439,7 +445,8 @@ def export(client: PSClient, out: Path, words_file: Path, counts: np.ndarray, di
     side: Any = (Word2VecWriter(word2vec, n, dim, binary=word2vec.suffix != ".txt")
                  if word2vec is not None else nullcontext())
     block_words = read_words(words_file)
-    with VectorsWriter(out, read_words(words_file), counts, dim, meta) as native, side as w2v:
+    with VectorsWriter(out, read_words(words_file), counts, dim, meta,
+                       ann_threshold=ann_threshold) as native, side as w2v:
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             block = client.pull(lo, hi)

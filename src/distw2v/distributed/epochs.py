@@ -139,6 +139,7 @@ class TrainingLoop:
                 control = self._recover(control, exc)
                 position = self.checkpoints.position() if self.checkpoints else Position()
                 self._start(control, position)
+        _clear(f"{self.work}/done")  # the markers' work is in the last checkpoint now
         return control
 
     def _start(self, control: PSClient, position: Position) -> None:

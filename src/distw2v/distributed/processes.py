@@ -10,7 +10,6 @@ import threading
 
 from ..config import SparkConfig
 from ..errors import Distw2vError
-from ..memory import process_peak_rss_mb
 from .server import SECRET_ENV, new_secret
 
 ANNOUNCE = "distw2v ps-shard listening on "
@@ -94,10 +93,6 @@ class ShardProcesses:
                 return (f"parameter-server shard {i} at {self.addresses[i]} stopped "
                         f"(exit code {code}); training cannot go on without its columns.")
         return None
-
-    def peak_rss_mb(self) -> list[float]:
-        """Each live shard's peak resident memory (VmHWM), for reports."""
-        return [process_peak_rss_mb(proc.pid) for proc in self.procs]
 
     def __exit__(self, *_: object) -> None:
         self.stop()

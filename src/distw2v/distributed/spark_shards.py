@@ -102,7 +102,7 @@ class SparkShards:
 
     @property
     def _rendezvous(self) -> str:
-        return f"{self.work_root}/shards/generation-{self.generation}"
+        return f"{self.work_root}/shards-{self.generation}"
 
     def start(self) -> list[str]:
         self.generation += 1
