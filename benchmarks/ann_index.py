@@ -176,37 +176,29 @@ def compare(n: int, dim: int, queries: int, threads: int) -> list[dict[str, Any]
                     tmp.stat().st_size, lambda q, i=index: i.search(q[None], k)[1][0])
         del index
 
-        faiss.omp_set_num_threads(threads)
         nlist = int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist,
-                                   faiss.METRIC_INNER_PRODUCT)
-        t = time.perf_counter()
-        index.train(unit[np.random.default_rng(3).choice(n, min(n, 40 * nlist), replace=False)])
-        index.add(unit)
-        build = time.perf_counter() - t
-        faiss.write_index(index, str(tmp))
-        faiss.omp_set_num_threads(1)
-        for nprobe in (8, 16, 32):
-            index.nprobe = nprobe
-            measure("faiss", f"IVFFlat nlist={nlist} nprobe={nprobe}", build,
-                    tmp.stat().st_size, lambda q, i=index: i.search(q[None], k)[1][0])
-        del index
 
-        faiss.omp_set_num_threads(threads)
-        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist,
-                                              faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        t = time.perf_counter()
-        index.train(unit[np.random.default_rng(3).choice(n, min(n, 40 * nlist), replace=False)])
-        index.add(unit)
-        build = time.perf_counter() - t
-        faiss.write_index(index, str(tmp))
-        faiss.omp_set_num_threads(1)
-        for nprobe in (16, 32):
-            index.nprobe = nprobe
-            measure("faiss", f"IVF-SQ8 nlist={nlist} nprobe={nprobe}", build,
-                    tmp.stat().st_size, lambda q, i=index: i.search(q[None], k)[1][0])
-        del index
+        def ivf(index: Any, kind: str, nprobes: tuple[int, ...]) -> None:
+            """Train and fill an IVF index on a seeded sample, then measure each nprobe."""
+            faiss.omp_set_num_threads(threads)
+            t = time.perf_counter()
+            index.train(unit[np.random.default_rng(3).choice(n, min(n, 40 * nlist),
+                                                             replace=False)])
+            index.add(unit)
+            build = time.perf_counter() - t
+            faiss.write_index(index, str(tmp))
+            faiss.omp_set_num_threads(1)
+            for nprobe in nprobes:
+                index.nprobe = nprobe
+                measure("faiss", f"{kind} nlist={nlist} nprobe={nprobe}", build,
+                        tmp.stat().st_size, lambda q, i=index: i.search(q[None], k)[1][0])
+
+        ivf(faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT),
+            "IVFFlat", (8, 16, 32))
+        ivf(faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist,
+                                          faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT),
+            "IVF-SQ8", (16, 32))
     finally:
         tmp.unlink(missing_ok=True)
 
