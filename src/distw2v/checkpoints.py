@@ -73,7 +73,7 @@ class RunCheckpoints:
     def position_uri(self) -> str | None:
         """The directory of the last saved checkpoint, if any."""
         position = self.position()
-        return f"{self.uri}/{position.name}" if position != Position() else None
+        return self.position_uri_for(position) if position != Position() else None
 
     def _read_progress(self) -> Position:
         try:
@@ -100,7 +100,7 @@ class RunCheckpoints:
         return Position(epochs, partitions)
 
     def epoch_uri(self, epoch: int) -> str:
-        return f"{self.uri}/epoch-{epoch}"
+        return self.position_uri_for(Position(epoch))
 
     def position_uri_for(self, position: Position) -> str:
         return f"{self.uri}/{position.name}"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..checkpoints import Position, RunCheckpoints, prepare_dir, save_arrays
+from ..checkpoints import RunCheckpoints, prepare_dir, save_arrays
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError, VocabularyError
@@ -383,8 +383,7 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                         trained_words, work, checkpoints,
                         checkpoint_seconds=every * 60 if every else None,
                         max_recoveries=spark_config.max_recoveries, log=log)
-    first = checkpoints.position() if checkpoints else Position()
-    loop.shown = min(first.words(trained_words), trained_words * train_config.epochs)
+    loop.shown = min(loop.saved().words(trained_words), trained_words * train_config.epochs)
     bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
                    unit_scale=True, initial=loop.shown)
     start = time.perf_counter()

@@ -130,29 +130,33 @@ class TrainingLoop:
     def run(self, bar: Any, control: PSClient) -> PSClient:
         """Train every epoch; returns the client of the shards that hold the result (new ones
         after a recovery). `control` is a client of the shards as they are now."""
-        position = self.checkpoints.position() if self.checkpoints else Position()
+        position = self.saved()
         self._start(control, position)
         while position.epochs < self.epochs:
             try:
                 position = self._epoch(control, position, bar)
             except ShardUnavailableError as exc:
                 control = self._recover(control, exc)
-                position = self.checkpoints.position() if self.checkpoints else Position()
+                position = self.saved()
                 self._start(control, position)
         _clear(f"{self.work}/done")  # the markers' work is in the last checkpoint now
         return control
 
+    def saved(self) -> Position:
+        """Where the last checkpoint stands: where training (re)starts."""
+        return self.checkpoints.position() if self.checkpoints else Position()
+
     def _start(self, control: PSClient, position: Position) -> None:
         control.wait_ready()
         uri = self.checkpoints.position_uri() if self.checkpoints else None
-        if uri is None:
+        if self.checkpoints is None or uri is None:
             control.configure(self.specs)
             return
         control.load(uri, self.specs, global_words=position.words(self.epoch_words))
         done = f" and {len(position.partitions)} partitions of the next" \
             if position.partitions else ""
         self.log(f"resuming after epoch {position.epochs}{done} of {self.epochs}, saved in "
-                 f"{self.checkpoints.uri if self.checkpoints else uri}")
+                 f"{self.checkpoints.uri}")
 
     def _recover(self, control: PSClient, exc: ShardUnavailableError) -> PSClient:
         if self.checkpoints is None or not self.shards.replaceable:

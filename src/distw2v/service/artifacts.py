@@ -14,7 +14,7 @@ import secrets
 import shutil
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +24,13 @@ from ..vectors import INDEX_FILE, META_FILE, VECTORS_FILE, WORDS_FILE, Vectors
 MODEL_FILES = (WORDS_FILE, VECTORS_FILE, META_FILE)  # meta.json last: it marks completion
 OPTIONAL_FILES = (INDEX_FILE,)  # large models only; copied before meta.json when present
 EXPORTS = {"word2vec-bin": "vectors.bin", "word2vec-text": "vectors.txt"}
+
+
+def _copy_order(present: Callable[[str], bool]) -> list[str]:
+    """The model's files in the order a copy writes them: the optional ones that are
+    `present`, and meta.json last, so that a copy cut short is never taken for complete."""
+    optional = [n for n in OPTIONAL_FILES if present(n)]
+    return [*MODEL_FILES[:-1], *optional, META_FILE]
 _CHUNK = 1 << 20
 
 
@@ -85,8 +92,7 @@ class Artifacts:
             fs, base = self._remote(job_id)
             if fs.exists(base):
                 fs.rm(base, recursive=True)
-            optional = [n for n in OPTIONAL_FILES if (model_dir / n).is_file()]
-            for name in [*MODEL_FILES[:-1], *optional, META_FILE]:
+            for name in _copy_order(lambda n: (model_dir / n).is_file()):
                 fs.put_file(str(model_dir / name), f"{base}/{name}")
             return target
         self.root.mkdir(parents=True, exist_ok=True)
@@ -135,8 +141,7 @@ class Artifacts:
             tmp = path.parent / f".model.tmp-{secrets.token_hex(4)}"
             tmp.mkdir()
             try:
-                optional = [n for n in OPTIONAL_FILES if fs.exists(f"{base}/{n}")]
-                for name in [*MODEL_FILES[:-1], *optional, META_FILE]:
+                for name in _copy_order(lambda n: fs.exists(f"{base}/{n}")):
                     fs.get_file(f"{base}/{name}", str(tmp / name))
                 os.rename(tmp, path)
             except BaseException:
