@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,23 +76,29 @@ class StandaloneCluster:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as r:
             return json.loads(r.read())  # type: ignore[no-any-return]
 
-    def alive_workers(self) -> list[dict[str, Any]]:
-        return [w for w in self.state().get("workers", []) if w.get("state") == "ALIVE"]
+    def alive_workers(self, state: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        state = self.state() if state is None else state
+        return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
 
-    def wait_alive(self, count: int, timeout: float = 120.0) -> None:
+    def wait_for(self, condition: Callable[[dict[str, Any]], bool],
+                 timeout: float = 120.0) -> dict[str, Any]:
+        """The master's state (its web UI's JSON) once `condition` holds for it."""
         deadline = time.monotonic() + timeout
         while True:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None and name == "master":
-                    raise RuntimeError(f"the Spark master exited; see {self.root}/master.log")
+            if self.procs["master"].poll() is not None:
+                raise RuntimeError(f"the Spark master exited; see {self.root}/master.log")
             try:
-                if len(self.alive_workers()) >= count:
-                    return
+                state = self.state()
+                if condition(state):
+                    return state
             except OSError:
                 pass  # the master's web UI is not up yet
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{count} Spark workers did not register in {timeout} s")
+                raise RuntimeError(f"the Spark master's state did not get there in {timeout} s")
             time.sleep(0.2)
+
+    def wait_alive(self, count: int, timeout: float = 120.0) -> None:
+        self.wait_for(lambda state: len(self.alive_workers(state)) >= count, timeout)
 
     def worker_pids(self) -> dict[str, int]:
         return {n: p.pid for n, p in self.procs.items() if n.startswith("worker-")}

@@ -142,3 +142,21 @@ def test_a_killed_shard_task_recovers_in_local_mode(planted, tmp_path) -> None:
     run.result()
     assert run.wait_for(r"recovery 1/3: ")
     assert accuracy(planted, tmp_path / "model") >= 0.9
+
+
+def test_two_service_jobs_share_one_standalone_cluster(tmp_path, service_server,
+                                                       service_corpus) -> None:
+    # 6 cores: each job takes 3 (--max-cores), 2 for its shards and 1 to train on
+    with StandaloneCluster(tmp_path / "cluster", workers=3, cores=2, memory="2g") as cluster:
+        spark = SparkConfig(spark_master=cluster.url, shards=2, partitions=2, max_cores=3)
+        server = service_server(spark=spark, max_concurrent_jobs=2)
+        sources = [str(service_corpus(tmp_path / "roots" / f"part{i}.txt", seed=i))
+                   for i in range(2)]
+        ids = [server.submit([source], engine="spark")["id"] for source in sources]
+        both = cluster.wait_for(lambda state: len(state.get("activeapps", [])) == 2)
+        assert all(app["cores"] <= 3 for app in both["activeapps"]), both["activeapps"]
+        jobs = [server.wait(jid, timeout=300) for jid in ids]
+        assert [job["state"] for job in jobs] == ["succeeded", "succeeded"], jobs
+        for jid in ids:
+            model = Vectors.load(server.service.artifacts.local_model(jid))
+            assert len(model) == 40 and model.meta["engine"] == "spark"

@@ -177,6 +177,11 @@ class SparkConfig:
         default_text="at the end of every epoch only", minimum=0, exclusive_minimum=True,
         maximum=10**6,
     )
+    max_cores: int | None = option(
+        None, "most cores the run takes from a standalone or Mesos cluster (Spark's "
+        "spark.cores.max), so that several runs share one cluster",
+        default_text="every core the cluster offers", minimum=1, maximum=1_000_000,
+    )
     ps: str | None = option(
         None, "comma-separated host:port of shards started by an operator (`distw2v ps-shard`)",
         default_text="start --shards shards (see --shards-on)",

@@ -46,6 +46,8 @@ from .worker import WorkerSettings
 EXPORT_BLOCK_BYTES = 32 << 20
 SPLIT_BYTES = 64 << 20  # uncompressed input files are read by one task per this many bytes
 BUCKET_WORDS = 1_000_000  # vocabulary words one task of the encoding join holds in a dict
+SLOT_WAIT_SECONDS = 60.0  # for a cluster's executors to register the cores training needs
+SLOT_POLL_SECONDS = 0.5
 
 
 # --- corpus, vocabulary and encoding on executors ---------------------------------------------
@@ -216,7 +218,8 @@ def train_spark(
     local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
     work = (spark_config.work_dir or local).rstrip("/")
     try:
-        with spark_context(spark_config.spark_master) as sc:
+        with spark_context(spark_config.spark_master,
+                           max_cores=spark_config.max_cores) as sc:
             try:
                 corpus = _encode(sc, splits, work, Path(local) / "words.txt", vocab_config,
                                  train_config, spark_config, log)
@@ -235,16 +238,19 @@ def train_spark(
         shutil.rmtree(local, ignore_errors=True)
 
 
-def _check_slots(sc: Any, config: SparkConfig) -> None:
+def _check_slots(sc: Any, config: SparkConfig, wait_seconds: float = 0.0) -> None:
     """Shards placed by Spark hold a task slot each for the whole run: training needs more
-    slots than that, or it would wait for ever. (Read once the shards run, when the
-    executors that run them have registered their cores.)"""
+    slots than that, or it would wait for ever. A cluster's executors register their cores
+    one by one, so they get `wait_seconds` to appear."""
+    deadline = time.monotonic() + wait_seconds
+    while sc.defaultParallelism <= config.shards and time.monotonic() < deadline:
+        time.sleep(SLOT_POLL_SECONDS)
     if sc.defaultParallelism <= config.shards:
         raise Distw2vError(
             f"the Spark application has {sc.defaultParallelism} task slots, and the "
             f"{config.shards} shards placed by Spark hold one each: none is left for "
-            "training; give it more cores (local[N] with N > shards, more executors), "
-            "fewer --shards, or --shards-on local.")
+            "training; give it more cores (local[N] with N > shards, more executors, a "
+            "larger --max-cores), fewer --shards, or --shards-on local.")
 
 
 @contextmanager
@@ -263,7 +269,7 @@ def _shard_group(sc: Any, config: SparkConfig, work: str,
     group.start()
     try:
         if isinstance(group, SparkShards) and not local:
-            _check_slots(sc, config)
+            _check_slots(sc, config, wait_seconds=SLOT_WAIT_SECONDS)
         yield group
     finally:
         group.stop()
@@ -402,6 +408,7 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                 "train_seconds": round(seconds, 3), "sources": corpus.files}
         export(control, out, corpus.words_file, corpus.counts, dim, meta, word2vec,
                ann_threshold)
+        loop.count_driver_traffic(control)
     finally:
         control.close()
     figures: dict[str, Any] = dict(loop.figures)
@@ -411,6 +418,8 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                    shard_bytes_in=[s["bytes_in"] for s in shard_stats],
                    shard_bytes_out=[s["bytes_out"] for s in shard_stats],
                    shard_peak_rss_mb=[s["peak_rss_mb"] for s in shard_stats],
+                   process_bytes={name: {"sent": sent, "received": received}
+                                  for name, (sent, received) in loop.traffic.items()},
                    executor_python_peak_rss_mb=max(loop.worker_peaks, default=0.0),
                    jvm_peak_rss_mb=jvm_peak_rss_mb(sc))
     return figures, Summary(corpus.corpus_words, loop.figures["words"], seconds, peak_rss_mb())

@@ -29,7 +29,7 @@ import numpy as np
 from ..checkpoints import Position, RunCheckpoints
 from ..memory import process_peak_rss_mb
 from .client import PSClient, ShardUnavailableError
-from .session import spark_failure
+from .session import executor_id, spark_failure
 from .shard import ShardSpec
 from .worker import WorkerSettings, WorkerStats, train_partition
 
@@ -73,7 +73,7 @@ def _train_task(addresses: list[str], secret: str | None, keep_uri: str,
     def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
         total = WorkerStats()
         if index in skip:  # trained before the checkpoint this run resumed from
-            yield {**vars(total), "peak_rss_mb": 0.0}
+            yield {**vars(total), "peak_rss_mb": 0.0, "executor": executor_id()}
             return
         keep = _keep(keep_uri)
         with PSClient(addresses, secret=secret) as client:
@@ -88,7 +88,8 @@ def _train_task(addresses: list[str], secret: str | None, keep_uri: str,
             fs, path = fsspec.core.url_to_fs(markers)
             fs.makedirs(path, exist_ok=True)
             fs.pipe_file(f"{path}/part-{index}", str(total.words).encode())
-        yield {**vars(total), "peak_rss_mb": process_peak_rss_mb(os.getpid())}
+        yield {**vars(total), "peak_rss_mb": process_peak_rss_mb(os.getpid()),
+               "executor": executor_id()}
 
     return run
 
@@ -124,6 +125,9 @@ class TrainingLoop:
     log: Callable[[str], None] = lambda _: None
     figures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
     worker_peaks: list[float] = field(default_factory=list)
+    # bytes each process sent and received: "driver" (this process's clients) and each
+    # executor's training tasks, summed over the epochs' jobs that finished
+    traffic: dict[str, list[int]] = field(default_factory=dict)
     recoveries: int = 0
     shown: int = 0  # words the progress bar shows: it never goes back, even after a recovery
 
@@ -168,6 +172,7 @@ class TrainingLoop:
         where = self.checkpoints.position_uri() or "the start (no checkpoint saved yet)"
         self.log(f"recovery {self.recoveries}/{self.max_recoveries}: {exc} Starting new shards "
                  f"and resuming from {where}")
+        self.count_driver_traffic(control)
         control.close()
         addresses = self.shards.restart()
         return PSClient(addresses, secret=self.shards.secret)
@@ -220,12 +225,22 @@ class TrainingLoop:
             for key in self.figures:
                 self.figures[key] += r[key]
             self.worker_peaks.append(r["peak_rss_mb"])
+            self._count(f"executor {r['executor']}", r["bytes_sent"], r["bytes_received"])
         end = Position(epoch + 1)
         self._show(bar, end.words(self.epoch_words), epoch)
         if self.checkpoints:
             control.checkpoint(self.checkpoints.position_uri_for(end))
             self.checkpoints.saved(end.epochs)
         return end
+
+    def count_driver_traffic(self, control: PSClient) -> None:
+        """Add what `control` sent and received (call once, before it closes)."""
+        self._count("driver", control.bytes_sent, control.bytes_received)
+
+    def _count(self, process: str, sent: int, received: int) -> None:
+        total = self.traffic.setdefault(process, [0, 0])
+        total[0] += sent
+        total[1] += received
 
     def _show(self, bar: Any, words: int, epoch: int) -> None:
         bar.update(max(words - self.shown, 0))

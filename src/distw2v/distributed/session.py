@@ -14,7 +14,8 @@ from .client import ShardUnavailableError
 
 
 @contextmanager
-def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
+def spark_context(master: str, app: str = "distw2v",
+                  max_cores: int | None = None) -> Iterator[Any]:
     try:
         from pyspark import SparkConf, SparkContext
     except ImportError:
@@ -31,6 +32,8 @@ def spark_context(master: str, app: str = "distw2v") -> Iterator[Any]:
             .set("spark.ui.enabled", "false")
             .set("spark.ui.showConsoleProgress", "false")
             .set("spark.python.worker.reuse", "true"))
+    if max_cores is not None:
+        conf.set("spark.cores.max", str(max_cores))
     # Executors read the same storage as the driver (sources, --work-dir), set up the same
     # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
     # The source policy goes too: executors open sources as checked (sources.py), with no
@@ -60,3 +63,10 @@ def spark_failure(exc: BaseException) -> Distw2vError:
             return kind(message)
     last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [type(exc).__name__]
     return Distw2vError(f"the Spark job failed: {last[0].strip()[:300]}")
+
+
+def executor_id() -> str:
+    """Spark's id of the executor running this task (from the log URL it gives every worker)."""
+    url = os.environ.get("SPARK_LOG_URL_STDERR", "")
+    marker = "executorId="
+    return url.split(marker, 1)[1].split("&", 1)[0] if marker in url else "driver"

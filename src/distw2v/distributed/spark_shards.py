@@ -24,7 +24,7 @@ from typing import Any
 import fsspec
 
 from ..errors import Distw2vError
-from .session import spark_failure
+from .session import executor_id, spark_failure
 
 START_SECONDS = 180.0  # executors may still be registering when the run starts
 PARENT_POLL_SECONDS = 1.0
@@ -33,13 +33,6 @@ PARENT_POLL_SECONDS = 1.0
 def executor_host() -> str:
     """The address this executor is reached at: Spark's own setting, else the host's name."""
     return os.environ.get("SPARK_LOCAL_IP") or socket.gethostbyname(socket.gethostname())
-
-
-def executor_id() -> str:
-    """Spark's id of the executor running this task (from the log URL it gives every worker)."""
-    url = os.environ.get("SPARK_LOG_URL_STDERR", "")
-    marker = "executorId="
-    return url.split(marker, 1)[1].split("&", 1)[0] if marker in url else "driver"
 
 
 def _shard_task(rendezvous: str, secret: str | None, work_root: str,
