@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # Spark binds to loopback only
+
 from distw2v.config import SparkConfig, TrainConfig, VocabConfig
 from distw2v.distributed.driver import train_spark
 from distw2v.synthetic import read_manifest

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Spark drivers, executors and shards a benchmark starts bind to loopback only
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
 
 def write_sample(corpus: Path, lines: int, dest: Path) -> int:
     """Copy the first `lines` lines of a (possibly gzipped) corpus to plain text at `dest`."""

@@ -37,6 +37,7 @@ class StandaloneCluster:
     master_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    args: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -47,7 +48,8 @@ class StandaloneCluster:
                 "SPARK_LOG_DIR": str(self.root / "logs")}
 
     def _start(self, name: str, *args: str) -> None:
-        log = open(self.root / f"{name}.log", "wb")
+        self.args[name] = args
+        log = open(self.root / f"{name}.log", "ab")
         # a session of its own: killing the worker's process group takes its executors along
         self.procs[name] = subprocess.Popen([str(spark_class()), *args], env=self._env(),
                                             stdout=log, stderr=subprocess.STDOUT,
@@ -103,10 +105,28 @@ class StandaloneCluster:
     def worker_pids(self) -> dict[str, int]:
         return {n: p.pid for n, p in self.procs.items() if n.startswith("worker-")}
 
+    def worker_running(self, pid: int) -> str:
+        """The worker whose process tree holds `pid` (a shard -> its Python daemon -> the
+        executor -> the worker)."""
+        by_pid = {p: name for name, p in self.worker_pids().items()}
+        while pid > 1:
+            if pid in by_pid:
+                return by_pid[pid]
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])  # the parent's pid
+        raise LookupError("the process does not run under any worker of this cluster")
+
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker's JVM only, as a machine failure would look to its executors."""
         self.procs[name].send_signal(signal.SIGKILL)
         self.procs[name].wait()
+
+    def restart_worker(self, name: str) -> None:
+        """Start a killed worker again, as a replaced machine, and wait for it to register."""
+        known = {w["id"] for w in self.alive_workers()}
+        self._start(name, *self.args[name])
+        self.wait_for(lambda state: any(w["id"] not in known
+                                        for w in self.alive_workers(state)))
 
     def __exit__(self, *_: object) -> None:
         for proc in self.procs.values():

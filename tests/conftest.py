@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -13,6 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+# Spark drivers, executors and shards the tests start bind to loopback, not the host's address
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 SERVICE_TOKEN = "test-token-0123456789"
 SERVICE_FAST = {"dim": 8, "epochs": 2, "workers": 1, "seed": 7}

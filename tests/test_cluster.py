@@ -1,7 +1,7 @@
 """The Spark engine on a real standalone cluster (a master and three workers, each its own JVM):
 shards placed by Spark on distinct executors, a worker killed with SIGKILL mid-epoch, and the
-run recovering by itself from its last checkpoint. Also a shard task killed in local mode.
-Needs Java (`.ci/setup.d/java.sh` installs it in CI)."""
+run recovering by itself from its last checkpoint. Also a shard task killed in local mode, and
+two service jobs sharing one cluster. Needs Java (`.ci/setup.d/java.sh` installs it in CI)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from distw2v.evaluate import evaluate_analogies
 from distw2v.synthetic import PlantedCorpus, write_planted_corpus
 from distw2v.vectors import Vectors
 
-pytestmark = pytest.mark.skipif(shutil.which("java") is None,
-                                reason="Spark needs Java; .ci/setup.d/java.sh installs it")
+pytestmark = [pytest.mark.spark,
+              pytest.mark.skipif(shutil.which("java") is None,
+                                 reason="Spark needs Java; .ci/setup.d/java.sh installs it")]
 PLACED = re.compile(r"shard (\d+) at (\S+) on executor (\S+) \(pid (\d+)\)")
 TRAIN = TrainConfig(dim=100, window=5, negative=5, epochs=5, sample=1e-3, seed=1)  # as test_quality
 VOCAB = VocabConfig(min_count=5)
@@ -38,22 +39,6 @@ def planted(tmp_path_factory) -> PlantedCorpus:
 
 def accuracy(planted: PlantedCorpus, model: Path) -> float:
     return evaluate_analogies(Vectors.load(model), planted.analogies).accuracy
-
-
-def parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-def worker_of(pid: int, workers: dict[str, int]) -> str:
-    """The cluster worker whose process tree holds `pid` (shard -> daemon -> executor ->
-    worker)."""
-    by_pid = {p: name for name, p in workers.items()}
-    while pid > 1:
-        if pid in by_pid:
-            return by_pid[pid]
-        pid = parent(pid)
-    raise AssertionError("the shard does not run under any worker of the test's cluster")
 
 
 class Run:
@@ -110,8 +95,7 @@ def test_a_standalone_cluster_loses_a_shards_worker_and_recovers(planted, tmp_pa
                   run_config=RunConfig(checkpoint_dir=str(checkpoints)))
         placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
         assert len({m.group(3) for m in placed if m}) == 2  # two executors, one shard each
-        workers = cluster.worker_pids()
-        hosts = {int(m.group(1)): worker_of(int(m.group(4)), workers) for m in placed if m}
+        hosts = {int(m.group(1)): cluster.worker_running(int(m.group(4))) for m in placed if m}
         assert len(set(hosts.values())) == 2, hosts  # ... on two different workers
 
         run.wait_for(r"checkpoint: epoch 2, \d+ partitions done")  # mid-epoch, saved
