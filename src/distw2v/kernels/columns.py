@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from .sampling import draw_negative
-from .train import (
+from .local import (
     longest_sentence,
     set_gains,
     subsample,
