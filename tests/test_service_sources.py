@@ -22,6 +22,8 @@ from distw2v.service import security
 from distw2v.service.settings import ServiceConfig
 from distw2v.sources import SourcePolicy
 
+pytestmark = pytest.mark.service
+
 PUBLIC = "93.184.216.34"
 PRIVATE_REFUSAL = ("resolves to a loopback or private address; this server does not read "
                    "from those (see --allow-private-https).")
@@ -208,6 +210,7 @@ def test_redirects_are_never_followed_by_a_job(service_server, service_https) ->
     assert "GET /corpus.txt" in service_https.paths()
 
 
+@pytest.mark.spark
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")
 def test_spark_executors_follow_no_redirect_either(service_server, service_https) -> None:
     from distw2v.config import SparkConfig
@@ -311,7 +314,7 @@ def test_hdfs_sources_need_an_allowed_namenode() -> None:
 
 def test_serve_takes_repeated_bucket_and_namenode_flags() -> None:
     from distw2v.cli import build_parser
-    from distw2v.cli import config_from_args as build
+    from distw2v.options import config_from_args as build
 
     args = build_parser().parse_args(["serve", "--allowed-bucket", "a", "--allowed-bucket", "b",
                                       "--allowed-namenode", "nn:8020",

@@ -8,12 +8,9 @@ and exit with 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
-import types
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,58 +18,13 @@ from typing import Any
 from tqdm import tqdm
 
 from . import __version__, ann
-from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, bounds_text
+from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
+from .options import add_config_options, config_from_args
 
 EXIT_USAGE = 2
 MODEL_HELP = ("model directory, or the id of a succeeded job on a `distw2v serve` "
               "(with --server, or $DISTW2V_SERVER)")
-
-
-# --- options generated from the config dataclasses ------------------------------------------
-
-
-def _scalar_type(annotation: Any) -> tuple[type, tuple[Any, ...] | None]:
-    """(python type, choices) of a field annotation such as `int | None` or a Literal."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) is typing.Literal:
-        return str, tuple(typing.get_args(annotation))
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return _scalar_type(args[0])
-    return annotation, None
-
-
-def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    group = parser.add_argument_group(title)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            continue  # a nested config gets its own group from its own class
-        flag = "--" + f.name.replace("_", "-")
-        kind, choices = _scalar_type(hints[f.name])
-        help_text = f.metadata.get("help", "")
-        if typing.get_origin(hints[f.name]) is tuple:  # a list setting: the flag repeats
-            shown = f.metadata.get("default_text", "none")
-            group.add_argument(flag, dest=f.name, action="append", default=None,
-                               metavar="VALUE", help=f"{help_text} (default: {shown})")
-            continue
-        if kind is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=f.default, help=f"{help_text} (default: %(default)s)")
-        else:
-            shown = f.metadata.get("default_text", "%(default)s")
-            limits = bounds_text(f)  # the same bounds the dataclass enforces
-            help_text += f", {limits}" if limits else ""
-            group.add_argument(flag, dest=f.name, type=kind, choices=choices, default=f.default,
-                               metavar=None if choices else f.name.upper(),
-                               help=f"{help_text} (default: {shown})")
-
-
-def config_from_args(cls: type, args: argparse.Namespace, **nested: Any) -> Any:
-    """Build `cls` from parsed flags; nested config fields are passed in `nested`."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-              if f.name not in nested and hasattr(args, f.name)}
-    return cls(**values, **nested)
 
 
 # --- progress and output ---------------------------------------------------------------------

@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..cli import add_config_options, config_from_args
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..errors import Distw2vError
+from ..options import add_config_options, config_from_args
 from .settings import ServiceConfig
 
 CommandFactory = Callable[[str, str], argparse.ArgumentParser]

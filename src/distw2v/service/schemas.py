@@ -8,16 +8,14 @@ dataclasses' own checks (e.g. `dim must be at least 1`) run next and are reporte
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..config import TrainConfig, VocabConfig, bounds_of
+from ..config import TrainConfig, VocabConfig
 from ..errors import Distw2vError
+from ..options import settings_model
 from .store import Job
 
 FORMATS = ("text",)
@@ -27,37 +25,6 @@ MAX_SOURCES = 1000
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-def _bounds_schema(f: dataclasses.Field[Any]) -> Callable[[dict[str, Any]], None] | None:
-    """The field's bounds for OpenAPI (documented here, enforced by the dataclass), put on
-    the numeric branch of an optional field's `anyOf`."""
-    low, high, exclusive = bounds_of(f)
-    bounds: dict[str, Any] = {}
-    if low is not None:
-        bounds["exclusiveMinimum" if exclusive else "minimum"] = low
-    if high is not None:
-        bounds["maximum"] = high
-    if not bounds:
-        return None
-
-    def add(schema: dict[str, Any]) -> None:
-        for branch in schema.get("anyOf", [schema]):
-            if branch.get("type") in ("integer", "number"):
-                branch.update(bounds)
-
-    return add
-
-
-def settings_model(cls: type, name: str) -> type[BaseModel]:
-    """A pydantic model with one optional field per dataclass field, unknown fields refused."""
-    hints = typing.get_type_hints(cls)
-    fields: dict[str, Any] = {
-        f.name: (hints[f.name], Field(default=f.default, description=f.metadata.get("help"),
-                                      json_schema_extra=_bounds_schema(f)))
-        for f in dataclasses.fields(cls)
-    }
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        name, __config__=ConfigDict(extra="forbid", strict=True), __doc__=cls.__doc__, **fields
-    )
 
 
 if TYPE_CHECKING:
