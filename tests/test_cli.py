@@ -203,3 +203,95 @@ def test_checkpoints_with_the_local_engine(tmp_path, capsys) -> None:
                    "--epochs", "3", "--checkpoint-dir", ckpt,
                    match="is of another run (it differs in train_config)")
     assert not (tmp_path / "other").exists()
+
+
+# --- what a new user hit (issue 14, item 7) ---------------------------------------------------
+
+
+def refused_by_argparse(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert exit_info.value.code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_unusable_outputs_are_refused_before_any_training(tmp_path, capsys,
+                                                          monkeypatch) -> None:
+    import distw2v.pipeline
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(distw2v.pipeline, "run", must_not_run)
+    corpus = write_corpus(tmp_path / "c.txt.gz", sentences=10)
+    a_file = tmp_path / "file"
+    a_file.write_text("not a model")
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    model = tmp_path / "m"
+    for extra, match in [
+        (["--out", a_file, "--overwrite"], "is a file; the model is a directory"),
+        (["--out", a_file / "m"], f"cannot create --out {a_file / 'm'}: {a_file} is a file"),
+        (["--out", stray, "--overwrite"], "is a directory that holds no model"),
+        (["--out", model, "--word2vec-out", tmp_path / "none" / "v.bin"],
+         "the directory of --word2vec-out"),
+        (["--out", model, "--word2vec-out", stray], "is a directory; give a file name"),
+        (["--out", model, "--checkpoint-dir", a_file], f"--checkpoint-dir {a_file} is a file"),
+    ]:
+        assert_refused(capsys, "train", corpus, *extra, "--quiet", match=match)
+    assert not model.exists() and (stray / "notes.txt").read_text() == "mine"
+
+
+def test_a_misspelt_flag_gets_the_right_one_suggested(tmp_path, capsys) -> None:
+    corpus = write_corpus(tmp_path / "c.txt.gz", sentences=10)
+    line = refused_by_argparse(capsys, "train", corpus, "--out", tmp_path / "m",
+                               "--min_count", "3")
+    assert line == ("distw2v train: error: unrecognized argument --min_count; "
+                    "did you mean --min-count?")
+    assert "did you mean --topn?" in refused_by_argparse(capsys, "similar", "m", "w",
+                                                         "--topm=3")
+    # the service's commands are built with the same parser
+    assert "did you mean --min-count?" in refused_by_argparse(capsys, "submit", corpus,
+                                                              "--min_count", "3")
+    assert not (tmp_path / "m").exists()
+
+
+def test_queries_read_word2vec_files(model, tmp_path, capsys) -> None:
+    expected = [run_cli(capsys, "similar", model, "w1", "--topn", "3")[1],
+                run_cli(capsys, "analogy", model, "w1", "w2", "w3")[1]]
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("w1\tw2\t3.0\nw3\tw4\t1.0\nw5\tw6\t2.0\n")
+    expected_eval = run_cli(capsys, "eval", model, "--similarity", pairs)[1]
+    for fmt in ("word2vec-text", "word2vec-bin"):
+        exported = tmp_path / fmt
+        assert run_cli(capsys, "export", model, exported, "--format", fmt)[0] == 0
+        for argv, want in [(["similar", exported, "w1", "--topn", "3"], expected[0]),
+                           (["analogy", exported, "w1", "w2", "w3"], expected[1]),
+                           (["eval", exported, "--similarity", pairs], expected_eval)]:
+            code, out, err = run_cli(capsys, *argv)
+            assert code == 0, err
+            # text holds scores rounded to 6 decimals: the same neighbours, scores within 1e-4
+            assert [ln.split()[0] for ln in out.splitlines()] == \
+                [ln.split()[0] for ln in want.splitlines()]
+
+
+def test_eval_with_no_pair_to_score_fails(model, tmp_path, capsys) -> None:
+    for text, match in [("w1 w2\nnot a score line\n", "has no 'word word score' line (2 "),
+                        ("", "has no 'word word score' line."),
+                        ("w1\tnope\t1\nzz\tw2\t2\n", "None of the 2 pairs in the similarity")]:
+        pairs = tmp_path / "p.tsv"
+        pairs.write_text(text)
+        code, out, err = run_cli(capsys, "eval", model, "--similarity", pairs)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 1 and out == "" and len(lines) == 1, (code, out, err)
+        assert match in lines[0] and str(pairs) in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", [["similar", "w1"], ["analogy", "w1", "w2", "w3"]])
+@pytest.mark.parametrize("topn", ["0", "-3"])
+def test_topn_below_one_is_refused(model, capsys, command, topn) -> None:
+    assert_refused(capsys, command[0], model, *command[1:], "--topn", topn,
+                   match=f"--topn must be at least 1, not {topn}.")

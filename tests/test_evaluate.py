@@ -14,6 +14,7 @@ from scipy import stats
 from distw2v.errors import Distw2vError
 from distw2v.evaluate import (
     AnalogyResult,
+    NoPairsError,
     SimilarityResult,
     evaluate_analogies,
     evaluate_similarity,
@@ -254,6 +255,20 @@ def test_similarity_counts_and_values(tmp_path: Path) -> None:
 def test_similarity_with_no_usable_pairs_is_nan(tmp_path: Path) -> None:
     result = evaluate_similarity(tiny_model(), write(tmp_path / "p.tsv", "a\tb\t1\n"))
     assert result.pairs == 0 and result.oov == 1 and math.isnan(result.spearman)
+
+
+def test_similarity_with_no_usable_pairs_can_be_an_error(tmp_path: Path) -> None:
+    v = tiny_model()
+    oov = write(tmp_path / "oov.tsv", "a\tb\t1\nKing\tunicorn\t2\n")
+    with pytest.raises(NoPairsError, match=r"None of the 2 pairs .* \(compared lower-cased\)\.$"):
+        evaluate_similarity(v, oov, require_pairs=True)
+    with pytest.raises(NoPairsError, match=r"words in the vocabulary\.$"):
+        evaluate_similarity(v, oov, case_insensitive=False, require_pairs=True)
+    malformed = write(tmp_path / "bad.tsv", "# header\nman woman\nman woman lots\n")
+    with pytest.raises(NoPairsError, match=r"bad.tsv has no 'word word score' line \(2 malf"):
+        evaluate_similarity(v, malformed, require_pairs=True)
+    assert NoPairsError.exit_code == 1 and issubclass(NoPairsError, Distw2vError)
+    assert evaluate_similarity(v, malformed).pairs == 0  # without it: NaN figures, as before
 
 
 def test_similarity_agrees_with_gensim(tmp_path: Path) -> None:

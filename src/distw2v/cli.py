@@ -2,12 +2,14 @@
 
 Options for vocabulary and training settings are generated from the config dataclasses, so
 `--help` always lists every setting with its default. Errors the user can fix print one line
-and exit with 2.
+and exit with 2 (an error class may carry its own `exit_code`: an evaluation with nothing to
+score exits with 1); a misspelt --flag is answered with the flag it resembles.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -23,8 +25,8 @@ from .errors import Distw2vError
 from .options import add_config_options, config_from_args
 
 EXIT_USAGE = 2
-MODEL_HELP = ("model directory, or the id of a succeeded job on a `distw2v serve` "
-              "(with --server, or $DISTW2V_SERVER)")
+MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a succeeded "
+              "job on a `distw2v serve` (with --server, or $DISTW2V_SERVER)")
 
 
 # --- progress and output ---------------------------------------------------------------------
@@ -67,6 +69,48 @@ def cmd_encode(args: argparse.Namespace) -> None:
           f"{len(encoded.shards)} shard(s) in {args.out}")
 
 
+def _check_creatable(path: Path, what: str) -> None:
+    """One sentence when `path` (a directory or file to be made) could not be created: the
+    closest of its parents that exists must be a writable directory."""
+    base = path.absolute().parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise Distw2vError(f"cannot create {what}: {base} is a file, not a directory.")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise Distw2vError(f"cannot create {what}: {base} is not writable.")
+
+
+def _check_train_outputs(args: argparse.Namespace, checkpoint_dir: str | None) -> None:
+    """Refuse an --out, --word2vec-out or --checkpoint-dir that cannot be written, before any
+    counting: otherwise each would fail only once training is done."""
+    from .vectors import META_FILE
+
+    out: Path = args.out
+    if out.exists():
+        if not out.is_dir():
+            raise Distw2vError(f"--out {out} is a file; the model is a directory, so give a "
+                               "new path (or a model directory to replace with --overwrite).")
+        if not args.overwrite:
+            raise Distw2vError(f"{out} exists; pass --overwrite to replace it.")
+        if not (out / META_FILE).is_file() and any(out.iterdir()):
+            raise Distw2vError(f"--overwrite replaces only a model, and {out} is a directory "
+                               "that holds no model; give a new path or an empty directory.")
+    _check_creatable(out, f"--out {out}")
+    if args.word2vec_out is not None:
+        w2v: Path = args.word2vec_out
+        if w2v.is_dir():
+            raise Distw2vError(f"--word2vec-out {w2v} is a directory; give a file name.")
+        if not w2v.absolute().parent.is_dir():
+            raise Distw2vError(f"the directory of --word2vec-out {w2v} does not exist.")
+        _check_creatable(w2v, f"--word2vec-out {w2v}")
+    if checkpoint_dir and ("://" not in checkpoint_dir or checkpoint_dir.startswith("file://")):
+        local = Path(checkpoint_dir.removeprefix("file://"))
+        if local.exists() and not local.is_dir():
+            raise Distw2vError(f"--checkpoint-dir {checkpoint_dir} is a file, not a directory.")
+        _check_creatable(local, f"the checkpoint directory {checkpoint_dir}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .encode import EncodedCorpus
     from .pipeline import run
@@ -78,16 +122,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise Distw2vError("give a corpus SOURCE, or --encoded DIR with --vocab FILE.")
     if args.encoded is not None and args.vocab is None:
         raise Distw2vError("--encoded needs the --vocab it was encoded with.")
+    run_config = config_from_args(RunConfig, args)
+    _check_train_outputs(args, run_config.checkpoint_dir)
     spark_config = config_from_args(SparkConfig, args)
     vocab = Vocabulary.load(args.vocab) if args.vocab else None
     encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
-    if args.out.exists() and not args.overwrite:
-        raise Distw2vError(f"{args.out} exists; pass --overwrite to replace it.")
     if args.ann_threshold is not None and args.ann_threshold < 0:
         raise Distw2vError("--ann-threshold must be 0 (no index) or a number of words.")
     vectors, summary = run(args.sources, args.out, vocab_config, train_config, vocab=vocab,
                            encoded=encoded, engine=args.engine, spark_config=spark_config,
-                           run_config=config_from_args(RunConfig, args),
+                           run_config=run_config,
                            word2vec=args.word2vec_out, progress=_progress(args.quiet),
                            log=_log(args.quiet), ann_threshold=args.ann_threshold)
     print(summary.line())
@@ -122,6 +166,21 @@ def cmd_ps_shard(args: argparse.Namespace) -> None:
                   work_root=args.work_dir)
 
 
+def _load_model(path: str) -> Any:
+    """The Vectors at `path`: a regular file is read as word2vec (binary or text), anything
+    else as a model directory."""
+    from .vectors import Vectors
+
+    if Path(path).is_file():
+        return Vectors.load_word2vec(path)
+    return Vectors.load(path)
+
+
+def _check_topn(topn: int) -> None:
+    if topn < 1:
+        raise Distw2vError(f"--topn must be at least 1, not {topn}.")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .evaluate import (
         evaluate_analogies,
@@ -130,17 +189,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
         format_table,
         results_to_json,
     )
-    from .vectors import Vectors
 
     if not args.analogies and not args.similarity and not args.purity:
         raise Distw2vError("give at least one --analogies, --similarity or --purity file.")
-    vectors = Vectors.load(args.model)
+    vectors = _load_model(args.model)
     results: list[Any] = [
         evaluate_analogies(vectors, path, restrict_vocab=args.restrict_vocab,
                            case_insensitive=not args.case_sensitive)
         for path in args.analogies
     ]
-    results += [evaluate_similarity(vectors, path, case_insensitive=not args.case_sensitive)
+    results += [evaluate_similarity(vectors, path, case_insensitive=not args.case_sensitive,
+                                    require_pairs=True)
                 for path in args.similarity]
     results += [evaluate_purity(vectors, path, case_insensitive=not args.case_sensitive)
                 for path in args.purity]
@@ -151,12 +210,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_similar(args: argparse.Namespace) -> None:
     from .service.cli import on_server, similar_on_server
-    from .vectors import Vectors
 
+    _check_topn(args.topn)
     if on_server(args):
         similar_on_server(args)
         return
-    vectors = Vectors.load(args.model)
+    vectors = _load_model(args.model)
     for word in args.words:
         print(f"{word}:")
         for other, score in vectors.most_similar(word, topn=args.topn):
@@ -165,12 +224,12 @@ def cmd_similar(args: argparse.Namespace) -> None:
 
 def cmd_analogy(args: argparse.Namespace) -> None:
     from .service.cli import analogy_on_server, on_server
-    from .vectors import Vectors
 
+    _check_topn(args.topn)
     if on_server(args):
         analogy_on_server(args)
         return
-    vectors = Vectors.load(args.model)
+    vectors = _load_model(args.model)
     print(f"{args.a} : {args.b} :: {args.c} : ?")
     for word, score in vectors.analogy(args.a, args.b, args.c, topn=args.topn,
                                        method=args.method):
@@ -196,8 +255,31 @@ def cmd_export(args: argparse.Namespace) -> None:
 # --- parser ------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but an unknown --flag that resembles a real one is answered with it:
+    `--min_count 3` -> "did you mean --min-count?". Every command's parser is of this class
+    (add_subparsers makes them of the parent's), the service's commands included."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if self._subparsers is None:  # a command's parser: it holds all the command's flags
+            known = [o for o in self._option_string_actions if o.startswith("--")]
+            for extra in extras:
+                flag = extra.split("=", 1)[0]
+                if not flag.startswith("--") or flag == "--":
+                    continue
+                dashed = flag.replace("_", "-")
+                guess = [dashed] if dashed in known else difflib.get_close_matches(flag, known, 1)
+                if guess:
+                    self.exit(EXIT_USAGE, f"{self.prog}: error: unrecognized argument {flag}; "
+                              f"did you mean {guess[0]}?\n")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="distw2v",
         description="Train word2vec (skip-gram / CBOW, negative sampling) on large corpora "
         "and query the vectors. SOURCE is a file, a directory, a glob, or an fsspec URL "
@@ -265,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_ps_shard)
 
     p = command("eval", "evaluate a model on analogy, word-similarity and cluster-label files")
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help="model directory, or word2vec file (binary or text)")
     p.add_argument("--analogies", action="append", default=[], metavar="FILE",
                    help="questions-words format file (repeatable)")
     p.add_argument("--similarity", action="append", default=[], metavar="FILE",
@@ -323,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except Distw2vError as exc:
         print(f"distw2v {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(getattr(exc, "exit_code", EXIT_USAGE))  # 2, or a class's own (e.g. 1)
     except KeyboardInterrupt:
         print(f"distw2v {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,13 @@ from .vectors import Vectors, unit_rows
 METHODS = ("3cosadd", "3cosmul")
 
 
+class NoPairsError(Distw2vError):
+    """A word-similarity file gave no pair to score, so there is no figure: the evaluation
+    failed (exit status 1), though the command was well formed."""
+
+    exit_code = 1
+
+
 @dataclass
 class AnalogySection:
     name: str
@@ -209,8 +216,11 @@ def evaluate_similarity(
     path: str | Path,
     case_insensitive: bool = True,
     restrict_vocab: int | None = None,
+    *,
+    require_pairs: bool = False,
 ) -> SimilarityResult:
-    """Correlation of cosine similarities with human scores ("w1 w2 score" lines)."""
+    """Correlation of cosine similarities with human scores ("w1 w2 score" lines). With no
+    pair to score the correlations are NaN, or, with `require_pairs`, NoPairsError says why."""
     limit = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
     _, first = _vocab_keys(vectors, limit, case_insensitive)
     left: list[int] = []
@@ -240,6 +250,13 @@ def evaluate_similarity(
         left.append(first[w1])
         right.append(first[w2])
         gold.append(score)
+    if require_pairs and not gold:
+        if oov:
+            raise NoPairsError(f"None of the {oov} pairs in the similarity file {path} has both "
+                               "words in the vocabulary"
+                               + (" (compared lower-cased)." if case_insensitive else "."))
+        raise NoPairsError(f"The similarity file {path} has no 'word word score' line"
+                           + (f" ({skipped} malformed)." if skipped else "."))
 
     a = unit_rows(vectors.matrix[left]) if left else np.zeros((0, vectors.dim), np.float32)
     b = unit_rows(vectors.matrix[right]) if right else np.zeros((0, vectors.dim), np.float32)
