@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from distw2v import pinned, sources
+from distw2v import pinned
 from distw2v.config import VocabConfig
 from distw2v.corpus import CorpusStats, iter_sentences
+from distw2v.corpus import policy as source_policy
+from distw2v.corpus.policy import SourcePolicy
 from distw2v.errors import CorpusError
 from distw2v.service import security
 from distw2v.service.settings import ServiceConfig
-from distw2v.sources import SourcePolicy
 
 pytestmark = pytest.mark.service
 
@@ -109,7 +110,7 @@ def test_fsspec_chains_and_other_filesystems_are_refused(
 def test_the_reader_refuses_what_the_policy_refuses_when_it_opens(tmp_path, roots) -> None:
     """A job handed a source that skipped the checks (a forged spec, a tree changed since)
     still reads nothing outside: the reader checks again as it opens."""
-    policy = sources.policy_for([roots], False)
+    policy = source_policy.policy_for([roots], False)
     (roots / "late.txt").symlink_to(tmp_path / "outside" / "secret.txt")
     config = VocabConfig(min_count=1)
     with policy.installed():
@@ -122,7 +123,7 @@ def test_the_reader_refuses_what_the_policy_refuses_when_it_opens(tmp_path, root
                 list(iter_sentences(source, config))
         assert sum(len(s) for s in iter_sentences(str(roots / "a.txt"), config)) == 400 * 8
     with pytest.raises(CorpusError, match="is outside the allowed roots"):
-        sources.open_checked(str(roots / "late.txt"), policy)
+        source_policy.open_checked(str(roots / "late.txt"), policy)
 
 
 def test_chaining_when_enabled_wraps_only_an_allowed_source(tmp_path, roots) -> None:
@@ -130,7 +131,7 @@ def test_chaining_when_enabled_wraps_only_an_allowed_source(tmp_path, roots) -> 
         archive.writestr("inner.txt", "alpha beta\ngamma\n")
     with zipfile.ZipFile(tmp_path / "outside" / "c.zip", "w") as archive:
         archive.writestr("inner.txt", "secret\n")
-    policy = sources.policy_for([roots], False, allow_chaining=True)
+    policy = source_policy.policy_for([roots], False, allow_chaining=True)
     config = VocabConfig(min_count=1)
     with policy.installed():
         inside = f"zip://inner.txt::file://{roots}/c.zip"
@@ -301,15 +302,16 @@ def test_hdfs_sources_need_an_allowed_namenode() -> None:
     closed = SourcePolicy()
     with pytest.raises(security.SourceError, match="names the namenode 'nn.example:8020', "
                        "which this server does not read"):
-        sources.parse_source("hdfs://nn.example:8020/corpus", closed)
+        source_policy.parse_source("hdfs://nn.example:8020/corpus", closed)
     with pytest.raises(security.SourceError, match="names no namenode"):
-        sources.parse_source("hdfs:///corpus", SourcePolicy(namenodes=("nn.example",)))
+        source_policy.parse_source("hdfs:///corpus", SourcePolicy(namenodes=("nn.example",)))
     any_port = SourcePolicy(namenodes=("nn.example",))
-    assert sources.parse_source("hdfs://NN.example:8020/c", any_port).host == "nn.example:8020"
+    parsed = source_policy.parse_source("hdfs://NN.example:8020/c", any_port)
+    assert parsed.host == "nn.example:8020"
     one_port = SourcePolicy(namenodes=("nn.example:8020",))
-    assert sources.parse_source("hdfs://nn.example:8020/c", one_port).path == "/c"
+    assert source_policy.parse_source("hdfs://nn.example:8020/c", one_port).path == "/c"
     with pytest.raises(security.SourceError, match="'nn.example:9000'"):
-        sources.parse_source("hdfs://nn.example:9000/c", one_port)
+        source_policy.parse_source("hdfs://nn.example:9000/c", one_port)
 
 
 def test_serve_takes_repeated_bucket_and_namenode_flags() -> None:
@@ -349,12 +351,12 @@ def test_listings_are_bounded_in_files_and_time(tmp_path, roots, monkeypatch,
     assert server.http.post("/v1/jobs", json={"sources": [f"{many}/f0*.txt"]}).status_code == 201
     # time: a clock that moves a second per look; the limit is five seconds
     ticks = iter(range(10_000))
-    monkeypatch.setattr(sources, "_clock", lambda: float(next(ticks)))
-    policy = sources.policy_for([roots], False, listing_seconds=5.0)
+    monkeypatch.setattr(source_policy, "_clock", lambda: float(next(ticks)))
+    policy = source_policy.policy_for([roots], False, listing_seconds=5.0)
     with pytest.raises(CorpusError, match=rf"listing {many}/\*.txt took longer than 5 s"):
         security.check_source(f"{many}/*.txt", policy)
     # the job's own listing, off the request thread, is bounded in files only
-    assert len(sources.expand_checked(f"{many}/*.txt", policy)) == 30
+    assert len(source_policy.expand_checked(f"{many}/*.txt", policy)) == 30
 
 
 # --- 5. malformed sources ---------------------------------------------------------------------
@@ -434,7 +436,7 @@ def test_any_string_is_a_source_or_one_sentence(roots, monkeypatch) -> None:
     from distw2v.errors import Distw2vError
 
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [])  # no network in a fuzz
-    policy = sources.policy_for([roots], False, buckets=("corpora",), namenodes=("nn",))
+    policy = source_policy.policy_for([roots], False, buckets=("corpora",), namenodes=("nn",))
     prefixes = st.sampled_from(["", f"{roots}/", "file://", "https://", "https://[",
                                 "s3://corpora/", "hdfs://nn/", "zip://", "::", "s3a://"])
 
@@ -448,5 +450,5 @@ def test_any_string_is_a_source_or_one_sentence(roots, monkeypatch) -> None:
             assert str(exc).endswith(".") and "\n" not in str(exc)
 
     check()
-    with pytest.raises(sources.InvalidSource, match="contains a lone surrogate"):
+    with pytest.raises(source_policy.InvalidSource, match="contains a lone surrogate"):
         security.check_source(f"{roots}/a\ud800.txt", policy)  # JSON may carry one

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..corpus.policy import ENV_VAR as SOURCE_POLICY_VAR
 from ..errors import CorpusError, Distw2vError, VocabularyError
-from ..sources import ENV_VAR as SOURCE_POLICY_VAR
 from .client import ShardUnavailableError
 
 
@@ -36,7 +36,7 @@ def spark_context(master: str, app: str = "distw2v",
         conf.set("spark.cores.max", str(max_cores))
     # Executors read the same storage as the driver (sources, --work-dir), set up the same
     # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
-    # The source policy goes too: executors open sources as checked (sources.py), with no
+    # The source policy goes too: executors open sources as checked (corpus/policy.py), with no
     # redirect followed and no fsspec chain, exactly as the driver's process would.
     for key, value in os.environ.items():
         if key.startswith(("FSSPEC_", "AWS_")) or key == SOURCE_POLICY_VAR:

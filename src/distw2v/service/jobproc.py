@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, from_dict
+from ..corpus.policy import SourcePolicy, policy_for
 from ..errors import Distw2vError
-from ..sources import SourcePolicy, policy_for
 
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
 _STAGES = {"vocabulary": (0.0, 0.1), "encoding": (0.1, 0.2), "training": (0.2, 0.98)}

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import pinned
-from ..errors import CorpusError, Distw2vError
-from ..sources import (
+from ..corpus.policy import (
     InvalidSource,
     SourceError,
     SourcePolicy,
@@ -31,6 +30,7 @@ from ..sources import (
     parse_source,
     policy_for,
 )
+from ..errors import CorpusError, Distw2vError
 from .settings import TOKEN_FILE, ServiceConfig
 
 REMOTE_SCHEMES = ("s3", "https", "hdfs")

@@ -20,7 +20,7 @@ from ..config import (
     parse_duration,
     require,
 )
-from ..sources import SourcePolicy, policy_for
+from ..corpus.policy import SourcePolicy, policy_for
 
 DEFAULT_DATA_DIR = "~/.local/share/distw2v-service"
 TOKEN_FILE = "token"  # written into the data directory when serve makes its own token

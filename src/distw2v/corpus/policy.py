@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 from urllib.parse import urlsplit
 
-from . import pinned
-from .errors import CorpusError, Distw2vError
-from .pinned import InvalidSource, SourceError
+from .. import pinned
+from ..errors import CorpusError, Distw2vError
+from ..pinned import InvalidSource, SourceError
+from .listing import _describe_error, _expand_fsspec, _expand_local
 
 ENV_VAR = "DISTW2V_SOURCE_POLICY"  # the active policy, as JSON (read by Spark executors too)
 MAX_SOURCE_CHARS = 4096
@@ -286,7 +287,6 @@ def expand_checked(uri: str, policy: SourcePolicy,
     """The files of one source with their sizes (None: unknown), each checked; a listing is
     bounded by the policy's file count, and `timed` (in a request thread) by its time too."""
     # corpus owns listing (hidden files, sort order); this module only bounds and checks it
-    from .corpus import _describe_error, _expand_fsspec, _expand_local
 
     source = parse_source(uri, policy)
     if source.chain is not None or source.protocol == "https":
@@ -383,7 +383,6 @@ def _fd_path(fd: int) -> str | None:
 def _open_fsspec(uri: str, url: str) -> BinaryIO:
     import fsspec
 
-    from .corpus import _describe_error
 
     try:
         opened = fsspec.open(url, "rb")
