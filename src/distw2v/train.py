@@ -21,6 +21,7 @@ from .checkpoints import RunCheckpoints, load_arrays, save_arrays
 from .config import TrainConfig
 from .encode import EncodedCorpus
 from .kernels import cbow_chunk, mix_seed, skipgram_chunk
+from .kernels.local import learning_rate
 from .vocab import Vocabulary
 
 
@@ -157,8 +158,8 @@ def train(
     def snapshot() -> Progress:
         with lock:
             words, epoch = skipped + done["words"], done["epoch"]
-        alpha = config.start_alpha - (config.start_alpha - config.min_alpha) * words / total_words
-        return Progress(words, total_words, epoch, max(alpha, config.min_alpha))
+        alpha = learning_rate(config.start_alpha, config.min_alpha, words, total_words)
+        return Progress(words, total_words, epoch, alpha)
 
     start = time.perf_counter()
     for stage in stages:

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import Distw2vError
 from ..kernels import mix_seed
 from ..kernels.columns import make_windows
+from ..kernels.local import learning_rate
 from .client import PSClient
 from .shard import Batch
 
@@ -37,12 +38,6 @@ class WorkerStats:
     batches: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
-
-
-def learning_rate(settings: WorkerSettings, global_words: int) -> float:
-    done = min(global_words / settings.total_words, 1.0)
-    return max(settings.start_alpha - (settings.start_alpha - settings.min_alpha) * done,
-               settings.min_alpha)
 
 
 def batches_of(centers: np.ndarray, ctx_offsets: np.ndarray, contexts: np.ndarray,
@@ -88,7 +83,9 @@ def train_partition(
                                    "--batch-pairs or --alpha.")
             if in_flight is not None:
                 client.wait(in_flight)
-            in_flight = client.update_async(batch, dots, learning_rate(settings, global_words))
+            alpha = learning_rate(settings.start_alpha, settings.min_alpha, global_words,
+                                  settings.total_words)
+            in_flight = client.update_async(batch, dots, alpha)
             stats.pairs += batch.pairs
             stats.batches += 1
         chunk_words = int(offsets[s_hi] - offsets[s_lo])

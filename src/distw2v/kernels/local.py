@@ -39,11 +39,12 @@ def sigmoid(f: float) -> float:
 
 
 @numba.njit(inline="always", cache=True)
-def learning_rate(
-    alpha0: float, alpha_min: float, words_done: int, total_words: np.int64
-) -> float:
-    alpha = alpha0 - (alpha0 - alpha_min) * (words_done / total_words)
-    return np.float32(max(alpha, alpha_min))
+def learning_rate(alpha0: float, alpha_min: float, words_done: int, total_words: int) -> float:
+    """The learning-rate schedule (its one home): linear decay from alpha0 to alpha_min over
+    `total_words` corpus words, alpha_min after. In float64, callable from Python too (the
+    Spark worker, the local trainer's progress); the kernels train with its float32."""
+    done = min(words_done / total_words, 1.0)
+    return max(alpha0 - (alpha0 - alpha_min) * done, alpha_min)
 
 
 @numba.njit(inline="always", cache=True)
@@ -146,7 +147,7 @@ def skipgram_chunk(
     for s in range(s_lo, s_hi):
         start = offsets[s]
         end = offsets[s + 1]
-        alpha = learning_rate(alpha0, alpha_min, words_before + words, total_words)
+        alpha = np.float32(learning_rate(alpha0, alpha_min, words_before + words, total_words))
         words += end - start
         state, n = subsample(ids, start, end, keep, sent, state)
         for i in range(n):
@@ -192,7 +193,7 @@ def cbow_chunk(
     for s in range(s_lo, s_hi):
         start = offsets[s]
         end = offsets[s + 1]
-        alpha = learning_rate(alpha0, alpha_min, words_before + words, total_words)
+        alpha = np.float32(learning_rate(alpha0, alpha_min, words_before + words, total_words))
         words += end - start
         state, n = subsample(ids, start, end, keep, sent, state)
         for i in range(n):
