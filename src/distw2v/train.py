@@ -81,12 +81,19 @@ def schedule(chunks: list[Chunk], epochs: int, seed: int) -> list[Task]:
     return tasks
 
 
-def initial_vectors(vocab_size: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """word2vec's start: inputs uniform in (-0.5/dim, 0.5/dim), outputs zero."""
-    rng = np.random.default_rng(seed)
-    syn0 = rng.random((vocab_size, dim), dtype=np.float32)
+def initial_inputs(rng: np.random.Generator, rows: int, columns: int, dim: int) -> np.ndarray:
+    """word2vec's start for input vectors (its one home): uniform in (-0.5/dim, 0.5/dim),
+    float32, drawn from `rng`. `columns` may be a slice of the `dim`: a parameter-server
+    shard draws its own columns from its own generator (`ParameterShard.configure`)."""
+    syn0 = rng.random((rows, columns), dtype=np.float32)
     syn0 -= np.float32(0.5)
     syn0 /= np.float32(dim)
+    return syn0
+
+
+def initial_vectors(vocab_size: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The local trainer's start: `initial_inputs` seeded by `seed`, outputs zero."""
+    syn0 = initial_inputs(np.random.default_rng(seed), vocab_size, dim, dim)
     return syn0, np.zeros((vocab_size, dim), dtype=np.float32)
 
 

@@ -30,6 +30,7 @@ from ..kernels.columns import (
     partial_dots,
     partial_dots_cbow,
 )
+from ..train import initial_inputs
 from ..vocab import NEGATIVE_POWER
 
 CHECKPOINT_FORMAT = "distw2v-shard"
@@ -143,10 +144,7 @@ class ParameterShard:
         self._prepare(spec)
         width = spec.hi - spec.lo
         rng = np.random.default_rng([spec.seed, spec.lo])
-        syn0 = rng.random((spec.vocab_size, width), dtype=np.float32)
-        syn0 -= np.float32(0.5)
-        syn0 /= np.float32(spec.dim)
-        self.syn0 = syn0
+        self.syn0 = initial_inputs(rng, spec.vocab_size, width, spec.dim)
         self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
         self.spec = spec
 
