@@ -46,8 +46,7 @@ class Vocabulary:
         return keep_probabilities(self.counts, sample)
 
     def negative_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """Alias table (probabilities, aliases) for O(1) draws from count**0.75."""
-        return build_alias_table(self.counts.astype(np.float64) ** NEGATIVE_POWER)
+        return negative_table(self.counts)
 
     def save(self, path: str | Path) -> None:
         header = {
@@ -74,6 +73,12 @@ class Vocabulary:
             config=from_dict(VocabConfig, header.get("config", {})),
             prune_passes=int(header.get("prune_passes", 0)),
         )
+
+
+def negative_table(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alias table (probabilities, aliases) for O(1) draws from count**0.75: the one
+    negative-sampling distribution, of the local trainer and the parameter-server shards."""
+    return build_alias_table(counts.astype(np.float64) ** NEGATIVE_POWER)
 
 
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..checkpoints import load_arrays, save_arrays
 from ..errors import Distw2vError
-from ..kernels import build_alias_table
 from ..kernels.columns import (
     apply_updates,
     apply_updates_cbow,
@@ -31,7 +30,7 @@ from ..kernels.columns import (
     partial_dots_cbow,
 )
 from ..train import initial_inputs
-from ..vocab import NEGATIVE_POWER
+from ..vocab import negative_table
 
 CHECKPOINT_FORMAT = "distw2v-shard"
 PENDING_BATCHES = 4096  # round-1 partials kept for round 2: far more than clients in flight
@@ -163,8 +162,7 @@ class ParameterShard:
             )
         self.spec = None
         self.syn0 = self.syn1 = np.zeros((0, 0), dtype=np.float32)  # free the old ones first
-        weights = counts.astype(np.float64) ** NEGATIVE_POWER
-        self.neg_prob, self.neg_alias = build_alias_table(weights)
+        self.neg_prob, self.neg_alias = negative_table(counts)
         self.stats = ShardStats()
         self.global_words = 0
         self._pending.clear()
