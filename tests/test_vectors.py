@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from distw2v import vectors as vectors_module
 from distw2v.errors import Distw2vError, ModelFormatError, UnknownWordError
 from distw2v.vectors import FORMAT_VERSION, Vectors, VectorsWriter
+from distw2v.vectors import model as model_module
+from distw2v.vectors import writers as writers_module
 
 
 def make_vectors(n: int = 400, dim: int = 16, seed: int = 0) -> Vectors:
@@ -111,7 +112,7 @@ def failing_after(calls: int, original):  # type: ignore[no-untyped-def]
 def test_failure_mid_write_leaves_nothing(
     vecs: Vectors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vectors_module, "_ROWS_PER_WRITE", 100)
+    monkeypatch.setattr(model_module, "_ROWS_PER_WRITE", 100)
     monkeypatch.setattr(VectorsWriter, "write_rows", failing_after(2, VectorsWriter.write_rows))
     with pytest.raises(Boom):
         vecs.save(tmp_path / "model")
@@ -121,7 +122,7 @@ def test_failure_mid_write_leaves_nothing(
 def test_failure_at_commit_leaves_nothing(
     vecs: Vectors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vectors_module, "_fsync_dir", failing_after(0, vectors_module._fsync_dir))
+    monkeypatch.setattr(writers_module, "_fsync_dir", failing_after(0, writers_module._fsync_dir))
     with pytest.raises(Boom):
         vecs.save(tmp_path / "model")
     assert os.listdir(tmp_path) == []
@@ -133,7 +134,7 @@ def test_failed_replace_keeps_old_model(
     path = tmp_path / "model"
     vecs.save(path)
     before = dir_bytes(path)
-    monkeypatch.setattr(vectors_module, "_ROWS_PER_WRITE", 64)
+    monkeypatch.setattr(model_module, "_ROWS_PER_WRITE", 64)
     monkeypatch.setattr(VectorsWriter, "write_rows", failing_after(3, VectorsWriter.write_rows))
     with pytest.raises(Boom):
         make_vectors(seed=9).save(path)
@@ -155,7 +156,7 @@ def test_failed_rename_restores_old_model(
                 raise OSError("simulated rename failure")
         real_rename(src, dst)
 
-    monkeypatch.setattr(vectors_module.os, "rename", rename)
+    monkeypatch.setattr(writers_module.os, "rename", rename)
     with pytest.raises(OSError, match="simulated"):
         make_vectors(seed=3).save(path)
     assert dir_bytes(path) == before
@@ -314,7 +315,7 @@ def test_word2vec_gensim_to_ours(vecs: Vectors, tmp_path: Path, binary: bool) ->
 def test_word2vec_save_failure_leaves_no_file(
     vecs: Vectors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vectors_module.os, "fsync", failing_after(0, os.fsync))
+    monkeypatch.setattr(writers_module.os, "fsync", failing_after(0, os.fsync))
     with pytest.raises(Boom):
         vecs.save_word2vec(tmp_path / "v.txt")
     assert os.listdir(tmp_path) == []
@@ -451,9 +452,9 @@ def test_unit_matrix_cached_and_zero_rows_stay_zero() -> None:
 def test_most_similar_batch_matches_brute_force(
     vecs: Vectors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vectors_module, "_BLOCK_FLOATS", 600)  # force many vocabulary blocks
+    monkeypatch.setattr(model_module, "_BLOCK_FLOATS", 600)  # force many vocabulary blocks
     rng = np.random.default_rng(7)
-    queries = vectors_module.unit_rows(rng.standard_normal((9, vecs.dim)).astype(np.float32))
+    queries = model_module.unit_rows(rng.standard_normal((9, vecs.dim)).astype(np.float32))
     exclude = [rng.choice(300, size=rng.integers(0, 6), replace=False).tolist() for _ in range(9)]
     full = queries @ vecs.unit_matrix()[:300].T
     for row, ids in enumerate(exclude):
@@ -474,7 +475,7 @@ def test_most_similar_batch_pads_when_everything_is_excluded() -> None:
 
 
 def test_ties_are_broken_towards_the_more_frequent_word(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vectors_module, "_BLOCK_FLOATS", 8)  # ties spread over many blocks
+    monkeypatch.setattr(model_module, "_BLOCK_FLOATS", 8)  # ties spread over many blocks
     rng = np.random.default_rng(3)
     matrix = rng.standard_normal((60, 4)).astype(np.float32)
     same = [50, 7, 33, 12, 41, 2, 58, 20]

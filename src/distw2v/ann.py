@@ -77,7 +77,7 @@ def build(
     """
     import faiss
 
-    from .vectors import unit_rows  # here: vectors imports this module
+    from .vectors.norms import unit_rows  # here: vectors imports this module
 
     say = log_line or log.info
     start = time.perf_counter()
