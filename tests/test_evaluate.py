@@ -143,7 +143,7 @@ def random_model(n: int, dim: int, seed: int, extra_words: list[str] = ()) -> Ve
 
 def random_questions(v: Vectors, rng: np.random.Generator, n_questions: int) -> str:
     """Sections of random questions; half of the answers are the true 3CosAdd nearest word."""
-    unit = v.unit_matrix()
+    unit = v.unit_vectors(range(len(v)))
     lines = []
     for s in range(4):
         lines.append(f": section-{s}")

@@ -14,6 +14,8 @@ from distw2v.service.history import ProgressHistory
 from distw2v.service.insights import pca_2d
 from distw2v.service.web import STATIC
 
+pytestmark = pytest.mark.service
+
 
 def _sentence(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
@@ -87,8 +89,8 @@ def test_history_log_and_projection_of_a_finished_job(finished) -> None:
     assert near["words"][-1]["word"] == rare and near["words"][-1]["top"] is False
     # the coordinates are the PCA of the top-n unit vectors, as NumPy computes it
     vectors = server.service.models.get(ok)
-    mean, components, _ = pca_2d(vectors.unit_matrix()[:5])
-    expected = (vectors.unit_matrix()[vectors.word_id(rare)] - mean) @ components.T
+    mean, components, _ = pca_2d(vectors.unit_vectors(range(5)))
+    expected = (vectors.get_vector(rare, norm=True) - mean) @ components.T
     assert near["words"][-1]["x"] == pytest.approx(expected[0], abs=1e-4)
     assert near["words"][-1]["y"] == pytest.approx(expected[1], abs=1e-4)
 

@@ -439,14 +439,30 @@ def test_unknown_word(vecs: Vectors) -> None:
     np.testing.assert_array_equal(vecs["w1"], vecs.matrix[1])
 
 
-def test_unit_matrix_cached_and_zero_rows_stay_zero() -> None:
+def test_norms_only_and_zero_rows_stay_zero() -> None:
     matrix = np.array([[3, 4], [0, 0], [1, 0]], dtype=np.float32)
     v = Vectors(["a", "b", "c"], matrix)
-    unit = v.unit_matrix()
-    np.testing.assert_allclose(unit, [[0.6, 0.8], [0, 0], [1, 0]], atol=1e-7)
-    assert v.unit_matrix() is unit
+    np.testing.assert_allclose(v.unit_vectors([0, 1, 2]), [[0.6, 0.8], [0, 0], [1, 0]],
+                               atol=1e-7)
+    np.testing.assert_allclose(v.norms, [5, 0, 1])
+    np.testing.assert_allclose(v.get_vector("a", norm=True), [0.6, 0.8], atol=1e-7)
+    np.testing.assert_array_equal(v.get_vector("a"), [3, 4])
+    # queries keep one float per row beside the matrix, never a normalised copy of it
+    v.most_similar("a", topn=2)
+    held = sum(a.nbytes for a in vars(v).values() if isinstance(a, np.ndarray) and a is not matrix)
+    assert held == 3 * 4  # the inverse norms
     assert v.most_similar("a", topn=2) == [("c", pytest.approx(0.6)), ("b", 0.0)]
     assert v.most_similar("a", topn=0) == []
+
+
+def test_similar_by_vector_is_most_similar_with_the_word_itself(vecs: Vectors) -> None:
+    word = vecs.words[5]
+    by_vector = vecs.similar_by_vector(vecs[word] * 3.0, topn=6)  # any length
+    assert by_vector[0] == (word, pytest.approx(1.0, abs=1e-5))
+    assert [w for w, _ in by_vector[1:]] == [w for w, _ in vecs.most_similar(word, topn=5)]
+    assert vecs.similar_by_vector(np.zeros(vecs.dim)) == []
+    with pytest.raises(Distw2vError, match="the query vector has 3 values"):
+        vecs.similar_by_vector(np.ones(3))
 
 
 def test_most_similar_batch_matches_brute_force(
@@ -456,7 +472,7 @@ def test_most_similar_batch_matches_brute_force(
     rng = np.random.default_rng(7)
     queries = model_module.unit_rows(rng.standard_normal((9, vecs.dim)).astype(np.float32))
     exclude = [rng.choice(300, size=rng.integers(0, 6), replace=False).tolist() for _ in range(9)]
-    full = queries @ vecs.unit_matrix()[:300].T
+    full = queries @ vecs.unit_vectors(range(300)).T
     for row, ids in enumerate(exclude):
         full[row, ids] = -np.inf
     for topn in (1, 7):

@@ -155,12 +155,11 @@ def evaluate_analogies(
         questions.expected.append(d)
         questions.exclude.append(variants[a] + variants[b] + variants[c])
 
-    unit = vectors.unit_matrix()
     ids = np.asarray(questions.ids, dtype=np.int64).reshape(-1, 3)
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
         exclude = questions.exclude[start : start + batch_size]
-        ua, ub, uc = unit[batch[:, 0]], unit[batch[:, 1]], unit[batch[:, 2]]
+        ua, ub, uc = (vectors.unit_vectors(batch[:, i]) for i in range(3))
         if method == "3cosadd":
             found, _ = vectors.most_similar_batch(unit_rows(ub + uc - ua), 1, limit, exclude)
         else:
@@ -316,13 +315,12 @@ def evaluate_purity(
     word_cluster = np.array([cluster_ids[labels[key]] if key in labels else -1 for key in keys],
                             dtype=np.int64)
     scored = [first[item] for item in labels if item in first]
-    unit = vectors.unit_matrix()
     shared = 0
     for start in range(0, len(scored), batch_size):
         ids = scored[start : start + batch_size]
         # a case variant of the item is the item itself, not a neighbour
         exclude = [variants[keys[i]] for i in ids]
-        found, _ = vectors.most_similar_batch(unit[ids], k, None, exclude)
+        found, _ = vectors.most_similar_batch(vectors.unit_vectors(ids), k, None, exclude)
         same = (word_cluster[found] == word_cluster[ids][:, None]) & (found >= 0)
         shared += int(same.sum())
     return PurityResult(

@@ -100,7 +100,7 @@ def _basis(vectors: "Vectors", n: int) -> _Basis:
         found = _bases.get(vectors, {}).get(n)
     if found is not None:
         return found
-    basis = pca_2d(vectors.unit_matrix()[:n])
+    basis = pca_2d(vectors.unit_vectors(range(n)))
     with _bases_lock:
         per_model = _bases.setdefault(vectors, {})
         if len(per_model) >= 8:
@@ -115,8 +115,7 @@ def project(vectors: "Vectors", n: int, include: list[str]) -> tuple[list[float]
     extra = [vectors.word_id(w) for w in dict.fromkeys(include)]  # unknown word: 404
     ids = list(range(n)) + [i for i in extra if i >= n]
     mean, components, explained = _basis(vectors, n)
-    unit = vectors.unit_matrix()
-    coords = (np.asarray(unit[ids], dtype=np.float64) - mean) @ components.T
+    coords = (np.asarray(vectors.unit_vectors(ids), dtype=np.float64) - mean) @ components.T
     points = [Point(word=vectors.words[i], rank=i, x=round(float(xy[0]), 5),
                     y=round(float(xy[1]), 5), top=i < n) for i, xy in zip(ids, coords)]
     return explained, points

@@ -62,8 +62,7 @@ class ModelCache:
                     self._models.move_to_end(job_id)
                     return self._models[job_id]
             vectors = Vectors.load(self.artifacts.local_model(job_id), mmap=True)
-            if vectors.ann is None:  # an indexed model re-scores a few mapped rows instead
-                vectors.unit_matrix()  # once, here, rather than in many query threads at once
+            vectors.norms  # noqa: B018 - once, here, rather than in many query threads at once
             with self._lock:
                 self._models[job_id] = vectors
                 self._loading.pop(job_id, None)

@@ -75,8 +75,10 @@ class Vectors:
         if len(self.index) != len(self.words):
             dup = next(w for i, w in enumerate(self.words) if self.index[w] != i)
             raise Distw2vError(f"The word {dup!r} appears more than once.")
-        self._unit: np.ndarray | None = None
-        self._unit_lock = threading.Lock()  # one copy even when many threads ask at once
+        # 1 / row length (0 for a zero row), computed once: queries scale scores by it, so
+        # no second, normalised copy of the matrix is ever held
+        self._inverse_norms: np.ndarray | None = None
+        self._norms_lock = threading.Lock()  # computed once even when many threads ask
         self.ann: ann.AnnIndex | None = None  # set by load() when the model has a valid index
 
     # ---- container protocol -------------------------------------------------------------
@@ -93,6 +95,12 @@ class Vectors:
 
     def __getitem__(self, word: str) -> np.ndarray:
         return self.matrix[self.word_id(word)]
+
+    def get_vector(self, word: str, norm: bool = False) -> np.ndarray:
+        """The word's vector, scaled to unit length when `norm`."""
+        if norm:
+            return self.unit_vectors([self.word_id(word)])[0]
+        return np.asarray(self.matrix[self.word_id(word)])
 
     def __repr__(self) -> str:
         return f"Vectors({len(self)} words, dim {self.dim})"
@@ -192,22 +200,34 @@ class Vectors:
 
     # ---- queries ------------------------------------------------------------------------
 
-    def unit_matrix(self) -> np.ndarray:
-        """Rows scaled to unit length (zero rows stay zero), computed once and cached."""
-        with self._unit_lock:
-            if self._unit is None:
-                unit = np.empty(self.matrix.shape, dtype=np.float32)
-                for start in range(0, len(self), _ROWS_PER_WRITE):
-                    stop = start + _ROWS_PER_WRITE
-                    unit[start:stop] = unit_rows(self.matrix[start:stop])
-                self._unit = unit
-        return self._unit
+    @property
+    def norms(self) -> np.ndarray:
+        """Each row's length (float32), computed once."""
+        inverse = self._inverse()
+        with np.errstate(divide="ignore"):
+            return np.where(inverse > 0, 1 / inverse, 0).astype(np.float32)
 
-    def _unit_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Unit rows of these ids; an indexed model does not build its unit matrix for them."""
-        if self._unit is not None or self.ann is None:
-            return self.unit_matrix()[ids]
+    def _inverse(self) -> np.ndarray:
+        with self._norms_lock:
+            if self._inverse_norms is None:
+                inverse = np.empty(len(self), dtype=np.float32)
+                for start in range(0, len(self), _ROWS_PER_WRITE):
+                    block = np.asarray(self.matrix[start : start + _ROWS_PER_WRITE])
+                    lengths = np.sqrt(np.einsum("ij,ij->i", block, block))
+                    with np.errstate(divide="ignore"):
+                        inverse[start : start + len(block)] = np.where(
+                            lengths > 0, 1 / lengths, 0)
+                self._inverse_norms = inverse
+        return self._inverse_norms
+
+    def unit_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows of these ids scaled to unit length (zero rows stay zero), shape (len, dim)."""
         return unit_rows(self.matrix[np.asarray(ids, dtype=np.int64)].reshape(-1, self.dim))
+
+    def _unit_block(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows [start, stop) and their inverse lengths: scores of unit queries against
+        them, times the inverse, are cosines."""
+        return np.asarray(self.matrix[start:stop]), self._inverse()[start:stop]
 
     def _uses_index(self, restrict_vocab: int | None, exact: bool) -> bool:
         """The index covers every row; a restricted vocabulary is scanned."""
@@ -245,10 +265,28 @@ class Vectors:
         pos, neg = self._query_ids(positive, negative)
         if topn < 1:
             return []
-        query = self._unit_of(pos).sum(axis=0) - self._unit_of(neg).sum(axis=0)
+        query = self.unit_vectors(pos).sum(axis=0) - self.unit_vectors(neg).sum(axis=0)
         ids, scores = self.most_similar_batch(
             unit_rows(query[None, :]), topn, restrict_vocab, [pos + neg], exact
         )
+        return self._pairs(ids[0], scores[0])
+
+    def similar_by_vector(
+        self,
+        vector: np.ndarray,
+        topn: int = 10,
+        restrict_vocab: int | None = None,
+        exact: bool = False,
+    ) -> list[tuple[str, float]]:
+        """Words nearest by cosine to `vector` (any length; a zero vector has no neighbours)."""
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape != (self.dim,):
+            raise Distw2vError(f"the query vector has {query.size} values; the model's "
+                               f"vectors have {self.dim}.")
+        if topn < 1 or not np.any(query):
+            return []
+        ids, scores = self.most_similar_batch(unit_rows(query[None, :]), topn, restrict_vocab,
+                                              None, exact)
         return self._pairs(ids[0], scores[0])
 
     def most_similar_cosmul(
@@ -264,9 +302,9 @@ class Vectors:
             raise Distw2vError("3CosMul needs at least one positive word.")
         if topn < 1:
             return []
-        unit = self.unit_matrix()
         ids, scores = self.most_similar_cosmul_batch(
-            unit[pos][None], unit[neg][None], topn, restrict_vocab, [pos + neg]
+            self.unit_vectors(pos)[None], self.unit_vectors(neg)[None], topn, restrict_vocab,
+            [pos + neg]
         )
         return self._pairs(ids[0], scores[0])
 
@@ -295,10 +333,11 @@ class Vectors:
         queries = np.asarray(queries, dtype=np.float32)
         if self._uses_index(restrict_vocab, exact):
             return self._top_k_indexed(queries, topn, exclude)
-        unit = self.unit_matrix()
-
         def scores(start: int, stop: int) -> np.ndarray:
-            return queries @ unit[start:stop].T
+            rows, inverse = self._unit_block(start, stop)
+            block = queries @ rows.T
+            block *= inverse
+            return block
 
         return self._top_k(scores, len(queries), topn, restrict_vocab, exclude)
 
@@ -320,10 +359,10 @@ class Vectors:
         terms = (
             np.concatenate([positive, negative], axis=1).transpose(1, 0, 2).reshape(-1, self.dim)
         )
-        unit = self.unit_matrix()
-
         def scores(start: int, stop: int) -> np.ndarray:
-            shifted = terms @ unit[start:stop].T
+            rows, inverse = self._unit_block(start, stop)
+            shifted = terms @ rows.T
+            shifted *= inverse
             shifted += 1  # in place: these blocks are the bulk of the work
             shifted *= 0.5
             shifted = shifted.reshape(p + q, b, stop - start)
@@ -357,7 +396,7 @@ class Vectors:
         for r, ids in enumerate(exclude or ()):
             cand[r, np.isin(cand[r], np.asarray(ids, dtype=np.int64))] = -1
         valid = cand >= 0
-        rows = self._unit_of(np.where(valid, cand, 0).ravel()).reshape(*cand.shape, self.dim)
+        rows = self.unit_vectors(np.where(valid, cand, 0).ravel()).reshape(*cand.shape, self.dim)
         scores = np.einsum("bkd,bd->bk", rows, queries)
         scores[~valid] = -np.inf
         cand[~valid] = len(self)  # sorts after every real id among equal (-inf) scores
