@@ -114,6 +114,39 @@ class _BoundedCounter:
             self.prune_passes += 1
 
 
+# Vocabulary selection, the one home of its rules (the Spark driver's distributed count uses
+# them too): a word survives min_count, survivors go in frequency order, and max_final_vocab
+# keeps the first of them.
+
+
+def survives(count: int, config: VocabConfig) -> bool:
+    """Whether a word counted `count` times may enter the vocabulary (min_count)."""
+    return count >= config.min_count
+
+
+def frequency_order(word_count: tuple[str, int]) -> tuple[int, str]:
+    """The vocabulary's order as a sort key: descending count, ties alphabetical."""
+    word, count = word_count
+    return (-count, word)
+
+
+def within_final_vocab(rank: int, config: VocabConfig) -> bool:
+    """Whether the survivor at 0-based `rank` in frequency order stays (max_final_vocab)."""
+    return config.max_final_vocab is None or rank < config.max_final_vocab
+
+
+def empty_corpus_error() -> VocabularyError:
+    return VocabularyError("the corpus is empty: it holds no words.")
+
+
+def too_rare_error(config: VocabConfig, best: int) -> VocabularyError:
+    """No word survives min_count; `best` is the highest count of any word."""
+    return VocabularyError(
+        f"no word occurs at least min_count={config.min_count} times "
+        f"(the most frequent occurs {best} times); lower --min-count."
+    )
+
+
 def build_vocabulary(
     sentences: Iterable[list[str]],
     config: VocabConfig,
@@ -133,23 +166,18 @@ def build_vocabulary(
     if on_sentences is not None and batch:
         on_sentences(batch)
     if corpus_words == 0:
-        raise VocabularyError("the corpus is empty: it holds no words.")
+        raise empty_corpus_error()
     return vocabulary_from_counts(counter.counts, corpus_words, config, counter.prune_passes)
 
 
 def vocabulary_from_counts(
     counts: dict[str, int], corpus_words: int, config: VocabConfig, prune_passes: int = 0
 ) -> Vocabulary:
-    kept = [(w, c) for w, c in counts.items() if c >= config.min_count]
+    kept = [(w, c) for w, c in counts.items() if survives(c, config)]
     if not kept:
-        best = max(counts.values(), default=0)
-        raise VocabularyError(
-            f"no word occurs at least min_count={config.min_count} times "
-            f"(the most frequent occurs {best} times); lower --min-count."
-        )
-    kept.sort(key=lambda wc: (-wc[1], wc[0]))
-    if config.max_final_vocab is not None:
-        kept = kept[: config.max_final_vocab]
+        raise too_rare_error(config, max(counts.values(), default=0))
+    kept.sort(key=frequency_order)
+    kept = [wc for rank, wc in enumerate(kept) if within_final_vocab(rank, config)]
     words = [w for w, _ in kept]
     return Vocabulary(
         words=words,

@@ -29,11 +29,18 @@ from .. import __version__
 from ..checkpoints import RunCheckpoints, prepare_dir, save_arrays
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
-from ..errors import CorpusError, Distw2vError, VocabularyError
+from ..errors import CorpusError, Distw2vError
 from ..memory import peak_rss_mb, process_peak_rss_mb
 from ..pipeline import ProgressFactory, Summary, silent
 from ..vectors import VectorsWriter, Word2VecWriter
-from ..vocab import keep_probabilities
+from ..vocab import (
+    empty_corpus_error,
+    frequency_order,
+    keep_probabilities,
+    survives,
+    too_rare_error,
+    within_final_vocab,
+)
 from .client import PSClient, column_ranges
 from .epochs import TrainingLoop
 from .processes import ShardProcesses
@@ -301,13 +308,12 @@ def _encode(sc: Any, splits: list[tuple[str, int, int | None]], work: str, words
         counts = sentences.mapPartitions(_count_partition).reduceByKey(add)
         corpus_words = counts.values().sum()
         if corpus_words == 0:
-            raise VocabularyError("the corpus is empty: it holds no words.")
-        kept = counts.filter(lambda wc: wc[1] >= vocab_config.min_count)
-        ranked = kept.sortBy(lambda wc: (-wc[1], wc[0])).zipWithIndex()
-        if vocab_config.max_final_vocab is not None:
-            limit = vocab_config.max_final_vocab
-            ranked = ranked.filter(lambda r: r[1] < limit)
-        ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+            raise empty_corpus_error()
+        # the selection rules of distw2v.vocab, applied to the distributed count
+        kept = counts.filter(lambda wc: survives(wc[1], vocab_config))
+        ranked = (kept.sortBy(frequency_order).zipWithIndex()
+                  .filter(lambda r: within_final_vocab(r[1], vocab_config))
+                  .persist(StorageLevel.MEMORY_AND_DISK))
         # The driver keeps the words in a file, not a list: at hundreds of millions of words a
         # list of str would be tens of GB. Counts are an array, 8 bytes a word.
         counts_array = array("q")
@@ -317,10 +323,7 @@ def _encode(sc: Any, splits: list[tuple[str, int, int | None]], work: str, words
                 counts_array.append(count)
         n_words = len(counts_array)
         if not n_words:
-            best = counts.values().max()
-            raise VocabularyError(
-                f"no word occurs at least min_count={vocab_config.min_count} times "
-                f"(the most frequent occurs {best} times); lower --min-count.")
+            raise too_rare_error(vocab_config, counts.values().max())
         vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
         log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
