@@ -16,13 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ..config import TrainConfig, VocabConfig
 from ..errors import Distw2vError
 from ..options import settings_model
-from .store import Job
+from .store import Job, State
 
 FORMATS = ("text",)
 ENGINES = ("local", "spark")
 ARTIFACT_FORMATS = ("native", "word2vec-bin", "word2vec-text")
 MAX_SOURCES = 1000
-State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 

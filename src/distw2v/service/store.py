@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     Float,
@@ -34,10 +34,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..errors import Distw2vError
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued", "running", "succeeded", "failed", "cancelled",
-)
-STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+# A job's states, their one home: the REST models (schemas.State) use this Literal too.
+State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATES: tuple[State, ...] = get_args(State)
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = STATES
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 
