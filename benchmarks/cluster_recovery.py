@@ -66,7 +66,7 @@ class Watched:
         args = ([corpus], out, VocabConfig(min_count=settings.min_count),
                 settings.train_config(seed), spark)
         kwargs = {"run_config": RunConfig(checkpoint_dir=str(checkpoints)),
-                  "log": self._log, "progress": self._bar}
+                  "log": self._log, "on_progress": self._progress}
         self.thread = threading.Thread(target=self._run, args=args, kwargs=kwargs, daemon=True)
         self.thread.start()
 
@@ -86,28 +86,12 @@ class Watched:
             self.lines.append((time.perf_counter(), line))
             self.changed.notify_all()
 
-    def _bar(self, **kwargs: Any) -> Any:
-        watched = self
-
-        class Bar:
-            n = int(kwargs.get("initial", 0))
-
-            def update(self, n: float = 1) -> None:
-                self.n += int(n)
-                if kwargs.get("desc") == "training":
-                    with watched.changed:
-                        watched.progress.append((time.perf_counter(), self.n))
-                        watched.changed.notify_all()
-
-            def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-                pass
-
-            def close(self) -> None:
-                pass
-
-        if kwargs.get("desc") == "training":
-            self.total = int(kwargs["total"])
-        return Bar()
+    def _progress(self, event: Any) -> None:
+        if event.phase == "training":
+            with self.changed:
+                self.total = event.total
+                self.progress.append((time.perf_counter(), event.done))
+                self.changed.notify_all()
 
     def wait(self, condition: Any, timeout: float = 1800.0) -> None:
         with self.changed:

@@ -39,7 +39,7 @@ from distw2v.kernels.columns import (
 )
 from distw2v.pipeline import build_vocab, encode
 from distw2v.synthetic import write_planted_corpus
-from distw2v.train import initial_vectors
+from distw2v.training import initial_vectors
 from distw2v.vectors import Vectors
 
 ROOT = Path(__file__).resolve().parent.parent

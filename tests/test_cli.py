@@ -219,12 +219,12 @@ def refused_by_argparse(capsys, *argv: str) -> str:
 
 def test_unusable_outputs_are_refused_before_any_training(tmp_path, capsys,
                                                           monkeypatch) -> None:
-    import distw2v.pipeline
+    import distw2v.engines
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(distw2v.pipeline, "run", must_not_run)
+    monkeypatch.setattr(distw2v.engines, "train_local", must_not_run)
     corpus = write_corpus(tmp_path / "c.txt.gz", sentences=10)
     a_file = tmp_path / "file"
     a_file.write_text("not a model")
@@ -295,3 +295,17 @@ def test_eval_with_no_pair_to_score_fails(model, tmp_path, capsys) -> None:
 def test_topn_below_one_is_refused(model, capsys, command, topn) -> None:
     assert_refused(capsys, command[0], model, *command[1:], "--topn", topn,
                    match=f"--topn must be at least 1, not {topn}.")
+
+
+def test_an_unknown_word_in_another_case_is_named(model, tmp_path, capsys) -> None:
+    line = assert_refused(capsys, "similar", model, "W1", match="'W1' is not in the vocabulary")
+    assert line.endswith("'W1' is not in the vocabulary (but 'w1' is).")
+    assert_refused(capsys, "analogy", model, "w1", "w2", "W3", match="(but 'w3' is).")
+    rng = np.random.default_rng(2)
+    capitals = tmp_path / "capitals"
+    Vectors(["Paris", "Berlin", "rome"], rng.standard_normal((3, 4)).astype(np.float32)).save(
+        capitals)
+    assert_refused(capsys, "similar", capitals, "paris", match="'paris' is not in the "
+                   "vocabulary (but 'Paris' is).")
+    line = assert_refused(capsys, "similar", capitals, "madrid", match="'madrid'")
+    assert line.endswith("'madrid' is not in the vocabulary.")  # no variant: no hint

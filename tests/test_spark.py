@@ -30,6 +30,7 @@ from distw2v.distributed.driver import (
 )
 from distw2v.distributed.processes import ANNOUNCE
 from distw2v.errors import Distw2vError
+from distw2v.progress import ProgressEvent
 from distw2v.vectors import Vectors
 
 pytestmark = [pytest.mark.spark,
@@ -222,23 +223,6 @@ def test_work_dir_on_s3(tmp_path, s3, monkeypatch) -> None:
     assert len(vectors) == 36 and topic_separation(vectors) > 0.3
 
 
-class Recorded:
-    """A progress bar that keeps its counts."""
-
-    def __init__(self, total: int = 0, initial: int = 0, **_) -> None:
-        self.total, self.initial, self.n = total, initial, initial
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        assert self.n <= self.total
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
     corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=20000, seed=3)
     with gzip.open(corpus, "rt") as f:
@@ -284,21 +268,20 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
 
     # The same run again, on fresh shards the driver starts itself, goes on after `done`.
     messages: list[str] = []
-    bars: list[Recorded] = []
-
-    def recording(**kwargs):
-        bars.append(Recorded(**kwargs))
-        return bars[-1]
-
+    events: list[ProgressEvent] = []
     figures, _ = train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
                              SparkConfig(spark_master="local[2]", shards=2, partitions=2,
                                          batch_pairs=2000),
                              run_config=RunConfig(checkpoint_dir=str(checkpoints)),
-                             progress=recording, log=messages.append)
+                             on_progress=events.append, log=messages.append)
     assert any(f"resuming after epoch {done} of 4" in m for m in messages)
     assert figures["words"] == (4 - done) * words
-    # the bar starts where the first attempt stopped and ends full, never past it
-    assert bars[0].initial == done * words and bars[0].n == bars[0].total == 4 * words
+    # progress starts where the first attempt stopped and ends full, never past it
+    training = [e for e in events if e.phase == "training"]
+    assert training[0].initial == training[0].done == done * words
+    assert training[-1].finished and training[-1].done == training[-1].total == 4 * words
+    assert all(e.total is not None and e.done <= e.total for e in training)
+    assert [e.epoch for e in training if e.epoch is not None][-1] == 4
     assert json.loads(progress.read_text())["epochs_done"] == 4
     assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3
 

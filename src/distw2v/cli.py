@@ -23,6 +23,7 @@ from . import __version__, ann
 from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
 from .options import add_config_options, config_from_args
+from .progress import OnProgress, ProgressEvent
 
 EXIT_USAGE = 2
 MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a succeeded "
@@ -32,12 +33,36 @@ MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a s
 # --- progress and output ---------------------------------------------------------------------
 
 
-def _progress(quiet: bool) -> Any:
-    def factory(**kwargs: Any) -> tqdm:
-        return tqdm(disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
-                    **kwargs)
+class _Bars:
+    """ProgressEvents shown as tqdm bars on stderr, one per phase, with rate and ETA."""
 
-    return factory
+    def __init__(self) -> None:
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        bar = self.bars.get(event.phase)
+        if bar is None:
+            bar = self.bars[event.phase] = tqdm(
+                desc=event.phase, total=event.total, initial=event.initial, unit=event.unit,
+                unit_scale=True, unit_divisor=1024 if event.unit == "B" else 1000,
+                file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        bar.update(event.done - bar.n)
+        notes = []
+        if event.epoch is not None:
+            notes.append(f"epoch {event.epoch}/{event.epochs}")
+        if event.learning_rate is not None:
+            notes.append(f"lr {event.learning_rate:.5f}")
+        if event.recovery is not None:
+            notes.append(f"recovery {event.recovery}")
+        if notes:
+            bar.set_postfix_str(" ".join(notes), refresh=False)
+        if event.finished:
+            bar.close()
+            del self.bars[event.phase]
+
+
+def _progress(quiet: bool) -> OnProgress | None:
+    return None if quiet else _Bars()
 
 
 def _log(quiet: bool) -> Any:
@@ -113,7 +138,7 @@ def _check_train_outputs(args: argparse.Namespace, checkpoint_dir: str | None) -
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .encode import EncodedCorpus
-    from .pipeline import run
+    from .engines import engine_named
     from .vocab import Vocabulary
 
     vocab_config = config_from_args(VocabConfig, args)
@@ -129,11 +154,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     encoded = EncodedCorpus.open(args.encoded) if args.encoded else None
     if args.ann_threshold is not None and args.ann_threshold < 0:
         raise Distw2vError("--ann-threshold must be 0 (no index) or a number of words.")
-    vectors, summary = run(args.sources, args.out, vocab_config, train_config, vocab=vocab,
-                           encoded=encoded, engine=args.engine, spark_config=spark_config,
-                           run_config=run_config,
-                           word2vec=args.word2vec_out, progress=_progress(args.quiet),
-                           log=_log(args.quiet), ann_threshold=args.ann_threshold)
+    engine = engine_named(run_config.engine, spark_config, vocab, encoded)
+    vectors, summary = engine.train(args.sources, args.out, vocab_config, train_config,
+                                    run_config=run_config, word2vec=args.word2vec_out,
+                                    on_progress=_progress(args.quiet), log=_log(args.quiet),
+                                    ann_threshold=args.ann_threshold)
     print(summary.line())
     print(f"model: {len(vectors):,} words x {vectors.dim} dims written to {args.out}")
 
@@ -318,12 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ann-threshold", type=int, default=None, metavar="WORDS",
                    help="models of at least WORDS words get a nearest-neighbour index for "
                    f"fast queries; 0 never (default: {ann.DEFAULT_THRESHOLD})")
-    p.add_argument("--engine", choices=("local", "spark"), default="local",
-                   help="local threads, or Spark with parameter-server shards (default: local)")
     add_config_options(p, VocabConfig, "vocabulary")
     add_config_options(p, TrainConfig, "training")
     add_config_options(p, SparkConfig, "spark engine (with --engine spark)")
-    add_config_options(p, RunConfig, "checkpoints (either engine)")
+    add_config_options(p, RunConfig, "engine and checkpoints")
     p.set_defaults(run=cmd_train)
 
     p = command("ps-shard", "run one parameter-server shard (for --engine spark --ps ...)")

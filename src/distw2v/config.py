@@ -23,6 +23,7 @@ from .errors import Distw2vError
 
 Model = Literal["skipgram", "cbow"]
 ShardsOn = Literal["spark", "local"]
+EngineName = Literal["local", "spark"]
 INT32_MAX = 2**31 - 1  # word ids are int32
 
 
@@ -223,8 +224,11 @@ class SparkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    """How a training run keeps its state, with either engine."""
+    """Which engine trains, and how a run keeps its state (either engine)."""
 
+    engine: EngineName = option(
+        "local", "which trainer runs: 'local' (this machine) or 'spark' (a Spark application "
+        "against parameter-server shards, set up by the spark engine's options)")
     checkpoint_dir: str | None = option(
         None,
         "directory (or URL) where the model is saved after every epoch; a run given the "

@@ -30,11 +30,13 @@ def _scalar_type(annotation: Any) -> tuple[type, tuple[Any, ...] | None]:
     return annotation, None
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str,
+                       exclude: tuple[str, ...] = ()) -> None:
+    """One flag per field of `cls` (but those in `exclude`), in a group named `title`."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
+        if dataclasses.is_dataclass(hints[f.name]) or f.name in exclude:
             continue  # a nested config gets its own group from its own class
         flag = "--" + f.name.replace("_", "-")
         kind, choices = _scalar_type(hints[f.name])

@@ -1,7 +1,7 @@
-"""The whole local pipeline: sources → vocabulary → encoded shards → training → vectors.
+"""The local engine's pipeline: sources → vocabulary → encoded shards → training → vectors.
 
-Each step takes plain values and a `progress` factory (tqdm's signature: desc, total, unit);
-the CLI passes tqdm, library callers get silence by default.
+Each step takes plain values and reports its phases to an `on_progress` callback (see
+progress.py); library callers get silence by default.
 """
 
 from __future__ import annotations
@@ -9,128 +9,79 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
 from . import __version__
 from .checkpoints import RunCheckpoints, prepare_dir
-from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
+from .config import RunConfig, TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
+from .corpus.sources import absolute_sources
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
 from .memory import peak_rss_mb
-from .train import Progress, train
+from .progress import OnProgress, Phase, Summary
+from .training import Progress, train
 from .vectors import Vectors
 from .vocab import Vocabulary, build_vocabulary
 from .vocab import describe as describe_vocab
 
 
-class Bar(Protocol):
-    def update(self, n: float = 1) -> Any: ...
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> Any: ...
-    def close(self) -> Any: ...
-
-
-ProgressFactory = Callable[..., Bar]
-
-
-class _Silent:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def silent(**_: Any) -> Bar:
-    return _Silent()
-
-
-@dataclass(frozen=True)
-class Summary:
-    corpus_words: int  # tokens in the corpus, one pass
-    trained_words: int  # corpus words in the vocabulary, summed over epochs
-    seconds: float  # encoding + training
-    peak_rss_mb: float
-
-    @property
-    def words_per_second(self) -> float:
-        return self.trained_words / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        return (
-            f"trained {self.trained_words:,} words in {self.seconds:.1f} s "
-            f"({self.words_per_second:,.0f} words/s), peak memory {self.peak_rss_mb:,.0f} MiB"
-        )
-
-
-def _byte_bar(progress: ProgressFactory, desc: str, stats: CorpusStats) -> Bar:
-    return progress(desc=desc, total=stats.total_bytes, unit="B", unit_scale=True,
-                    unit_divisor=1024)
-
-
-def _tracked(sources: list[str], config: VocabConfig, stats: CorpusStats, bar: Bar):  # type: ignore[no-untyped-def]
-    """Sentences from `sources`, advancing `bar` by the raw bytes read."""
+def _tracked(sentences: Iterator[list[str]], stats: CorpusStats,
+             phase: Phase) -> Iterator[list[str]]:
+    """`sentences`, advancing `phase` by the raw bytes read."""
     seen = 0
-    for tokens in iter_sentences(sources, config, stats):
+    for tokens in sentences:
         if stats.bytes_read - seen >= 1 << 20:
-            bar.update(stats.bytes_read - seen)
+            phase.advance(stats.bytes_read - seen)
             seen = stats.bytes_read
         yield tokens
-    bar.update(stats.bytes_read - seen)
+    phase.advance(stats.bytes_read - seen)
+
+
+def _read(sources: Sequence[str], config: VocabConfig, stats: CorpusStats, name: str,
+          on_progress: OnProgress | None) -> tuple[Iterator[list[str]], Phase]:
+    # the sources are listed (and their sizes summed) before the phase starts: its total
+    sentences = iter_sentences(expand_sources(sources), config, stats)
+    return sentences, Phase(on_progress, name, stats.total_bytes, "B")
 
 
 def build_vocab(
-    sources: Sequence[str], config: VocabConfig, progress: ProgressFactory = silent
+    sources: Sequence[str], config: VocabConfig, on_progress: OnProgress | None = None
 ) -> tuple[Vocabulary, CorpusStats]:
-    files = expand_sources(sources)
     stats = CorpusStats()
-    bar = _byte_bar(progress, "vocabulary", stats)
-    try:
-        vocab = build_vocabulary(_tracked(files, config, stats, bar), config)
-    finally:
-        bar.close()
+    sentences, phase = _read(sources, config, stats, "vocabulary", on_progress)
+    with phase:
+        vocab = build_vocabulary(_tracked(sentences, stats, phase), config)
     return vocab, stats
 
 
 def encode(
     sources: Sequence[str], vocab: Vocabulary, out_dir: str | Path,
-    progress: ProgressFactory = silent,
+    on_progress: OnProgress | None = None,
 ) -> tuple[EncodedCorpus, CorpusStats]:
-    files = expand_sources(sources)
     stats = CorpusStats()
-    bar = _byte_bar(progress, "encoding", stats)
-    try:
-        encoded = encode_corpus(_tracked(files, vocab.config, stats, bar), vocab, out_dir)
-    finally:
-        bar.close()
+    sentences, phase = _read(sources, vocab.config, stats, "encoding", on_progress)
+    with phase:
+        encoded = encode_corpus(_tracked(sentences, stats, phase), vocab, out_dir)
     return encoded, stats
 
 
 def train_vectors(
     encoded: EncodedCorpus, vocab: Vocabulary, config: TrainConfig,
-    progress: ProgressFactory = silent, checkpoints: RunCheckpoints | None = None,
+    on_progress: OnProgress | None = None, checkpoints: RunCheckpoints | None = None,
 ) -> tuple[Vectors, int]:
     first = min(checkpoints.epochs_done(), config.epochs) if checkpoints else 0
-    shown = first * encoded.words  # trained by an earlier attempt: progress, not speed
-    bar = progress(desc="training", total=encoded.words * config.epochs, unit="word",
-                   unit_scale=True, initial=shown)
+    # trained by an earlier attempt: progress, not speed
+    phase = Phase(on_progress, "training", encoded.words * config.epochs, "word",
+                  initial=first * encoded.words)
 
     def report(p: Progress) -> None:
-        nonlocal shown
-        bar.update(p.words_done - shown)
-        shown = p.words_done
-        bar.set_postfix_str(f"epoch {p.epoch}/{config.epochs} lr {p.alpha:.5f}", refresh=False)
+        phase.advance(p.words_done - phase.event.done)
+        phase.note(epoch=p.epoch, epochs=config.epochs, learning_rate=p.alpha)
 
-    try:
+    with phase:
         result = train(encoded, vocab, config, on_progress=report, checkpoints=checkpoints)
-    finally:
-        bar.close()
     meta = {
         "distw2v_version": __version__,
         "train_config": to_dict(config),
@@ -141,53 +92,61 @@ def train_vectors(
     return Vectors(vocab.words, result.syn0, counts=vocab.counts, meta=meta), result.words
 
 
-def run(
-    sources: Sequence[str],
-    out: str | Path,
+class Sentences:
+    """A corpus held in memory, or produced again on every iteration: token lists, as
+    gensim's `sentences`. It is read twice (the vocabulary, then the encoding)."""
+
+    def __init__(self, sentences: Iterable[list[str]]) -> None:
+        if iter(sentences) is sentences:
+            raise Distw2vError(
+                "the corpus is an iterator, which can be read only once; give a list, or an "
+                "object whose __iter__ starts the corpus again (training reads it twice).")
+        self.sentences = sentences
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for tokens in self.sentences:
+            if isinstance(tokens, str):
+                raise Distw2vError("each sentence of the corpus must be a list of tokens, not "
+                                   "a string (split it first).")
+            yield list(tokens)
+
+
+def train_local(
+    corpus: Sequence[str] | Sentences,
+    out: str | Path | None,
     vocab_config: VocabConfig,
     train_config: TrainConfig,
     *,
     vocab: Vocabulary | None = None,
     encoded: EncodedCorpus | None = None,
-    engine: str = "local",
-    spark_config: SparkConfig | None = None,
     run_config: RunConfig | None = None,
     word2vec: Path | None = None,
-    progress: ProgressFactory = silent,
+    on_progress: OnProgress | None = None,
     log: Callable[[str], None] = lambda _: None,
     ann_threshold: int | None = None,
 ) -> tuple[Vectors, Summary]:
-    """Train vectors from `sources` (or a given vocabulary / encoded corpus) and save them to
-    `out` (and to a word2vec file: binary, or text when its name ends in .txt). A model of at
-    least `ann_threshold` words gets a nearest-neighbour index (see VectorsWriter)."""
-    if engine == "spark":
-        if vocab is not None or encoded is not None:
-            raise Distw2vError(
-                "the spark engine counts and encodes itself; drop --vocab and --encoded."
-            )
-        from .distributed.driver import train_spark
-
-        _, summary = train_spark(sources, out, vocab_config, train_config,
-                                 spark_config or SparkConfig(), run_config=run_config,
-                                 word2vec=word2vec, progress=progress, log=log,
-                                 ann_threshold=ann_threshold)
-        return Vectors.load(out), summary
-    if engine != "local":
-        raise Distw2vError(f"unknown engine {engine!r}; use 'local' or 'spark'.")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Train vectors from source URIs or in-memory `Sentences` (or a given vocabulary and
+    encoded corpus); save them to `out` unless it is None (and to a word2vec file: binary,
+    or text when its name ends in .txt). A model of at least `ann_threshold` words gets a
+    nearest-neighbour index (see VectorsWriter)."""
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    sources = [] if isinstance(corpus, Sentences) else absolute_sources(corpus)
     checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)
-    if vocab is None:
-        vocab, stats = build_vocab(sources, vocab_config, progress)
+    if vocab is None and isinstance(corpus, Sentences):
+        vocab = build_vocabulary(corpus, vocab_config)
+    elif vocab is None:
+        vocab, stats = build_vocab(sources, vocab_config, on_progress)
         log("read " + describe_stats(stats))
     log(describe_vocab(vocab))
     checkpoints = None
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {
             "engine": "local", "train_config": to_dict(train_config),
-            "vocab_config": to_dict(vocab.config), "sources": list(sources),
+            "vocab_config": to_dict(vocab.config), "sources": sources,
             "vocab_size": len(vocab), "corpus_words": vocab.corpus_words})
         first = min(checkpoints.epochs_done(), train_config.epochs)  # another run: refused now
         if first:
@@ -198,16 +157,21 @@ def run(
     try:
         if encoded is None:
             # next to the output: shards can be large, and /tmp is often small
-            work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.encoding-", dir=out.parent))
-            encoded, _ = encode(sources, vocab, work_dir / "encoded", progress)
-        vectors, words = train_vectors(encoded, vocab, train_config, progress, checkpoints)
+            work_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.encoding-" if out else
+                                             "distw2v-encoding-",
+                                             dir=out.parent if out else None))
+            if isinstance(corpus, Sentences):
+                encoded = encode_corpus(corpus, vocab, work_dir / "encoded")
+            else:
+                encoded, _ = encode(sources, vocab, work_dir / "encoded", on_progress)
+        vectors, words = train_vectors(encoded, vocab, train_config, on_progress, checkpoints)
     finally:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
     seconds = time.perf_counter() - start
-    vectors.meta["sources"] = list(sources)
-    vectors.save(out, ann_threshold)
+    vectors.meta["sources"] = sources
+    if out is not None:
+        vectors.save(out, ann_threshold)
     if word2vec is not None:
         vectors.save_word2vec(word2vec, binary=Path(word2vec).suffix != ".txt")
     return vectors, Summary(encoded.corpus_words, words, seconds, peak_rss_mb())
-

@@ -24,6 +24,12 @@ def expand_sources(uris: Sequence[str] | str) -> list[str]:
     return [uri for uri, _ in _expand_with_sizes(uris)]
 
 
+def absolute_sources(uris: Sequence[str]) -> list[str]:
+    """The sources as a model's meta.json records them: local paths made absolute (so the
+    record still says which files were read from wherever it is looked at), URLs as given."""
+    return [uri if _protocol(uri) is not None else os.path.abspath(uri) for uri in uris]
+
+
 def input_splits(
     uris: Sequence[str] | str, split_bytes: int
 ) -> list[tuple[str, int, int | None]]:

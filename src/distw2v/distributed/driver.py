@@ -31,7 +31,7 @@ from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits, iter_sentences_in_range
 from ..errors import CorpusError, Distw2vError
 from ..memory import peak_rss_mb, process_peak_rss_mb
-from ..pipeline import ProgressFactory, Summary, silent
+from ..progress import OnProgress, Phase, Summary
 from ..vectors import VectorsWriter, Word2VecWriter
 from ..vocab import (
     empty_corpus_error,
@@ -208,7 +208,7 @@ def train_spark(
     *,
     run_config: RunConfig | None = None,
     word2vec: Path | None = None,
-    progress: ProgressFactory = silent,
+    on_progress: OnProgress | None = None,
     log: Callable[[str], None] = lambda _: None,
     ann_threshold: int | None = None,
 ) -> tuple[dict[str, Any], Summary]:
@@ -235,7 +235,7 @@ def train_spark(
                 with _shard_group(sc, spark_config, work, checkpoint_dir) as shards:
                     _log_placement(shards, log)
                     return _train(sc, shards, corpus, out, word2vec, work, vocab_config,
-                                  train_config, spark_config, checkpoint_dir, progress, log,
+                                  train_config, spark_config, checkpoint_dir, on_progress, log,
                                   ann_threshold)
             except Distw2vError:
                 raise
@@ -366,7 +366,7 @@ def _partitions(sc: Any, config: SparkConfig, log: Callable[[str], None]) -> int
 def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, out: Path,
            word2vec: Path | None, work: str, vocab_config: VocabConfig,
            train_config: TrainConfig, spark_config: SparkConfig, checkpoint_dir: str | None,
-           progress: ProgressFactory, log: Callable[[str], None],
+           on_progress: OnProgress | None, log: Callable[[str], None],
            ann_threshold: int | None) -> tuple[dict[str, Any], Summary]:
     n_words, dim, trained_words = len(corpus.counts), train_config.dim, corpus.trained_words
     specs = [ShardSpec(vocab_size=n_words, dim=dim, lo=lo, hi=hi,
@@ -393,15 +393,15 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                         checkpoint_seconds=every * 60 if every else None,
                         max_recoveries=spark_config.max_recoveries, log=log)
     loop.shown = min(loop.saved().words(trained_words), trained_words * train_config.epochs)
-    bar = progress(desc="training", total=trained_words * train_config.epochs, unit="word",
-                   unit_scale=True, initial=loop.shown)
+    phase = Phase(on_progress, "training", trained_words * train_config.epochs, "word",
+                  initial=loop.shown)
     start = time.perf_counter()
     control = PSClient(shards.addresses, secret=shards.secret)
     try:
         try:
-            control = loop.run(bar, control)
+            control = loop.run(phase, control)
         finally:
-            bar.close()
+            phase.close()
         corpus.encoded.unpersist()
         seconds = time.perf_counter() - start
         shard_stats = control.stats()

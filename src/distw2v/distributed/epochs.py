@@ -28,12 +28,13 @@ import numpy as np
 
 from ..checkpoints import Position, RunCheckpoints
 from ..memory import process_peak_rss_mb
+from ..progress import Phase
 from .client import PSClient, ShardUnavailableError
 from .session import executor_id, spark_failure
 from .shard import ShardSpec
 from .worker import WorkerSettings, WorkerStats, train_partition
 
-WATCH_SECONDS = 0.5  # how often the driver looks at the shards and moves the progress bar
+WATCH_SECONDS = 0.5  # how often the driver looks at the shards and reports progress
 FIGURES = ("words", "pairs", "batches", "bytes_sent", "bytes_received")
 
 
@@ -129,16 +130,16 @@ class TrainingLoop:
     # executor's training tasks, summed over the epochs' jobs that finished
     traffic: dict[str, list[int]] = field(default_factory=dict)
     recoveries: int = 0
-    shown: int = 0  # words the progress bar shows: it never goes back, even after a recovery
+    shown: int = 0  # words reported done: never less, even after a recovery
 
-    def run(self, bar: Any, control: PSClient) -> PSClient:
+    def run(self, phase: Phase, control: PSClient) -> PSClient:
         """Train every epoch; returns the client of the shards that hold the result (new ones
         after a recovery). `control` is a client of the shards as they are now."""
         position = self.saved()
         self._start(control, position)
         while position.epochs < self.epochs:
             try:
-                position = self._epoch(control, position, bar)
+                position = self._epoch(control, position, phase)
             except ShardUnavailableError as exc:
                 control = self._recover(control, exc)
                 position = self.saved()
@@ -177,7 +178,7 @@ class TrainingLoop:
         addresses = self.shards.restart()
         return PSClient(addresses, secret=self.shards.secret)
 
-    def _epoch(self, control: PSClient, position: Position, bar: Any) -> Position:
+    def _epoch(self, control: PSClient, position: Position, phase: Phase) -> Position:
         epoch = position.epochs
         markers = _marker_dir(self.work, epoch) if self.checkpoints else None
         if markers is not None:
@@ -207,7 +208,7 @@ class TrainingLoop:
                 if lost is not None:
                     raise ShardUnavailableError(lost)
                 words = int(control.stats()[0]["global_words"])  # raises for a shard gone
-                self._show(bar, words, epoch)
+                self._show(phase, words, epoch)
                 if (markers is not None and self.checkpoint_seconds is not None
                         and time.monotonic() - last_save >= self.checkpoint_seconds):
                     self._save_within(control, position, markers)
@@ -227,7 +228,7 @@ class TrainingLoop:
             self.worker_peaks.append(r["peak_rss_mb"])
             self._count(f"executor {r['executor']}", r["bytes_sent"], r["bytes_received"])
         end = Position(epoch + 1)
-        self._show(bar, end.words(self.epoch_words), epoch)
+        self._show(phase, end.words(self.epoch_words), epoch)
         if self.checkpoints:
             control.checkpoint(self.checkpoints.position_uri_for(end))
             self.checkpoints.saved(end.epochs)
@@ -242,12 +243,11 @@ class TrainingLoop:
         total[0] += sent
         total[1] += received
 
-    def _show(self, bar: Any, words: int, epoch: int) -> None:
-        bar.update(max(words - self.shown, 0))
+    def _show(self, phase: Phase, words: int, epoch: int) -> None:
+        phase.advance(max(words - self.shown, 0))
         self.shown = max(self.shown, words)
-        recovered = f", recovery {self.recoveries}/{self.max_recoveries}" \
-            if self.recoveries else ""
-        bar.set_postfix_str(f"epoch {epoch + 1}/{self.epochs}{recovered}", refresh=False)
+        recovery = f"{self.recoveries}/{self.max_recoveries}" if self.recoveries else None
+        phase.note(epoch=epoch + 1, epochs=self.epochs, recovery=recovery)
 
     def _save_within(self, control: PSClient, position: Position, markers: str) -> None:
         assert self.checkpoints is not None

@@ -29,7 +29,7 @@ from ..kernels.columns import (
     partial_dots,
     partial_dots_cbow,
 )
-from ..train import initial_inputs
+from ..training import initial_inputs
 from ..vocab import negative_table
 
 CHECKPOINT_FORMAT = "distw2v-shard"

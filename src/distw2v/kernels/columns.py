@@ -22,7 +22,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .sampling import draw_negative
 from .local import (
     longest_sentence,
     set_gains,
@@ -31,6 +30,7 @@ from .local import (
     update_outputs,
     window_bounds,
 )
+from .sampling import draw_negative
 
 
 @numba.njit(nogil=True, cache=True)

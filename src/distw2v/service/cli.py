@@ -229,7 +229,8 @@ def add_commands(command: CommandFactory) -> None:
     p = command("serve", "run the training service (REST API, job queue, model queries)")
     add_config_options(p, ServiceConfig, "service")
     add_config_options(p, SparkConfig, "spark engine (jobs submitted with engine 'spark')")
-    add_config_options(p, RunConfig, "checkpoints (every job gets a sub-directory)")
+    add_config_options(p, RunConfig, "checkpoints (every job gets a sub-directory)",
+                       exclude=("engine",))  # each job names its own
     p.set_defaults(run=cmd_serve)
 
     p = command("submit", "submit a training job to a running service")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -24,11 +23,10 @@ from typing import IO, Any
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, from_dict
 from ..corpus.policy import SourcePolicy, policy_for
 from ..errors import Distw2vError
+from ..progress import ProgressEvent
 
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
 _STAGES = {"vocabulary": (0.0, 0.1), "encoding": (0.1, 0.2), "training": (0.2, 0.98)}
-_EPOCH = re.compile(r"epoch (\d+)/(\d+)")
-_RECOVERY = re.compile(r"recovery \d+/\d+")
 REPORT_INTERVAL = 0.25  # seconds between progress messages
 
 
@@ -43,57 +41,29 @@ class Reporter:
         self.out.flush()
 
 
-class _Bar:
-    """A tqdm-like bar (update, set_postfix_str, close) that reports to the runner."""
+class JobProgress:
+    """The engine's ProgressEvents as the runner's `progress` messages: the stage, the whole
+    job's fraction done, and while training the rate, ETA and epoch; at most one message per
+    REPORT_INTERVAL, but always a phase's first and last."""
 
-    def __init__(self, reporter: Reporter, desc: str = "", total: float | None = None,
-                 initial: float = 0.0, **_: Any) -> None:
+    def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
-        self.stage = desc
-        self.total = total
-        self.initial = initial  # done by an earlier attempt (a resumed run)
-        self.done = initial
-        self.epoch: int | None = None
-        self.recovery: str | None = None  # the Spark engine's "recovery n/m" after a lost shard
-        self.start = time.monotonic()
         self.last = 0.0
-        self._emit(force=True)
 
-    def update(self, n: float = 1) -> None:
-        self.done += n
-        self._emit()
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        match = _EPOCH.search(s)
-        if match:
-            self.epoch = int(match.group(1))
-        recovery = _RECOVERY.search(s)
-        if recovery:
-            self.recovery = recovery.group(0)
-        self._emit()
-
-    def close(self) -> None:
-        self._emit(force=True)
-
-    def _emit(self, force: bool = False) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
-        if not force and now - self.last < REPORT_INTERVAL:
+        edge = event.done == event.initial or event.finished
+        if not edge and now - self.last < REPORT_INTERVAL:
             return
         self.last = now
-        low, high = _STAGES.get(self.stage, (None, None))
-        fields: dict[str, Any] = {
-            "stage": f"{self.stage} ({self.recovery})" if self.recovery else self.stage}
-        fraction = min(1.0, self.done / self.total) if self.total else None
+        stage = f"{event.phase} (recovery {event.recovery})" if event.recovery else event.phase
+        fields: dict[str, Any] = {"stage": stage}
+        low, high = _STAGES.get(event.phase, (None, None))
         if low is not None and high is not None:
-            fields["progress"] = low + (high - low) * (fraction or 0.0)
-        if self.stage == "training":
-            elapsed = now - self.start
-            now_done = self.done - self.initial
-            rate = now_done / elapsed if elapsed > 0 and now_done else None
-            fields["words_per_second"] = rate
-            remaining = (self.total or 0) - self.done
-            fields["eta_seconds"] = remaining / rate if rate else None
-            fields["epoch"] = self.epoch
+            fields["progress"] = low + (high - low) * (event.fraction or 0.0)
+        if event.phase == "training":
+            fields.update(words_per_second=event.rate, eta_seconds=event.eta_seconds,
+                          epoch=event.epoch)
         self.reporter.send("progress", **fields)
 
 
@@ -128,7 +98,7 @@ def _run_checked(spec: dict[str, Any], policy: SourcePolicy, reporter: Reporter)
     import fsspec.config
     import fsspec.core
 
-    from ..pipeline import run
+    from ..engines import engine_named
     from .artifacts import Artifacts
     from .security import checked_files
 
@@ -142,17 +112,15 @@ def _run_checked(spec: dict[str, Any], policy: SourcePolicy, reporter: Reporter)
     scratch = Path(spec["scratch_dir"])
     model = scratch / "model"
 
-    def progress(**kwargs: Any) -> _Bar:
-        return _Bar(reporter, **kwargs)
-
     def log(text: str) -> None:
         reporter.send("log", message=text)
 
     spark_config = from_dict(SparkConfig, spec.get("spark", {}))
-    run_config = from_dict(RunConfig, spec.get("run", {}))
-    _, summary = run(files, model, vocab_config, train_config, engine=spec["engine"],
-                     spark_config=spark_config, run_config=run_config, progress=progress,
-                     log=log)
+    run_config = from_dict(RunConfig, {**spec.get("run", {}), "engine": spec["engine"]})
+    engine = engine_named(run_config.engine, spark_config)
+    _, summary = engine.train(files, model, vocab_config, train_config, run_config=run_config,
+                              word2vec=None, on_progress=JobProgress(reporter), log=log,
+                              ann_threshold=None)
     reporter.send("progress", stage="evaluating", progress=0.98, eta_seconds=None)
     evaluation = _evaluate(model, spec)
     reporter.send("progress", stage="saving", progress=0.99)

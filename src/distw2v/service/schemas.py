@@ -8,18 +8,20 @@ dataclasses' own checks (e.g. `dim must be at least 1`) run next and are reporte
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..config import TrainConfig, VocabConfig
+from ..config import EngineName, RunConfig, TrainConfig, VocabConfig
 from ..errors import Distw2vError
 from ..options import settings_model
 from .store import Job, State
 
 FORMATS = ("text",)
-ENGINES = ("local", "spark")
+# the request's engine is RunConfig's field: its values, default and help are declared there
+ENGINE = next(f for f in dataclasses.fields(RunConfig) if f.name == "engine")
 ARTIFACT_FORMATS = ("native", "word2vec-bin", "word2vec-text")
 MAX_SOURCES = 1000
 
@@ -48,7 +50,8 @@ class JobRequest(BaseModel):
         "globs allowed",
     )
     format: Literal["text"] = Field("text", description="corpus format: one sentence a line")
-    engine: Literal["local", "spark"] = Field("local", description="which trainer runs the job")
+    engine: EngineName = Field(cast(EngineName, ENGINE.default),
+                               description=ENGINE.metadata["help"])
     vocab: VocabSettings = Field(default_factory=VocabSettings,
                                  description="tokenization and vocabulary settings")
     train: TrainSettings = Field(default_factory=TrainSettings,

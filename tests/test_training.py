@@ -9,7 +9,7 @@ from distw2v.checkpoints import RunCheckpoints
 from distw2v.config import TrainConfig, VocabConfig
 from distw2v.encode import encode_corpus
 from distw2v.errors import Distw2vError
-from distw2v.train import plan_chunks, schedule, train
+from distw2v.training import plan_chunks, schedule, train
 from distw2v.vocab import build_vocabulary
 
 
