@@ -22,12 +22,8 @@ from distw2v.cli import main
 from distw2v.config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from distw2v.corpus import input_splits
 from distw2v.distributed.client import PSClient
-from distw2v.distributed.driver import (
-    _encode_with_table,
-    encode_by_join,
-    spark_context,
-    train_spark,
-)
+from distw2v.distributed.driver import spark_context, train_spark
+from distw2v.distributed.encoding import _encode_with_table, encode_by_join
 from distw2v.distributed.processes import ANNOUNCE
 from distw2v.errors import Distw2vError
 from distw2v.progress import ProgressEvent
@@ -187,7 +183,7 @@ def test_vocabulary_above_broadcast_limit_is_encoded_by_a_join(tmp_path) -> None
                          [(1000, 3), (5, 1000)])  # 5 sentences, 8 partitions: 3 empty ones
 def test_join_encoding_equals_the_broadcast_table(sentences: int, bucket_words: int,
                                                   monkeypatch) -> None:
-    monkeypatch.setattr("distw2v.distributed.driver.BUCKET_WORDS", bucket_words)
+    monkeypatch.setattr("distw2v.distributed.encoding.BUCKET_WORDS", bucket_words)
     rng = np.random.default_rng(sentences)
     words = [f"w{i}" for i in range(60)]
     corpus = [list(rng.choice(words, size=rng.integers(1, 9))) for _ in range(sentences)]
@@ -299,3 +295,18 @@ def test_one_big_plain_file_is_read_in_pieces_each_line_once(tmp_path, monkeypat
         SparkConfig(spark_master="local[2]", shards=2, partitions=2))
     assert summary.corpus_words == words and figures["words"] == 2 * words
     assert topic_separation(Vectors.load(tmp_path / "model")) > 0.3
+
+
+def test_the_cli_says_where_the_spark_run_trains_without_spark_start_up_noise(tmp_path) -> None:
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=400)
+    run = subprocess.run(
+        [sys.executable, "-m", "distw2v.cli", "train", str(corpus), "--out",
+         str(tmp_path / "model"), "--engine", "spark", "--spark-master", "local[2]",
+         "--shards", "1", "--partitions", "3", "--dim", "8", "--epochs", "1",
+         "--min-count", "1"],
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert ("spark: master local[2], 2 task slots, 1 shards as local subprocesses, "
+            "3 partitions") in run.stderr
+    for noise in ("log4j", "NativeCodeLoader", "Setting default log level", "setLogLevel"):
+        assert noise not in run.stderr, run.stderr

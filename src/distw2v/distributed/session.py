@@ -6,11 +6,14 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..corpus.policy import ENV_VAR as SOURCE_POLICY_VAR
 from ..errors import CorpusError, Distw2vError, VocabularyError
 from .client import ShardUnavailableError
+
+LOG4J_FILE = "log4j2.properties"  # beside this module: Spark's logging, errors only
 
 
 @contextmanager
@@ -34,6 +37,9 @@ def spark_context(master: str, app: str = "distw2v",
             .set("spark.python.worker.reuse", "true"))
     if max_cores is not None:
         conf.set("spark.cores.max", str(max_cores))
+    if not conf.contains("spark.driver.extraJavaOptions"):  # a user's own setting wins
+        conf.set("spark.driver.extraJavaOptions",
+                 f"-Dlog4j2.configurationFile={Path(__file__).with_name(LOG4J_FILE)}")
     # Executors read the same storage as the driver (sources, --work-dir), set up the same
     # way: fsspec's and AWS's variables go with them, as spark-submit does for AWS keys.
     # The source policy goes too: executors open sources as checked (corpus/policy.py), with no
