@@ -22,9 +22,9 @@ from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..errors import Distw2vError
 from ..options import add_config_options, config_from_args
 from .settings import ServiceConfig
+from .states import FINISHED, STATES
 
 CommandFactory = Callable[[str, str], argparse.ArgumentParser]
-FINISHED = ("succeeded", "failed", "cancelled")
 JOB_ID = re.compile(r"[0-9a-f]{16}")  # what the job store's ids look like
 ARTIFACTS = ("native", "word2vec-bin", "word2vec-text")
 
@@ -252,7 +252,7 @@ def add_commands(command: CommandFactory) -> None:
     p.set_defaults(run=cmd_submit)
 
     p = command("jobs", "list your jobs on a running service, newest first")
-    p.add_argument("--state", choices=("queued", "running", "succeeded", "failed", "cancelled"))
+    p.add_argument("--state", choices=STATES)
     p.add_argument("--limit", type=int, default=50, help="jobs to show (default: 50)")
     p.add_argument("--offset", type=int, default=0, help="skip this many (default: 0)")
     p.add_argument("--json", action="store_true", help="print the API's JSON")

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import (
     Float,
@@ -33,13 +33,17 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..errors import Distw2vError
-
-# A job's states, their one home: the REST models (schemas.State) use this Literal too.
-State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-STATES: tuple[State, ...] = get_args(State)
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = STATES
-ACTIVE = (QUEUED, RUNNING)
-FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+from .states import (  # noqa: F401  (the store's names for them)
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    STATES,
+    SUCCEEDED,
+    State,
+)
 
 SERVER_DIED = (
     "the server stopped while this job was running; resubmit it with "
