@@ -112,8 +112,14 @@ def test_import_distw2v_stays_cheap() -> None:
                     reason="Spark needs Java; .ci/setup.d/java.sh installs it")
 def test_the_spark_engine_without_out_keeps_the_vectors_in_memory(tmp_path) -> None:
     corpus = write(tmp_path / "c.txt", sentences())
-    vectors = distw2v.train(str(corpus), vocab=VOCAB, train=FAST,
+    events: list[ProgressEvent] = []
+    vectors = distw2v.train(str(corpus), vocab=VOCAB, train=FAST, on_progress=events.append,
                             engine=Spark(master="local[2]", shards=1, partitions=1))
     assert len(vectors) == 30 and isinstance(vectors.matrix, np.ndarray)
+    # the distributed count and encoding report the tasks of their Spark jobs
+    counting = [e for e in events if e.phase == "counting and encoding"]
+    assert counting[-1].finished and counting[-1].unit == "task"
+    assert counting[-1].total is not None and counting[-1].done == counting[-1].total > 0
+    assert [e.phase for e in events][-1] == "training"
     assert not isinstance(vectors.matrix, np.memmap)  # its temporary directory is gone
     assert vectors.meta["engine"] == "spark"

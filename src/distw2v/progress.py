@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-Unit = Literal["B", "word"]
+Unit = Literal["B", "word", "task"]
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    phase: str  # "vocabulary", "encoding" (bytes read) or "training" (corpus words trained)
+    # "vocabulary", "encoding" (bytes read), "counting and encoding" (the Spark engine's
+    # tasks) or "training" (corpus words trained)
+    phase: str
     done: int  # units done, including `initial`
     total: int | None  # units in the phase; None when not known
     unit: Unit
@@ -69,6 +71,11 @@ class Phase:
     def advance(self, n: int) -> None:
         if n:
             self._emit(done=self.event.done + int(n))
+
+    def reach(self, done: int, total: int | None) -> None:
+        """Set done and total at once (a total that grows as work is discovered)."""
+        if (done, total) != (self.event.done, self.event.total):
+            self._emit(done=done, total=total)
 
     def note(self, *, epoch: int | None = None, epochs: int | None = None,
              learning_rate: float | None = None, recovery: str | None = None) -> None:

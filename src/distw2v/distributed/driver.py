@@ -33,7 +33,7 @@ from .encoding import SparkCorpus, encode_on_spark, read_words
 from .epochs import TrainingLoop
 from .processes import ShardProcesses
 from .server import new_secret
-from .session import spark_context, spark_failure
+from .session import reported_jobs, spark_context, spark_failure
 from .shard import ShardSpec
 from .spark_shards import SparkShards
 from .worker import WorkerSettings
@@ -81,9 +81,10 @@ def train_spark(
             try:
                 partitions = _partitions(sc, spark_config, log)
                 log(_describe_run(sc, spark_config, partitions))
-                corpus = encode_on_spark(sc, splits, partitions, work,
-                                         Path(local) / "words.txt", vocab_config,
-                                         train_config, spark_config, log)
+                with reported_jobs(sc, on_progress, "counting and encoding"):
+                    corpus = encode_on_spark(sc, splits, partitions, work,
+                                             Path(local) / "words.txt", vocab_config,
+                                             train_config, spark_config, log)
                 # The shards start once the corpus is encoded: as Spark tasks, they would
                 # hold task slots the counting and encoding need.
                 with _shard_group(sc, spark_config, work, checkpoint_dir) as shards:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,8 +13,10 @@ from typing import Any
 
 from ..corpus.policy import ENV_VAR as SOURCE_POLICY_VAR
 from ..errors import CorpusError, Distw2vError, VocabularyError
+from ..progress import OnProgress, Phase
 from .client import ShardUnavailableError
 
+PROGRESS_SECONDS = 0.5  # how often a phase of Spark jobs is reported
 LOG4J_FILE = "log4j2.properties"  # beside this module: Spark's logging, errors only
 
 
@@ -57,6 +61,46 @@ def spark_context(master: str, app: str = "distw2v",
         yield sc
     finally:
         sc.stop()
+
+
+@contextmanager
+def reported_jobs(sc: Any, on_progress: OnProgress | None, phase: str) -> Iterator[None]:
+    """The Spark jobs this thread starts inside, reported as one phase in tasks done (its
+    total grows as their stages start)."""
+    group = f"distw2v-{phase}-{id(sc)}-{time.monotonic_ns()}"
+    sc.setJobGroup(group, phase, False)
+    done = threading.Event()
+
+    def watch() -> None:
+        with Phase(on_progress, phase, None, "task") as report:
+            while not done.wait(PROGRESS_SECONDS):
+                report.reach(*_tasks(sc, group))
+            report.reach(*_tasks(sc, group))
+
+    watcher = threading.Thread(target=watch, name="distw2v-spark-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        sc.setLocalProperty("spark.jobGroup.id", None)  # later jobs are not this phase's
+
+
+def _tasks(sc: Any, group: str) -> tuple[int, int | None]:
+    """(tasks completed, tasks) over the stages of the group's jobs that Spark still knows."""
+    tracker = sc.statusTracker()
+    completed = total = 0
+    for job in tracker.getJobIdsForGroup(group):
+        info = tracker.getJobInfo(job)
+        for stage in info.stageIds if info else ():
+            stage_info = tracker.getStageInfo(stage)
+            if stage_info is not None:
+                completed += stage_info.numCompletedTasks
+                # a finished job's skipped stages (their output was cached) never ran
+                finished = info.status == "SUCCEEDED"
+                total += stage_info.numCompletedTasks if finished else stage_info.numTasks
+    return completed, total or None
 
 
 def spark_failure(exc: BaseException) -> Distw2vError:

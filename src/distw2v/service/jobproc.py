@@ -26,7 +26,8 @@ from ..errors import Distw2vError
 from ..progress import ProgressEvent
 
 # Overall progress: counting and encoding are each assumed to take a tenth of the time.
-_STAGES = {"vocabulary": (0.0, 0.1), "encoding": (0.1, 0.2), "training": (0.2, 0.98)}
+_STAGES = {"vocabulary": (0.0, 0.1), "encoding": (0.1, 0.2), "counting and encoding": (0.0, 0.2),
+           "training": (0.2, 0.98)}
 REPORT_INTERVAL = 0.25  # seconds between progress messages
 
 
