@@ -29,8 +29,9 @@ from distw2v.distributed.shard import Batch, ParameterShard, ShardSpec
 from distw2v.synthetic import word, write_zipf_corpus
 from distw2v.vectors import Vectors
 
-pytestmark = pytest.mark.skipif(shutil.which("java") is None,
-                                reason="Spark needs Java; .ci/setup.d/java.sh installs it")
+pytestmark = [pytest.mark.spark,
+              pytest.mark.skipif(shutil.which("java") is None,
+                                 reason="Spark needs Java; .ci/setup.d/java.sh installs it")]
 
 VOCAB, DIM, SHARDS, TOKENS = 250_000, 800, 4, 500_000
 MODEL_BYTES = VOCAB * DIM * 4 * 2  # input and output matrices

@@ -36,6 +36,7 @@ def solved(planted: PlantedCorpus, model: Path) -> float:
     return result.accuracy
 
 
+@pytest.mark.slow
 def test_local_engine_learns_planted_relations(planted, tmp_path, capsys) -> None:
     out = tmp_path / "local"
     code = main(["train", planted.path, "--out", str(out), "--workers", "2", *SETTINGS])
@@ -43,6 +44,7 @@ def test_local_engine_learns_planted_relations(planted, tmp_path, capsys) -> Non
     assert solved(planted, out) >= 0.9
 
 
+@pytest.mark.spark
 @pytest.mark.skipif(shutil.which("java") is None,
                     reason="Spark needs Java; .ci/setup.d/java.sh installs it")
 def test_spark_engine_learns_planted_relations(planted, tmp_path, capsys) -> None:

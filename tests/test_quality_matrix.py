@@ -136,6 +136,7 @@ def test_fasttext_refuses_to_turn_subsampling_off(tmp_path: Path) -> None:
         peers.run_fasttext(peer, tmp_path / "corpus.txt", tmp_path, Settings(sample=0.0), seed=1)
 
 
+@pytest.mark.slow  # the first run downloads and compiles word2vec.c (about 20 s)
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 def test_word2vec_builds_trains_and_is_timed(tmp_path: Path) -> None:
     cache = ROOT / "build" / "peers"  # the benchmark's cache: downloads and compiles once

@@ -16,6 +16,8 @@ from distw2v.service import security
 from distw2v.service.schemas import JobRequest, TrainSettings, VocabSettings
 from distw2v.service.settings import ServiceConfig
 
+pytestmark = pytest.mark.service
+
 
 def _sentence(response, status: int) -> str:
     assert response.status_code == status, response.text

@@ -16,6 +16,8 @@ from conftest import wait_until_healthy
 from distw2v.cli import main
 from distw2v.service.store import JobStore
 
+pytestmark = pytest.mark.service
+
 FAST = ["--dim", "8", "--epochs", "2", "--min-count", "1", "--workers", "1"]
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.service
+
 schemathesis = pytest.importorskip("schemathesis")
 from conftest import serve_in_thread  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402 - after the importorskip

@@ -24,6 +24,8 @@ from distw2v.service.cli import TOKEN_VISIBLE, serve_token
 from distw2v.service.server import Service
 from distw2v.service.settings import ServiceConfig
 
+pytestmark = pytest.mark.service
+
 LONG = {"dim": 8, "epochs": 5000, "workers": 1, "seed": 3}
 
 

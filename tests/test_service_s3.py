@@ -10,6 +10,8 @@ import pytest
 from distw2v.config import RunConfig, SparkConfig
 from distw2v.vectors import Vectors
 
+pytestmark = pytest.mark.service
+
 
 def test_s3_sources_and_s3_artifacts(tmp_path, s3, service_server, service_corpus) -> None:
     endpoint, fs = s3
@@ -48,6 +50,7 @@ def test_s3_sources_and_s3_artifacts(tmp_path, s3, service_server, service_corpu
     assert not fs.exists(f"models/runs/{missing['id']}")
 
 
+@pytest.mark.spark
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")
 def test_a_spark_job_reads_and_writes_s3_through_the_services_endpoint(
         tmp_path, s3, service_server, service_corpus) -> None:

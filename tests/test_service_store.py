@@ -30,6 +30,8 @@ from distw2v.service.store import (
     normalize_url,
 )
 
+pytestmark = pytest.mark.service
+
 SPEC = {"sources": ["/x"], "vocab": {}, "train": {}}
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.service
+
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.service
+
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
 WAIT = 60  # seconds for any one condition (a job's whole run included)
