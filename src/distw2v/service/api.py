@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,11 +40,9 @@ from .schemas import (
     to_configs,
 )
 from .security import SourceError, check_source
+from .server import Service
 from .store import ACTIVE, CANCELLED, FAILED, SUCCEEDED, Job, QuotaError
 from .web import add_web_page
-
-if TYPE_CHECKING:
-    from .server import Service
 
 log = logging.getLogger("distw2v.service")
 MAX_OFFSET = 1_000_000_000  # far beyond any listing; keeps the SQL OFFSET in range

@@ -68,7 +68,7 @@ def _absolute(source: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from .server import serve
+    from .serving import serve
 
     config = config_from_args(ServiceConfig, args, spark=config_from_args(SparkConfig, args),
                               run=config_from_args(RunConfig, args))

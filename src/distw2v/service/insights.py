@@ -19,11 +19,11 @@ from pydantic import BaseModel, Field
 from ..errors import Distw2vError
 from . import queries
 from .schemas import error_responses
+from .server import Service
 from .store import Job
 
 if TYPE_CHECKING:
-    from ..vectors import Vectors
-    from .server import Service
+    from ..vectors import Vectors  # loaded only when a model is asked for
 
 MAX_TAIL = 2000  # log lines one request may ask for
 LOG_BYTES = 512 * 1024  # read at most this much of the log's end
