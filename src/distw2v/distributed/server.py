@@ -123,7 +123,8 @@ class ShardService:
         return pack({**self.shard.describe(), **traffic,
                      "peak_rss_mb": process_peak_rss_mb(os.getpid())})
 
-    def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes]):  # type: ignore[no-untyped-def]
+    def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes],
+                ) -> Callable[[bytes, grpc.ServicerContext], bytes]:
         def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
             if not self._authorised(context):  # before anything else, for every method
                 context.abort(grpc.StatusCode.UNAUTHENTICATED,

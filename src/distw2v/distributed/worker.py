@@ -8,6 +8,7 @@ coefficients and stays in flight while the next batch is dotted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,8 @@ class WorkerStats:
 
 
 def batches_of(centers: np.ndarray, ctx_offsets: np.ndarray, contexts: np.ndarray,
-               words_at: np.ndarray, batch_pairs: int):  # type: ignore[no-untyped-def]
+               words_at: np.ndarray, batch_pairs: int,
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """Split a chunk's windows into runs of whole centres with about batch_pairs pairs."""
     cuts = np.searchsorted(ctx_offsets, np.arange(batch_pairs, ctx_offsets[-1], batch_pairs))
     bounds = np.unique(np.concatenate([[0], cuts, [len(centers)]]))
