@@ -6,6 +6,7 @@ import bz2
 import functools
 import gzip
 import http.server
+import io
 import lzma
 import random
 import threading
@@ -119,6 +120,22 @@ def test_multi_member_gzip_and_multi_frame_zstd(tmp_path: Path) -> None:
     zst = write(tmp_path / "m.zst", zst_frame + zst_frame)
     for path in (gz, zst):
         assert list(iter_sentences(path, PLAIN)) == [["one", "two"], ["one", "two"]]
+
+
+def test_zstd_with_a_long_window_as_pushshift_writes_it(tmp_path: Path) -> None:
+    # zstd --long=31 declares a window beyond the decoder's default limit (2^27): a frame
+    # of unknown size written with window_log 28 needs the same raised limit
+    text = "".join(f"w{i % 97} é{i % 13}\n" for i in range(20_000)).encode()
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=28)
+    packed = io.BytesIO()
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(
+            packed, closefd=False) as out:
+        out.write(text)  # streamed: no content size in the header, the window stays 2^28
+    path = write(tmp_path / "RC_2020-01.zst", packed.getvalue())
+    with pytest.raises(zstandard.ZstdError, match="too much memory"):
+        zstandard.ZstdDecompressor().stream_reader(io.BytesIO(packed.getvalue())).read()
+    sentences = list(iter_sentences(path, PLAIN, block_size=1000))  # é split at block edges
+    assert sentences == [line.split() for line in text.decode().splitlines()]
 
 
 def test_open_binary_decompresses_and_counts_raw_bytes(tmp_path: Path) -> None:

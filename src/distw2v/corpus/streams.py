@@ -19,6 +19,7 @@ from .policy import active_policy, open_checked
 from .stats import CorpusStats
 
 DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB of decompressed bytes per read
+ZSTD_MAX_WINDOW = 1 << 31  # the largest window zstd --long writes (--long=31)
 
 
 # Magic bytes first, extension second: a gzip file named .txt is still read correctly.
@@ -243,7 +244,10 @@ class _ZstdReader:
         self._frames = _ZstdFrames()
         source.observer = self._frames.feed
         # read_across_frames: files written by pzstd or concatenated are multi-frame.
-        self._reader = zstandard.ZstdDecompressor().stream_reader(
+        # max_window_size: zstd's --long=31 (Pushshift's Reddit dumps) declares a 2 GiB window,
+        # 16 times the decoder's default limit; the window is allocated only as large as the
+        # frame says, so ordinary files cost what they did.
+        self._reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
             cast(BinaryIO, source), read_across_frames=True
         )
 
