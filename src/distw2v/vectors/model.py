@@ -109,7 +109,13 @@ class Vectors:
         try:
             return self.index[word]
         except KeyError:
-            raise UnknownWordError(f"{word!r} is not in the vocabulary.") from None
+            pass
+        # Only on a miss: the word in another case, when the vocabulary has it ("Paris").
+        variants = (word.lower(), word.casefold(), word.capitalize(), word.upper()) \
+            if isinstance(word, str) else ()
+        other = next((v for v in variants if v != word and v in self.index), None)
+        hint = f" (but {other!r} is)" if other is not None else ""
+        raise UnknownWordError(f"{word!r} is not in the vocabulary{hint}.")
 
     # ---- native format ------------------------------------------------------------------
 
