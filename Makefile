@@ -11,7 +11,7 @@ DEMO_EVAL := --analogies data/eval/demo-analogies.txt \
 	$(if $(wildcard $(SHARED_EVAL)/wordsim353.tsv),--similarity $(SHARED_EVAL)/wordsim353.tsv) \
 	$(if $(wildcard $(SHARED_EVAL)/simlex999.txt),--similarity $(SHARED_EVAL)/simlex999.txt)
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast lint install clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The quick tier: no Spark, no training service, nothing slow (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not spark and not service and not slow"
 
 clean:
 	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache
