@@ -86,13 +86,21 @@ def _train_task(addresses: list[str], secret: str | None, keep_uri: str,
                 total.batches += stats.batches
             total.bytes_sent, total.bytes_received = client.bytes_sent, client.bytes_received
         if markers is not None:  # every update is applied: the partition is done
-            fs, path = fsspec.core.url_to_fs(markers)
-            fs.makedirs(path, exist_ok=True)
-            fs.pipe_file(f"{path}/part-{index}", str(total.words).encode())
+            _mark_done(markers, index, total.words)
         yield {**vars(total), "peak_rss_mb": process_peak_rss_mb(os.getpid()),
                "executor": executor_id()}
 
     return run
+
+
+def _mark_done(markers: str, index: int, words: int) -> None:
+    """Leave partition `index`'s marker whole or not at all: written under another name and
+    renamed, so a listing never sees a marker half written (or empty, after a kill)."""
+    fs, path = fsspec.core.url_to_fs(markers)
+    fs.makedirs(path, exist_ok=True)
+    partial = f"{path}/.writing-part-{index}-{os.getpid()}"
+    fs.pipe_file(partial, str(words).encode())
+    fs.mv(partial, f"{path}/part-{index}")
 
 
 def finished_partitions(markers: str) -> dict[int, int]:
@@ -105,8 +113,11 @@ def finished_partitions(markers: str) -> dict[int, int]:
     done = {}
     for name in names:
         base = name.rstrip("/").rsplit("/", 1)[-1]
-        if base.startswith("part-"):
-            done[int(base[5:])] = int(fs.cat_file(name))
+        if base.startswith("part-") and base[5:].isdigit():
+            try:
+                done[int(base[5:])] = int(fs.cat_file(name))
+            except (ValueError, FileNotFoundError):  # not whole yet: not counted as done
+                continue
     return done
 
 
