@@ -244,6 +244,7 @@ def test_serve_settings_and_tokens(tmp_path) -> None:
     tokens, path = security.load_tokens(ServiceConfig(data_dir=str(tmp_path)))
     assert path == tmp_path / "token" and path.read_text().strip() == tokens[0]
     assert os.stat(path).st_mode & 0o777 == 0o600
+    assert len(tokens[0]) == 48 and set(tokens[0]) <= set("0123456789abcdef")  # never "-..."
     assert security.load_tokens(ServiceConfig(data_dir=str(tmp_path)))[0] == tokens
     assert security.load_tokens(ServiceConfig(data_dir=str(tmp_path), host="0.0.0.0",
                                               token="long-enough-token"))[0] == [

@@ -98,7 +98,8 @@ def load_tokens(config: ServiceConfig) -> tuple[list[str], Path | None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and len(path.read_text(encoding="utf-8").strip()) >= 8:
         return [path.read_text(encoding="utf-8").strip()], path
-    token = secrets.token_urlsafe(24)
+    # hex: a token that starts with '-' would read as a flag in `--token TOKEN` (1 in 64 did)
+    token = secrets.token_hex(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(token + "\n")
