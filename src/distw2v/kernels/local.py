@@ -26,6 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import schedule
 from .memory import prefetch_row
 from .sampling import draw_negative, lcg_below, lcg_next, lcg_uniform
 
@@ -38,13 +39,9 @@ def sigmoid(f: float) -> float:
     return np.float32(1.0) / (np.float32(1.0) + np.exp(-f))
 
 
-@numba.njit(inline="always", cache=True)
-def learning_rate(alpha0: float, alpha_min: float, words_done: int, total_words: int) -> float:
-    """The learning-rate schedule (its one home): linear decay from alpha0 to alpha_min over
-    `total_words` corpus words, alpha_min after. In float64, callable from Python too (the
-    Spark worker, the local trainer's progress); the kernels train with its float32."""
-    done = min(words_done / total_words, 1.0)
-    return max(alpha0 - (alpha0 - alpha_min) * done, alpha_min)
+# schedule.py's function, compiled: the kernels, the Spark worker and the local trainer's
+# progress all call this one (callable from Python too)
+learning_rate = numba.njit(inline="always", cache=True)(schedule.learning_rate)
 
 
 @numba.njit(inline="always", cache=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import schedule
 from ..config import TrainConfig, from_dict
 from ..errors import Distw2vError
 from .jobproc import _STAGES
@@ -52,7 +53,7 @@ def learning_rate(track: _Track, stage: str | None, progress: float | None) -> f
         return None
     low, high = _STAGES["training"]
     done = min(1.0, max(0.0, (progress - low) / (high - low)))
-    return max(track.min_alpha, track.start_alpha - (track.start_alpha - track.min_alpha) * done)
+    return schedule.learning_rate(track.start_alpha, track.min_alpha, done, 1.0)
 
 
 class ProgressHistory:
