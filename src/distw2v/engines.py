@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .config import EngineName, RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .encode import EncodedCorpus
@@ -86,7 +86,7 @@ class Spark:
 
         # the shards stream the model into a directory: without `out`, a temporary one
         scratch = tempfile.mkdtemp(prefix="distw2v-spark-model-") if out is None else None
-        model = Path(scratch) / "model" if scratch else Path(out or "")
+        model = Path(scratch) / "model" if scratch is not None else Path(cast(Path, out))
         try:
             _, summary = train_spark(corpus, model, vocab_config, train_config, self.config,
                                      run_config=run_config, word2vec=word2vec,

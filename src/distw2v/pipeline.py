@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from .checkpoints import RunCheckpoints, prepare_dir
 from .config import RunConfig, TrainConfig, VocabConfig, to_dict
-from .corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
+from .corpus import CorpusStats, describe_stats, iter_sentences
 from .corpus.sources import absolute_sources
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
@@ -41,8 +41,9 @@ def _tracked(sentences: Iterator[list[str]], stats: CorpusStats,
 
 def _read(sources: Sequence[str], config: VocabConfig, stats: CorpusStats, name: str,
           on_progress: OnProgress | None) -> tuple[Iterator[list[str]], Phase]:
-    # the sources are listed (and their sizes summed) before the phase starts: its total
-    sentences = iter_sentences(expand_sources(sources), config, stats)
+    # iter_sentences lists the sources (and sums their sizes) at once, before the phase
+    # starts: its total
+    sentences = iter_sentences(sources, config, stats)
     return sentences, Phase(on_progress, name, stats.total_bytes, "B")
 
 

@@ -93,12 +93,14 @@ def _tasks(sc: Any, group: str) -> tuple[int, int | None]:
     completed = total = 0
     for job in tracker.getJobIdsForGroup(group):
         info = tracker.getJobInfo(job)
-        for stage in info.stageIds if info else ():
+        if info is None:
+            continue
+        # a finished job's skipped stages (their output was cached) never ran
+        finished = info.status == "SUCCEEDED"
+        for stage in info.stageIds:
             stage_info = tracker.getStageInfo(stage)
             if stage_info is not None:
                 completed += stage_info.numCompletedTasks
-                # a finished job's skipped stages (their output was cached) never ran
-                finished = info.status == "SUCCEEDED"
                 total += stage_info.numCompletedTasks if finished else stage_info.numTasks
     return completed, total or None
 
