@@ -74,6 +74,7 @@ def _log(quiet: bool) -> Any:
 
 def cmd_vocab(args: argparse.Namespace) -> None:
     from .corpus import describe_stats
+    from .corpus.hints import TOP_WORDS, format_hint
     from .pipeline import build_vocab
     from .vocab import describe
 
@@ -81,6 +82,9 @@ def cmd_vocab(args: argparse.Namespace) -> None:
                                _progress(args.quiet))
     vocab.save(args.out)
     _log(args.quiet)("read " + describe_stats(stats))
+    hint = format_hint(vocab.config, vocab.words[:TOP_WORDS])
+    if hint:
+        print(hint, file=sys.stderr)
     print(f"{describe(vocab)}; written to {args.out}")
 
 

@@ -24,6 +24,9 @@ from .errors import Distw2vError
 Model = Literal["skipgram", "cbow"]
 ShardsOn = Literal["spark", "local"]
 EngineName = Literal["local", "spark"]
+Format = Literal["text", "wet", "reddit", "jsonl"]
+Tokenizer = Literal["auto", "whitespace", "unicode"]
+FORMATS: tuple[Format, ...] = ("text", "wet", "reddit", "jsonl")
 INT32_MAX = 2**31 - 1  # word ids are int32
 
 
@@ -93,8 +96,57 @@ def parse_duration(text: str, name: str) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class VocabConfig:
-    """How text is tokenized and which words enter the vocabulary."""
+    """What the sources hold, how their text is tokenized, and which words enter the
+    vocabulary. The fields with group 'corpus' get a CLI group of their own."""
 
+    format: Format = option(
+        "text", "what the sources hold: 'text' (one sentence a line), 'wet' (Common Crawl WET "
+        "files: each conversion record's lines), 'reddit' (Reddit comment or submission dumps: "
+        "JSON lines, .zst), 'jsonl' (JSON lines: the field --text-field names)",
+        choices=FORMATS, group="corpus")
+    text_field: str | None = option(
+        None, "with --format jsonl: the dotted path of each record's text, e.g. 'text' or "
+        "'data.body'", default_text="none (required with jsonl)", group="corpus")
+    languages: str | None = option(
+        None, "with --format wet: keep only records whose WARC-Identified-Content-Language "
+        "includes one of these comma-separated ISO 639-3 codes, e.g. 'eng,deu'",
+        default_text="every language", group="corpus")
+    subreddits: str | None = option(
+        None, "with --format reddit: keep only these comma-separated subreddits "
+        "(case-insensitive)", default_text="every subreddit", group="corpus")
+    min_record_words: int = option(
+        0, "skip records (pages, comments, JSON lines) with fewer words than this",
+        minimum=0, maximum=10**9, group="corpus")
+    max_line_repeats: int | None = option(
+        None, "drop a line once this many earlier records of the same file had it (menus, "
+        "cookie banners); 0 keeps every line", default_text="5 with --format wet, 0 otherwise",
+        minimum=0, maximum=10**9, group="corpus")
+    max_files: int | None = option(
+        None, "read only the first this many files the sources list (after expanding "
+        "directories, globs and crawl manifests)", default_text="every file",
+        minimum=1, maximum=10**9, group="corpus")
+    sample_files: int | None = option(
+        None, "read this many files drawn at random (by --sample-seed) from those the "
+        "sources list, in their listed order", default_text="every file",
+        minimum=1, maximum=10**9, group="corpus")
+    sample_seed: int = option(1, "seed of --sample-files", minimum=0, maximum=2**53 - 1,
+                              group="corpus")
+    crawl_base: str | None = option(
+        None, "base URL that the paths in a crawl manifest (a wet.paths.gz file) are under",
+        default_text="the manifest's own bucket or host; https://data.commoncrawl.org/ for "
+        "a local manifest", group="corpus")
+    tokenizer: Tokenizer = option(
+        "auto", "'whitespace' (split on whitespace, tokens as they are) or 'unicode' (words "
+        "are runs of letters, marks and digits in any script)",
+        default_text="whitespace with --format text, unicode otherwise",
+        choices=("auto", "whitespace", "unicode"), group="corpus")
+    word_joiners: Literal["keep", "split"] = option(
+        "keep", "with the unicode tokenizer: keep apostrophes and hyphens inside a word "
+        "(man's, arab-israeli) or split the word there", choices=("keep", "split"),
+        group="corpus")
+    urls: Literal["drop", "keep"] = option(
+        "drop", "with the unicode tokenizer: drop URLs and e-mail addresses, or keep each "
+        "as one token", choices=("drop", "keep"), group="corpus")
     lowercase: bool = option(False, "lower-case every token")
     strip_punctuation: bool = option(False, "remove punctuation characters from tokens")
     strip_digits: bool = option(False, "remove digits from tokens")
@@ -116,7 +168,51 @@ class VocabConfig:
     )
 
     def __post_init__(self) -> None:
+        require(self.format in FORMATS, f"format must be one of {', '.join(FORMATS)}")
+        require(self.tokenizer in ("auto", "whitespace", "unicode"),
+                "tokenizer must be 'auto', 'whitespace' or 'unicode'")
+        require(self.word_joiners in ("keep", "split"), "word_joiners must be 'keep' or 'split'")
+        require(self.urls in ("drop", "keep"), "urls must be 'drop' or 'keep'")
         check_bounds(self)
+        if self.format == "jsonl":
+            require(bool(self.text_field and self.text_field.strip(".")),
+                    "format jsonl needs text_field, the dotted path of each record's text "
+                    "(e.g. --text-field text)")
+        for name, allowed in (("text_field", "jsonl"), ("languages", "wet"),
+                              ("subreddits", "reddit")):
+            require(getattr(self, name) is None or self.format == allowed,
+                    f"{name} applies only with format {allowed}")
+        for name in ("languages", "subreddits"):
+            require(getattr(self, name) is None or bool(_items(getattr(self, name))),
+                    f"{name} must name at least one, comma-separated")
+        require(self.max_files is None or self.sample_files is None,
+                "give max_files or sample_files, not both")
+
+    @property
+    def unicode_tokens(self) -> bool:
+        """Whether the unicode tokenizer runs (the default for every format but text)."""
+        if self.tokenizer == "auto":
+            return self.format != "text"
+        return self.tokenizer == "unicode"
+
+    @property
+    def line_repeat_limit(self) -> int:
+        """Earlier records of a file that may hold a line before it is dropped (0: never)."""
+        if self.max_line_repeats is not None:
+            return self.max_line_repeats
+        return 5 if self.format == "wet" else 0
+
+    @property
+    def language_set(self) -> frozenset[str]:
+        return frozenset(_items(self.languages or ""))
+
+    @property
+    def subreddit_set(self) -> frozenset[str]:
+        return frozenset(_items((self.subreddits or "").lower()))
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 @dataclass(frozen=True, kw_only=True)

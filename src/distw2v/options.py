@@ -32,12 +32,17 @@ def _scalar_type(annotation: Any) -> tuple[type, tuple[Any, ...] | None]:
 
 def add_config_options(parser: argparse.ArgumentParser, cls: type, title: str,
                        exclude: tuple[str, ...] = ()) -> None:
-    """One flag per field of `cls` (but those in `exclude`), in a group named `title`."""
-    group = parser.add_argument_group(title)
+    """One flag per field of `cls` (but those in `exclude`), in a group named `title`, or
+    in the group its `group` metadata names."""
+    groups = {title: parser.add_argument_group(title)}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]) or f.name in exclude:
             continue  # a nested config gets its own group from its own class
+        name = f.metadata.get("group", title)
+        if name not in groups:
+            groups[name] = parser.add_argument_group(name)
+        group = groups[name]
         flag = "--" + f.name.replace("_", "-")
         kind, choices = _scalar_type(hints[f.name])
         help_text = f.metadata.get("help", "")
@@ -88,15 +93,16 @@ def _bounds_schema(f: dataclasses.Field[Any]) -> Callable[[dict[str, Any]], None
     return add
 
 
-def settings_model(cls: type, name: str) -> type[BaseModel]:
-    """A pydantic model with one optional field per dataclass field, unknown fields refused."""
+def settings_model(cls: type, name: str, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
+    """A pydantic model with one optional field per dataclass field (but those in `exclude`),
+    unknown fields refused."""
     from pydantic import ConfigDict, Field, create_model  # the service's extra, not the CLI's
 
     hints = typing.get_type_hints(cls)
     fields: dict[str, Any] = {
         f.name: (hints[f.name], Field(default=f.default, description=f.metadata.get("help"),
                                       json_schema_extra=_bounds_schema(f)))
-        for f in dataclasses.fields(cls)
+        for f in dataclasses.fields(cls) if f.name not in exclude
     }
     return create_model(  # type: ignore[call-overload, no-any-return]
         name, __config__=ConfigDict(extra="forbid", strict=True), __doc__=cls.__doc__, **fields

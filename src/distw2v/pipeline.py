@@ -16,6 +16,7 @@ from . import __version__
 from .checkpoints import RunCheckpoints, prepare_dir
 from .config import RunConfig, TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, iter_sentences
+from .corpus.hints import TOP_WORDS, format_hint
 from .corpus.sources import absolute_sources
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
@@ -143,6 +144,9 @@ def train_local(
         vocab, stats = build_vocab(sources, vocab_config, on_progress)
         log("read " + describe_stats(stats))
     log(describe_vocab(vocab))
+    hint = format_hint(vocab.config, vocab.words[:TOP_WORDS])
+    if hint:
+        log(hint)
     checkpoints = None
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {

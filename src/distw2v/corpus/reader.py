@@ -1,7 +1,9 @@
-"""Sentences from files: decompressed bytes decoded as UTF-8 with replacement, read in
-fixed-size blocks (never line by line, so memory stays bounded even for a file with no
-newline: a line longer than a block is cut at its last whitespace), split on whitespace,
-transformed, and handed on in pieces of at most `max_sentence_length` tokens."""
+"""Sentences from files. With --format text: decompressed bytes decoded as UTF-8 with
+replacement, read in fixed-size blocks (never line by line, so memory stays bounded even for
+a file with no newline: a line longer than a block is cut at its last whitespace),
+transformed, split into tokens (on whitespace, or by the Unicode tokenizer), and handed on in
+pieces of at most `max_sentence_length` tokens. Other formats are files of records
+(records.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from typing import cast
 
 from ..config import VocabConfig
 from ..errors import CorpusError
+from .records import iter_record_sentences
 from .sources import _expand_with_sizes
 from .stats import CorpusStats
 from .streams import DEFAULT_BLOCK_SIZE, open_binary
-from .tokenize import _make_transform
+from .tokenize import Split, _make_transform, make_split
 
 _BINARY_REPLACEMENT_RATIO = 0.1
 
@@ -56,7 +59,7 @@ def iter_sentences(
     """
     if block_size < 16:
         raise CorpusError("block_size must be at least 16 bytes.")
-    files = _expand_with_sizes(uris)
+    files = _expand_with_sizes(uris, config)
     if stats is None:
         stats = CorpusStats()
     sizes = [size for _, size in files]
@@ -71,22 +74,30 @@ def iter_sentences_in_range(
     """The sentences of the lines of `uri` that start in bytes [start, end) (a split from
     `input_splits`; end None: the whole file), cut and transformed as by iter_sentences."""
     byte_range = None if end is None else (start, end)
+    stats = stats or CorpusStats()
+    if config.format != "text":
+        return iter_record_sentences(uri, config, stats, byte_range)
     return _iter_file(uri, config.max_sentence_length, _make_transform(config),
-                      stats or CorpusStats(), DEFAULT_BLOCK_SIZE, byte_range)
+                      make_split(config), stats, DEFAULT_BLOCK_SIZE, byte_range)
 
 
 def _iter_files(
     files: list[str], config: VocabConfig, stats: CorpusStats, block_size: int
 ) -> Iterator[list[str]]:
-    transform = _make_transform(config)
+    transform, split = _make_transform(config), make_split(config)
     for uri in files:
-        yield from _iter_file(uri, config.max_sentence_length, transform, stats, block_size)
+        if config.format != "text":
+            yield from iter_record_sentences(uri, config, stats)
+        else:
+            yield from _iter_file(uri, config.max_sentence_length, transform, split, stats,
+                                  block_size)
 
 
 def _iter_file(
     uri: str,
     max_len: int,
     transform: Callable[[str], str] | None,
+    split: Split,
     stats: CorpusStats,
     block_size: int,
     byte_range: tuple[int, int] | None = None,
@@ -138,7 +149,8 @@ def _iter_file(
                     if partial_bad and not (dirty and "\ufffd" in lines[0]):
                         stats.invalid_utf8_lines += 1
                     end = len(lines[0])
-                    for chunk in _feed(pending, lines[0], end, None, max_len, piece_size):
+                    for chunk in _feed(pending, lines[0], end, None, split, max_len,
+                                       piece_size):
                         stats.tokens += len(chunk)
                         yield chunk
                     if pending:
@@ -147,7 +159,7 @@ def _iter_file(
                     pending, partial, partial_bad = [], False, False
                     lines[0] = ""
                 for line in lines:
-                    tokens = line.split()
+                    tokens = split(line)
                     if not tokens:
                         continue
                     n = len(tokens)
@@ -165,7 +177,8 @@ def _iter_file(
                     partial = True
                     if dirty and "\ufffd" in carry[:end]:
                         partial_bad = True
-                    for chunk in _feed(pending, carry, end, transform, max_len, piece_size):
+                    for chunk in _feed(pending, carry, end, transform, split, max_len,
+                                       piece_size):
                         stats.tokens += len(chunk)
                         yield chunk
                     carry = carry[end:]
@@ -214,6 +227,7 @@ def _feed(
     text: str,
     stop: int,
     transform: Callable[[str], str] | None,
+    split: Split,
     max_len: int,
     piece_size: int,
 ) -> Iterator[list[str]]:
@@ -239,7 +253,7 @@ def _feed(
         start = end
         if transform is not None:
             piece = transform(piece)
-        pending.extend(piece.split())
+        pending.extend(split(piece))
         if len(pending) >= max_len:
             full = len(pending) - len(pending) % max_len
             for i in range(0, full, max_len):

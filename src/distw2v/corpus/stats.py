@@ -18,6 +18,17 @@ class CorpusStats:
     total_bytes: int | None = None  # sum of the source sizes when all are known
     decompressed_bytes: int = 0  # bytes handed out after decompression
     max_decompressed_bytes: int | None = None  # refuse to read past this (a zip bomb's end)
+    records: int = 0  # records read, with a format other than text
+    records_skipped: int = 0  # ... and left out by a filter (language, length, [deleted], ...)
+    repeated_lines: int = 0  # lines dropped as repeated across a file's records
+    malformed: int = 0  # records or lines that could not be parsed, skipped
+    first_malformed: str | None = None  # where the first was, e.g. 'a.jsonl line 7'
+
+    def malformed_record(self, where: str) -> None:
+        """Count a record that could not be parsed; `where` says where it was."""
+        self.malformed += 1
+        if self.first_malformed is None:
+            self.first_malformed = where
 
 
 def describe_stats(stats: CorpusStats) -> str:
@@ -26,6 +37,15 @@ def describe_stats(stats: CorpusStats) -> str:
         f"{_plural(stats.files, 'file')}, {_plural(stats.lines, 'line')}, "
         f"{_plural(stats.tokens, 'token')}"
     )
+    if stats.records:
+        text += f", {_plural(stats.records, 'record')}"
+        if stats.records_skipped:
+            text += f" ({stats.records_skipped:,} left out by the format's filters)"
+    if stats.repeated_lines:
+        text += f"; {_plural(stats.repeated_lines, 'repeated line')} dropped"
+    if stats.malformed:
+        text += (f"; {_plural(stats.malformed, 'malformed record')} skipped, the first at "
+                 f"{stats.first_malformed}")
     if stats.invalid_utf8_lines:
         verb = "line had" if stats.invalid_utf8_lines == 1 else "lines had"
         text += f"; {stats.invalid_utf8_lines:,} {verb} invalid UTF-8 (replaced)"

@@ -1,8 +1,10 @@
-"""The token transforms a vocabulary config asks for: lowercasing, stripping punctuation
-and digits (by Unicode category, with translate tables built once)."""
+"""How text becomes tokens: the whitespace split or the Unicode tokenizer (words as runs of
+letters, marks and digits in any script), and the transforms a vocabulary config asks for
+(lowercasing, stripping punctuation and digits by Unicode category, with tables built once)."""
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -12,24 +14,89 @@ import numpy as np
 
 from ..config import VocabConfig
 
+Split = Callable[[str], list[str]]
+
 
 @cache
-def _code_points() -> tuple[list[int], list[int]]:
-    """All punctuation (category P*) and all decimal digit (Nd) code points (~0.3 s once)."""
-    punctuation, digits = [], []
+def _code_points() -> tuple[list[int], list[int], list[int]]:
+    """All punctuation (category P*), decimal digit (Nd) and word (letters L*, marks M*,
+    numbers N*) code points (~0.5 s once)."""
+    punctuation, digits, word = [], [], []
     for cp in range(sys.maxunicode + 1):
         category = unicodedata.category(chr(cp))
         if category[0] == "P":
             punctuation.append(cp)
-        elif category == "Nd":
-            digits.append(cp)
-    return punctuation, digits
+        elif category[0] in "LMN":
+            word.append(cp)
+            if category == "Nd":
+                digits.append(cp)
+    return punctuation, digits, word
+
+
+def _character_class(code_points: list[int]) -> str:
+    """A regex character class matching exactly `code_points` (sorted), as ranges."""
+    ranges: list[str] = []
+    start = previous = code_points[0]
+    for cp in [*code_points[1:], -1]:
+        if cp != previous + 1:
+            ranges.append(re.escape(chr(start)) if start == previous else
+                          f"{re.escape(chr(start))}-{re.escape(chr(previous))}")
+            start = cp
+        previous = cp
+    return "[" + "".join(ranges) + "]"
+
+
+# A URL (up to its last character that is not closing punctuation) or an e-mail address:
+# kept whole, or dropped, by the Unicode tokenizer.
+_URL = (r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]}'’]"
+        r"|[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\W\d_]{2,}")
+_URL_HINT = re.compile(r"://|www\.|@")
+_JOINERS = "'’\\-"  # apostrophes and hyphens inside a word (escaped for a class)
+
+
+@cache
+def _unicode_patterns(joiners: bool, astral: bool, urls: bool) -> re.Pattern[str]:
+    """The Unicode tokenizer's pattern: words (with `urls`, URLs too) of text that has
+    characters beyond the Basic Multilingual Plane (`astral`) or not.
+
+    A class with ranges above U+FFFF is checked range by range (about 8x slower), so text
+    without such characters, nearly all of it, gets a class of the BMP's ranges only.
+    """
+    word_points = _code_points()[2]
+    letter = _character_class([cp for cp in word_points if cp <= 0xFFFF])
+    if astral:  # a lookahead on one range first keeps most characters off the slow class
+        beyond = _character_class([cp for cp in word_points if cp > 0xFFFF])
+        letter = f"(?:{letter}|(?=[\U00010000-\U0010FFFF]){beyond})"
+    word = f"{letter}+(?:[{_JOINERS}]{letter}+)*" if joiners else f"{letter}+"
+    return re.compile(f"{_URL}|{word}" if urls else word)
+
+
+def make_split(config: VocabConfig) -> Split:
+    """The tokenizer of one (already transformed) line: `str.split`, or the Unicode one."""
+    if not config.unicode_tokens:
+        return str.split
+    joiners, keep_urls = config.word_joiners == "keep", config.urls == "keep"
+    bmp = _unicode_patterns(joiners, False, keep_urls).findall
+    astral = _unicode_patterns(joiners, True, keep_urls).findall
+    url = re.compile(_URL)
+
+    def split(line: str) -> list[str]:
+        if not keep_urls and _URL_HINT.search(line):  # a cheap test first: most have none
+            line = url.sub(" ", line)
+        if line.isascii() or max(line) <= "\uffff":
+            return bmp(line)  # type: ignore[no-any-return]
+        return astral(line)  # type: ignore[no-any-return]
+
+    if not (config.strip_punctuation or config.strip_digits):
+        return split
+    strip = _strip_transform(config, lower=False)
+    return lambda line: strip(" ".join(split(line))).split()
 
 
 @cache
 def _strip_tables(punctuation: bool, digits: bool) -> tuple[dict[int, None], np.ndarray]:
     """Code points to delete: a str.translate table and a boolean lookup array."""
-    all_punctuation, all_digits = _code_points()
+    all_punctuation, all_digits, _ = _code_points()
     codes = (all_punctuation if punctuation else []) + (all_digits if digits else [])
     drop = np.zeros(sys.maxunicode + 1, dtype=bool)
     drop[codes] = True
@@ -37,15 +104,23 @@ def _strip_tables(punctuation: bool, digits: bool) -> tuple[dict[int, None], np.
 
 
 def _make_transform(config: VocabConfig) -> Callable[[str], str] | None:
-    """Normalization applied to whole chunks of text before the whitespace split.
+    """Normalization applied to whole chunks of text before they are split into tokens.
 
     Deleting characters that are never whitespace (P*, Nd) before splitting gives the
     same tokens as deleting them from each token and dropping the empty ones, and is
     much faster. Chunks always end at whitespace, so lower() sees whole tokens.
+    The Unicode tokenizer casefolds (ß → ss) and strips after splitting (make_split):
+    stripping first would break the URLs and inner apostrophes it looks for.
     """
     lower = config.lowercase
+    if config.unicode_tokens:
+        return str.casefold if lower else None
     if not (config.strip_punctuation or config.strip_digits):
         return str.lower if lower else None
+    return _strip_transform(config, lower)
+
+
+def _strip_transform(config: VocabConfig, lower: bool) -> Callable[[str], str]:
     table, drop = _strip_tables(config.strip_punctuation, config.strip_digits)
 
     def transform(text: str) -> str:

@@ -69,7 +69,7 @@ def train_spark(
     Returns the run's figures (words, pairs, bytes on the wire, ...) and the summary."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    splits = input_splits(sources, SPLIT_BYTES)
+    splits = input_splits(sources, SPLIT_BYTES, vocab_config)
     checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)

@@ -10,6 +10,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from operator import add
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from ..checkpoints import save_arrays
 from ..config import SparkConfig, TrainConfig, VocabConfig
 from ..corpus import iter_sentences_in_range
+from ..corpus.hints import TOP_WORDS, format_hint
 from ..errors import CorpusError
 from ..vocab import (
     empty_corpus_error,
@@ -211,6 +213,9 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
         vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
         log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
+        hint = format_hint(vocab_config, islice(read_words(words_file), TOP_WORDS))
+        if hint:
+            log(hint)
         save_arrays(work, {"counts": vocab_counts,  # read by the shards and the executors
                            "keep": keep_probabilities(vocab_counts, train_config.sample)},
                     what="the word counts (see --work-dir)")

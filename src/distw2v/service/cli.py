@@ -121,9 +121,10 @@ def cmd_submit(args: argparse.Namespace) -> None:
     request = {
         "name": args.name or "",
         "sources": [_absolute(s) for s in args.sources],
-        "format": args.format,
+        "format": args.format,  # the request's own field, not a vocab setting
         "engine": args.engine,
-        "vocab": to_dict(config_from_args(VocabConfig, args)),
+        "vocab": {k: v for k, v in to_dict(config_from_args(VocabConfig, args)).items()
+                  if k != "format"},
         "train": to_dict(config_from_args(TrainConfig, args)),
     }
     with _client(args) as client:
@@ -240,8 +241,6 @@ def add_commands(command: CommandFactory) -> None:
     p.add_argument("--name", default="", help="a label for the job")
     p.add_argument("--engine", choices=("local", "spark"), default="local",
                    help="trainer (default: %(default)s)")
-    p.add_argument("--format", choices=("text",), default="text",
-                   help="corpus format (default: %(default)s)")
     p.add_argument("--wait", action="store_true",
                    help="follow the job with a progress bar until it ends (Ctrl-C stops "
                    "following, not the job)")

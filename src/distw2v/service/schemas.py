@@ -10,29 +10,28 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ..config import EngineName, RunConfig, TrainConfig, VocabConfig
+from ..config import EngineName, Format, RunConfig, TrainConfig, VocabConfig
 from ..errors import Distw2vError
 from ..options import settings_model
 from .store import Job, State
 
-FORMATS = ("text",)
-# the request's engine is RunConfig's field: its values, default and help are declared there
+# The request's engine and format are config fields (RunConfig's, VocabConfig's): their
+# values, defaults and help are declared there.
 ENGINE = next(f for f in dataclasses.fields(RunConfig) if f.name == "engine")
+FORMAT = next(f for f in dataclasses.fields(VocabConfig) if f.name == "format")
 ARTIFACT_FORMATS = ("native", "word2vec-bin", "word2vec-text")
 MAX_SOURCES = 1000
-
-
 
 
 if TYPE_CHECKING:
     VocabSettings = BaseModel
     TrainSettings = BaseModel
-else:
-    VocabSettings = settings_model(VocabConfig, "VocabSettings")
+else:  # the format is the request's own field, not a vocab setting
+    VocabSettings = settings_model(VocabConfig, "VocabSettings", exclude=("format",))
     TrainSettings = settings_model(TrainConfig, "TrainSettings")
 
 Source = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
@@ -49,7 +48,7 @@ class JobRequest(BaseModel):
         description="local paths under an allowed root, s3://, https:// or hdfs:// URLs; "
         "globs allowed",
     )
-    format: Literal["text"] = Field("text", description="corpus format: one sentence a line")
+    format: Format = Field(cast(Format, FORMAT.default), description=FORMAT.metadata["help"])
     engine: EngineName = Field(cast(EngineName, ENGINE.default),
                                description=ENGINE.metadata["help"])
     vocab: VocabSettings = Field(default_factory=VocabSettings,
@@ -102,11 +101,14 @@ def to_configs(request: JobRequest) -> tuple[VocabConfig, TrainConfig]:
     built: list[Any] = []
     for section, cls in (("vocab", VocabConfig), ("train", TrainConfig)):
         values = getattr(request, section).model_dump()
+        if section == "vocab":
+            values["format"] = request.format
         try:
             built.append(cls(**values))
         except Distw2vError as exc:
             first = str(exc).split(" ", 1)[0]
-            loc = ("body", section, first) if first in values else ("body", section)
+            loc = (("body", "format") if first == "format" else
+                   ("body", section, first) if first in values else ("body", section))
             raise InvalidSetting(loc, str(exc)) from None
     return built[0], built[1]
 
