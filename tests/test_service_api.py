@@ -37,11 +37,15 @@ def api(tmp_path, service_server, service_corpus):
 def test_request_model_is_generated_from_the_config_dataclasses() -> None:
     for model, cls in ((VocabSettings, VocabConfig), (TrainSettings, TrainConfig)):
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields.pop("format", None)  # the request's own field (below), not a vocab setting
         assert set(model.model_fields) == set(fields)
         for name, f in fields.items():
             assert model.model_fields[name].default == f.default
             assert model.model_fields[name].description == f.metadata["help"]
     assert JobRequest.model_fields["train"].annotation is TrainSettings
+    fmt = next(f for f in dataclasses.fields(VocabConfig) if f.name == "format")
+    assert JobRequest.model_fields["format"].default == fmt.default
+    assert JobRequest.model_fields["format"].description == fmt.metadata["help"]
 
 
 def test_openapi_docs_healthz_and_metrics(api) -> None:
