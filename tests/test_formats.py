@@ -11,7 +11,7 @@ import pytest
 
 from distw2v.config import VocabConfig
 from distw2v.corpus import CorpusStats, describe_stats, expand_sources, iter_sentences
-from distw2v.corpus.hints import format_hint
+from distw2v.corpus.hints import format_hint, reading_warnings, sniff
 from distw2v.corpus.manifests import COMMON_CRAWL, default_base
 from distw2v.corpus.records import LineRepeats
 from distw2v.corpus.tokenize import _make_transform, make_split
@@ -202,4 +202,14 @@ def test_describe_stats_reports_records_and_malformed() -> None:
     text = describe_stats(stats)
     assert "4 records (1 left out by the format's filters)" in text
     assert "3 repeated lines dropped" in text
-    assert "2 malformed records skipped, the first at a.jsonl line 7" in text
+    assert reading_warnings(VocabConfig(), stats, ["the", "a"]) == [
+        "warning: 2 malformed records skipped, the first at a.jsonl line 7."]
+
+
+def test_a_file_that_begins_with_markup_is_named_even_when_its_words_are_not() -> None:
+    assert sniff('{"id":"c0","body":"compact JSON glues keys to values"}') == "json"
+    assert sniff("WARC/1.0\r") == "wet"
+    assert sniff("{not json}") is None and sniff("plain prose") is None
+    stats = CorpusStats(sniffed="json")
+    (warning,) = reading_warnings(VocabConfig(), stats, ["the", "a"])
+    assert "begins with a JSON object" in warning and "--format reddit" in warning

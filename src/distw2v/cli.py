@@ -66,7 +66,11 @@ def _progress(quiet: bool) -> OnProgress | None:
 
 
 def _log(quiet: bool) -> Any:
-    return (lambda _: None) if quiet else (lambda text: print(text, file=sys.stderr))
+    """Where the engines' lines go: stderr; with --quiet only their warnings."""
+    def log(text: str) -> None:
+        if not quiet or text.startswith("warning:"):
+            print(text, file=sys.stderr)
+    return log
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -74,7 +78,7 @@ def _log(quiet: bool) -> Any:
 
 def cmd_vocab(args: argparse.Namespace) -> None:
     from .corpus import describe_stats
-    from .corpus.hints import TOP_WORDS, format_hint
+    from .corpus.hints import TOP_WORDS, reading_warnings
     from .pipeline import build_vocab
     from .vocab import describe
 
@@ -82,9 +86,8 @@ def cmd_vocab(args: argparse.Namespace) -> None:
                                _progress(args.quiet))
     vocab.save(args.out)
     _log(args.quiet)("read " + describe_stats(stats))
-    hint = format_hint(vocab.config, vocab.words[:TOP_WORDS])
-    if hint:
-        print(hint, file=sys.stderr)
+    for warning in reading_warnings(vocab.config, stats, vocab.words[:TOP_WORDS]):
+        print(warning, file=sys.stderr)
     print(f"{describe(vocab)}; written to {args.out}")
 
 

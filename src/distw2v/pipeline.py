@@ -16,7 +16,7 @@ from . import __version__
 from .checkpoints import RunCheckpoints, prepare_dir
 from .config import RunConfig, TrainConfig, VocabConfig, to_dict
 from .corpus import CorpusStats, describe_stats, iter_sentences
-from .corpus.hints import TOP_WORDS, format_hint
+from .corpus.hints import TOP_WORDS, reading_warnings
 from .corpus.sources import absolute_sources
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
@@ -143,10 +143,9 @@ def train_local(
     elif vocab is None:
         vocab, stats = build_vocab(sources, vocab_config, on_progress)
         log("read " + describe_stats(stats))
+        for warning in reading_warnings(vocab.config, stats, vocab.words[:TOP_WORDS]):
+            log(warning)
     log(describe_vocab(vocab))
-    hint = format_hint(vocab.config, vocab.words[:TOP_WORDS])
-    if hint:
-        log(hint)
     checkpoints = None
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {

@@ -14,6 +14,7 @@ from typing import cast
 
 from ..config import VocabConfig
 from ..errors import CorpusError
+from .hints import sniff
 from .records import iter_record_sentences
 from .sources import _expand_with_sizes
 from .stats import CorpusStats
@@ -124,6 +125,7 @@ def _iter_file(
                 _check_text(uri, block, text)
                 if text.startswith("\ufeff"):  # byte-order mark
                     text = text[1:]
+                stats.sniffed = stats.sniffed or sniff(text.split("\n", 1)[0])
             del block  # free the raw bytes before tokenizing
             dirty = replaced or carry_dirty
             if carry:

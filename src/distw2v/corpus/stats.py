@@ -23,6 +23,7 @@ class CorpusStats:
     repeated_lines: int = 0  # lines dropped as repeated across a file's records
     malformed: int = 0  # records or lines that could not be parsed, skipped
     first_malformed: str | None = None  # where the first was, e.g. 'a.jsonl line 7'
+    sniffed: str | None = None  # markup a text file began with: 'wet', 'json' (hints.py)
 
     def malformed_record(self, where: str) -> None:
         """Count a record that could not be parsed; `where` says where it was."""
@@ -43,13 +44,18 @@ def describe_stats(stats: CorpusStats) -> str:
             text += f" ({stats.records_skipped:,} left out by the format's filters)"
     if stats.repeated_lines:
         text += f"; {_plural(stats.repeated_lines, 'repeated line')} dropped"
-    if stats.malformed:
-        text += (f"; {_plural(stats.malformed, 'malformed record')} skipped, the first at "
-                 f"{stats.first_malformed}")
     if stats.invalid_utf8_lines:
         verb = "line had" if stats.invalid_utf8_lines == 1 else "lines had"
         text += f"; {stats.invalid_utf8_lines:,} {verb} invalid UTF-8 (replaced)"
     return text
+
+
+def malformed_warning(stats: CorpusStats) -> str | None:
+    """The line a run with malformed records gets, shown even with --quiet."""
+    if not stats.malformed:
+        return None
+    return (f"warning: {_plural(stats.malformed, 'malformed record')} skipped, the first at "
+            f"{stats.first_malformed}.")
 
 
 def _plural(n: int, word: str) -> str:

@@ -9,7 +9,7 @@ import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import islice
 from operator import add
 from pathlib import Path
@@ -19,8 +19,8 @@ import numpy as np
 
 from ..checkpoints import save_arrays
 from ..config import SparkConfig, TrainConfig, VocabConfig
-from ..corpus import iter_sentences_in_range
-from ..corpus.hints import TOP_WORDS, format_hint
+from ..corpus import CorpusStats, describe_stats, iter_sentences_in_range
+from ..corpus.hints import TOP_WORDS, reading_warnings
 from ..errors import CorpusError
 from ..vocab import (
     empty_corpus_error,
@@ -34,8 +34,32 @@ from ..vocab import (
 BUCKET_WORDS = 1_000_000  # vocabulary words one task of the encoding join holds in a dict
 
 
-def _read_split(split: tuple[str, int, int | None], config: VocabConfig) -> Iterator[list[str]]:
-    return iter_sentences_in_range(*split, config)
+def _read_split(split: tuple[str, int, int | None], config: VocabConfig,
+                seen: Any = None) -> Iterator[list[str]]:
+    """One split's sentences; what reading saw is added to the accumulator `seen` after."""
+    stats = CorpusStats()
+    yield from iter_sentences_in_range(*split, config, stats)
+    if split[1] > 0:  # a file read in pieces counts once: in the piece at its start
+        stats.files = 0
+    if seen is not None:
+        seen.add(stats)
+
+
+class StatsSum:
+    """Spark's AccumulatorParam for CorpusStats (it needs only these two methods): adds up
+    what the executors' splits saw (the first malformed record is the first reported)."""
+
+    def zero(self, value: CorpusStats) -> CorpusStats:
+        return CorpusStats()
+
+    def addInPlace(self, total: CorpusStats, more: CorpusStats) -> CorpusStats:  # noqa: N802
+        for f in fields(CorpusStats):
+            mine, theirs = getattr(total, f.name), getattr(more, f.name)
+            if isinstance(mine, int) and isinstance(theirs, int):
+                setattr(total, f.name, mine + theirs)
+        total.first_malformed = total.first_malformed or more.first_malformed
+        total.sniffed = total.sniffed or more.sniffed
+        return total
 
 
 def _count_partition(sentences: Iterator[list[str]]) -> Iterator[tuple[str, int]]:
@@ -183,8 +207,9 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
     from pyspark import StorageLevel
 
     files = list(dict.fromkeys(uri for uri, _, _ in splits))
+    seen = sc.accumulator(CorpusStats(), StatsSum())
     sentences = (sc.parallelize(splits, len(splits))  # a big plain file is read in pieces
-                 .flatMap(lambda split: _read_split(split, vocab_config))
+                 .flatMap(lambda split: _read_split(split, vocab_config, seen))
                  .repartition(partitions)
                  .persist(StorageLevel.MEMORY_AND_DISK))
     ranked: Any = None
@@ -193,6 +218,7 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
         # vocabulary: a distributed count, then frequency order with ids from zipWithIndex
         counts = sentences.mapPartitions(_count_partition).reduceByKey(add)
         corpus_words = counts.values().sum()
+        log("read " + describe_stats(seen.value))
         if corpus_words == 0:
             raise empty_corpus_error()
         # the selection rules of distw2v.vocab, applied to the distributed count
@@ -213,9 +239,9 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
         vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
         log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
             f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
-        hint = format_hint(vocab_config, islice(read_words(words_file), TOP_WORDS))
-        if hint:
-            log(hint)
+        for warning in reading_warnings(vocab_config, seen.value,
+                                        islice(read_words(words_file), TOP_WORDS)):
+            log(warning)
         save_arrays(work, {"counts": vocab_counts,  # read by the shards and the executors
                            "keep": keep_probabilities(vocab_counts, train_config.sample)},
                     what="the word counts (see --work-dir)")
