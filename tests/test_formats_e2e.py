@@ -3,6 +3,7 @@ an s3:// WET source on moto's server) and the Spark engine (local[2])."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 
@@ -188,17 +189,25 @@ def test_an_s3_wet_source_on_moto(tmp_path, s3, service_server) -> None:
 @pytest.mark.spark
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")
 def test_every_record_format_through_the_spark_engine(tmp_path: Path, capsys) -> None:
-    write_wet_file(tmp_path / "crawl.warc.wet", wet_pages())  # plain: still one task a file
+    # a crawl manifest of three WET files (plain ones: still one task a file) under a base
+    crawl = tmp_path / "mirror" / "crawl-data" / "wet"
+    crawl.mkdir(parents=True)
+    for i in range(3):
+        write_wet_file(crawl / f"{i}.warc.wet", wet_pages(seed=i))
+    manifest = tmp_path / "wet.paths.gz"
+    with gzip.open(manifest, "wt") as out:
+        out.writelines(f"crawl-data/wet/{i}.warc.wet\n" for i in range(3))
     write_reddit_dump(tmp_path / "RC.zst", reddit_comments(), long_window=True)
     spark = ["--engine", "spark", "--spark-master", "local[2]", "--shards", "2",
              "--partitions", "2"]
-    for name, source, options in (
-            ("wet", "crawl.warc.wet", ["--languages", "eng"]),
-            ("reddit", "RC.zst", [])):
-        vectors, err = train_cli(capsys, tmp_path / source, "--format", name, *options,
+    for name, source, options, files in (
+            ("wet", manifest, ["--languages", "eng", "--crawl-base", tmp_path / "mirror",
+                               "--max-files", "2"], "2 files"),
+            ("reddit", tmp_path / "RC.zst", [], "1 file")):
+        vectors, err = train_cli(capsys, source, "--format", name, *options,
                                  "--out", tmp_path / name, *spark, quiet=False)
         assert set(TOPICS[0]) <= set(vectors.words), name
         assert not set(vectors.words) & set(GERMAN)
         # what reading saw, summed over the executors
-        assert "read 1 file, " in err and " records (" in err, err
+        assert f"read {files}, " in err and " records (" in err, err
         assert topic_separation(vectors) > 0.3, name
