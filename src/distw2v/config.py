@@ -106,7 +106,7 @@ class VocabConfig:
         choices=FORMATS, group="corpus")
     text_field: str | None = option(
         None, "with --format jsonl: the dotted path of each record's text, e.g. 'text' or "
-        "'data.body'", default_text="none (required with jsonl)", group="corpus")
+        "'data.body'", default_text="none; jsonl needs one", group="corpus")
     languages: str | None = option(
         None, "with --format wet: keep only records whose WARC-Identified-Content-Language "
         "includes one of these comma-separated ISO 639-3 codes, e.g. 'eng,deu'",

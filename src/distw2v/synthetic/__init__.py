@@ -1,11 +1,14 @@
 """Synthetic corpora for tests and benchmarks: Zipf-like pseudo-words at any scale
-(`zipf`), planted relations with an analogies file (`planted`), and item sessions from
-planted clusters with a labels file (`sessions`). `python -m distw2v.synthetic` writes them.
+(`zipf`), planted relations with an analogies file (`planted`), item sessions from planted
+clusters with a labels file (`sessions`), Common Crawl-style WET files (`wet`) and Reddit-style
+dumps (`reddit`). `python -m distw2v.synthetic` writes the first three.
 """
 
 from .command import main
 from .planted import PlantedCorpus, write_planted_corpus
+from .reddit import write_reddit_corpus, write_reddit_dump
 from .sessions import SessionCorpus, write_session_corpus
+from .wet import write_wet_corpus, write_wet_file
 from .zipf import (
     BLOCK_TOKENS,
     MANIFEST,
@@ -28,7 +31,11 @@ __all__ = [
     "word",
     "word_table",
     "write_planted_corpus",
+    "write_reddit_corpus",
+    "write_reddit_dump",
     "write_session_corpus",
+    "write_wet_corpus",
+    "write_wet_file",
     "write_zipf_corpus",
     "zipf_cdf",
 ]
