@@ -108,13 +108,18 @@ def test_reddit_zst_through_the_cli(tmp_path: Path, capsys) -> None:
     assert topic_separation(vectors) > 0.3
 
 
-def test_jsonl_with_a_bad_line_through_the_cli(tmp_path: Path, capsys) -> None:
-    source = tmp_path / "docs.jsonl"
+def write_jsonl(path: Path, records: int = 400) -> Path:
+    """Records with their text at meta.text, and a bad line as the 8th."""
     rng = np.random.default_rng(2)
     lines = [f'{{"meta": {{"text": "{" ".join(topic_lines(rng, TOPICS[i % 3], 2))}"}}}}'
-             for i in range(400)]
+             for i in range(records)]
     lines.insert(7, "{not json")
-    source.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_jsonl_with_a_bad_line_through_the_cli(tmp_path: Path, capsys) -> None:
+    source = write_jsonl(tmp_path / "docs.jsonl")
     vectors, err = train_cli(capsys, source, "--format", "jsonl", "--text-field", "meta.text",
                              "--out", tmp_path / "m")
     assert set(TOPICS[2]) <= set(vectors.words)
@@ -147,13 +152,16 @@ def test_wet_and_reddit_jobs_through_the_service(tmp_path, service_server) -> No
     roots.mkdir()
     write_wet_file(roots / "crawl.warc.wet.gz", wet_pages())
     write_reddit_dump(roots / "RC.zst", reddit_comments(), long_window=True)
+    write_jsonl(roots / "docs.jsonl")
     server = service_server()
     vocab = {"min_count": 6}
-    wet = server.submit([str(roots / "crawl.warc.wet.gz")], format="wet",
-                        vocab={**vocab, "languages": "eng"})
-    reddit = server.submit([str(roots / "RC.zst")], format="reddit", vocab=vocab)
-    for job in (wet, reddit):
-        assert job["format"] in ("wet", "reddit")
+    jobs = {"wet": server.submit([str(roots / "crawl.warc.wet.gz")], format="wet",
+                                 vocab={**vocab, "languages": "eng"}),
+            "reddit": server.submit([str(roots / "RC.zst")], format="reddit", vocab=vocab),
+            "jsonl": server.submit([str(roots / "docs.jsonl")], format="jsonl",
+                                   vocab={**vocab, "text_field": "meta.text"})}
+    for name, job in jobs.items():
+        assert job["format"] == name and job["vocab"]["format"] == name
         done = server.wait(job["id"], timeout=120)
         assert done["state"] == "succeeded", done["error"]
         similar = server.http.get(f"/v1/models/{job['id']}/similar",
@@ -198,16 +206,20 @@ def test_every_record_format_through_the_spark_engine(tmp_path: Path, capsys) ->
     with gzip.open(manifest, "wt") as out:
         out.writelines(f"crawl-data/wet/{i}.warc.wet\n" for i in range(3))
     write_reddit_dump(tmp_path / "RC.zst", reddit_comments(), long_window=True)
+    write_jsonl(tmp_path / "docs.jsonl")
     spark = ["--engine", "spark", "--spark-master", "local[2]", "--shards", "2",
              "--partitions", "2"]
     for name, source, options, files in (
             ("wet", manifest, ["--languages", "eng", "--crawl-base", tmp_path / "mirror",
                                "--max-files", "2"], "2 files"),
-            ("reddit", tmp_path / "RC.zst", [], "1 file")):
+            ("reddit", tmp_path / "RC.zst", [], "1 file"),
+            ("jsonl", tmp_path / "docs.jsonl", ["--text-field", "meta.text"], "1 file")):
         vectors, err = train_cli(capsys, source, "--format", name, *options,
                                  "--out", tmp_path / name, *spark, quiet=False)
         assert set(TOPICS[0]) <= set(vectors.words), name
         assert not set(vectors.words) & set(GERMAN)
+        if name == "jsonl":  # its bad line, found by an executor
+            assert "1 malformed record skipped, the first at" in err and "line 8" in err
         # what reading saw, summed over the executors
-        assert f"read {files}, " in err and " records (" in err, err
+        assert f"read {files}, " in err and " records" in err, err
         assert topic_separation(vectors) > 0.3, name

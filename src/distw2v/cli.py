@@ -69,7 +69,9 @@ def _log(quiet: bool) -> Any:
     """Where the engines' lines go: stderr; with --quiet only their warnings."""
     def log(text: str) -> None:
         if not quiet or text.startswith("warning:"):
-            print(text, file=sys.stderr)
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)  # above a progress bar under way, not in it
     return log
 
 
