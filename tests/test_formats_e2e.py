@@ -223,3 +223,23 @@ def test_every_record_format_through_the_spark_engine(tmp_path: Path, capsys) ->
         # what reading saw, summed over the executors
         assert f"read {files}, " in err and " records" in err, err
         assert topic_separation(vectors) > 0.3, name
+
+
+@pytest.mark.service
+def test_a_manifest_cannot_lead_a_job_outside_the_allowed_roots(tmp_path, service_server) -> None:
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    secret = tmp_path / "secret.warc.wet"  # outside the roots
+    write_wet_file(secret, wet_pages(20))
+    for name, lines, base in (("url.paths", [f"file://{secret}"], None),
+                              ("base.paths", [str(secret).lstrip("/")], "/"),
+                              ("dotdot.paths", ["../secret.warc.wet"], f"{roots}/")):
+        (roots / name).write_text("\n".join(lines) + "\n")
+        server = service_server()
+        vocab = {"min_count": 1, **({"crawl_base": base} if base else {})}
+        job = server.submit([str(roots / name)], format="wet", vocab=vocab)
+        done = server.wait(job["id"], timeout=60)
+        assert done["state"] == "failed", (name, done)
+        assert "refused" in done["error"] or "outside the allowed roots" in done["error"], (
+            name, done["error"])
+        server.stop()
