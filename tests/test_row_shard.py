@@ -18,7 +18,7 @@ from distw2v.distributed.rowcodec import (
     pack_deltas,
     unpack_deltas,
 )
-from distw2v.distributed.rows import RowShard, RowSpec, owned_ids, owners
+from distw2v.distributed.rows import Placement, RowShard, RowSpec, owned_ids, owners
 from distw2v.errors import Distw2vError
 from distw2v.training import initial_vectors
 
@@ -101,25 +101,36 @@ def test_deltas_full_and_half() -> None:
 
 # --- placement -------------------------------------------------------------------------------
 
-def test_owners_deterministic_and_total() -> None:
-    ids = np.arange(5000)
-    for permute in (False, True):
-        first = owners(ids, 4, permute, 3)
-        np.testing.assert_array_equal(first, owners(ids.copy(), 4, permute, 3))
-        assert first.min() >= 0 and first.max() < 4
-    np.testing.assert_array_equal(owners(ids, 4, False, 3), ids % 4)
-    spec = RowSpec(vocab_size=500, dim=2, shard=0, shards=4, seed=3)
-    held = np.concatenate([owned_ids(replace(spec, shard=k)) for k in range(4)])
-    np.testing.assert_array_equal(np.sort(held), np.arange(500))  # each id exactly once
+def test_placement_is_a_bijection_both_ways() -> None:
+    for vocab, shards in ((5000, 4), (997, 3), (64, 8), (7, 3), (1, 1), (5, 5)):
+        ids = np.arange(vocab)
+        for permute in (False, True):
+            where = Placement(vocab, shards, permute, seed=3)
+            first = owners(ids, shards, permute, 3, vocab)
+            np.testing.assert_array_equal(first, owners(ids.copy(), shards, permute, 3, vocab))
+            assert first.min() >= 0 and first.max() < shards
+            at = where.positions(ids)
+            for k in range(shards):  # each shard's rows are 0..rows-1, and map back
+                mine = np.sort(at[first == k])
+                np.testing.assert_array_equal(mine, np.arange(where.rows(k)))
+                np.testing.assert_array_equal(
+                    where.ids_at(k, where.positions(ids[first == k])), ids[first == k])
+            held = np.concatenate([owned_ids(RowSpec(vocab_size=vocab, dim=2, shard=k,
+                                                     shards=shards, permute=permute, seed=3))
+                                   for k in range(shards)])
+            np.testing.assert_array_equal(np.sort(held), ids)  # each id exactly once
+    # without the permutation: contiguous ranges, the frequent words all on shard 0
+    np.testing.assert_array_equal(owners(np.arange(8), 4, False, 3, 8), [0, 0, 1, 1, 2, 2, 3, 3])
 
 
-def test_owners_spread_and_seeded() -> None:
+def test_permuted_placement_spreads_the_frequent_words_and_is_seeded() -> None:
     for seed in (1, 2, 3):
         for shards in (3, 4, 8):
-            counts = np.bincount(owners(np.arange(1000), shards, True, seed), minlength=shards)
+            counts = np.bincount(owners(np.arange(1000), shards, True, seed, 70_000),
+                                 minlength=shards)
             assert counts.max() / counts.mean() < 1.25
-    assert (owners(np.arange(1000), 4, True, 1) != owners(np.arange(1000), 4, True, 2)).mean() \
-        > 0.5
+    assert (owners(np.arange(1000), 4, True, 1, 70_000)
+            != owners(np.arange(1000), 4, True, 2, 70_000)).mean() > 0.5
 
 
 # --- RowShard against whole matrices ---------------------------------------------------------
@@ -145,7 +156,7 @@ def whole(group: list[RowShard]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def by_owner(ids: np.ndarray, shards: int) -> list[np.ndarray]:
-    where = owners(ids, shards, True, SEED)
+    where = owners(ids, shards, True, SEED, VOCAB)
     return [np.flatnonzero(where == k) for k in range(shards)]
 
 

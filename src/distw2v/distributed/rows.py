@@ -9,6 +9,7 @@ threads run concurrently, hogwild on the rows; the word count is kept under a lo
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -26,28 +27,81 @@ from ..training import initial_inputs
 CHECKPOINT_FORMAT = "distw2v-rows"
 BLOCK_VALUES = 1 << 22  # floats drawn at a time when initialising: bounded memory
 ADAGRAD_EPS = 1e-6
-_MASK64 = (1 << 64) - 1
 
 
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """splitmix64's step and finaliser on uint64 (wrapping arithmetic)."""
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+@dataclass(frozen=True)
+class Placement:
+    """Which shard holds each word's rows, and where: the one home of the rule, used by the
+    shards and their clients alike. Arithmetic both ways, so neither side needs a table.
+
+    With `permute`, a seeded affine bijection p = (a * id + b) mod V puts word id at row
+    p // shards of shard p % shards: the frequent words (the low ids) spread over all shards.
+    Without, shard s holds the contiguous ids [s * V // shards, (s + 1) * V // shards), as a
+    naive row partition does (the frequent words all on shard 0; kept for comparison).
+    """
+
+    vocab_size: int
+    shards: int
+    permute: bool = True
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise Distw2vError(f"a model needs at least one row shard, not {self.shards}.")
+
+    @property
+    def _affine(self) -> tuple[int, int, int]:
+        """(a, b, a's inverse mod V): a near the golden section of V, coprime with it."""
+        v = max(self.vocab_size, 1)
+        if v == 1:
+            return 0, 0, 0
+        a = (int(v * 0.6180339887) + 2 * self.seed) % v | 1
+        while math.gcd(a, v) != 1:
+            a = (a + 1) % v or 1
+        return a, (self.seed * 2654435761) % v, pow(a, -1, v)
+
+    def _bounds(self) -> np.ndarray:
+        return np.array([self.vocab_size * s // self.shards for s in range(self.shards + 1)],
+                        dtype=np.int64)
+
+    def _permuted(self, ids: np.ndarray) -> np.ndarray:
+        a, b, _ = self._affine
+        return (np.asarray(ids, dtype=np.int64) * a + b) % max(self.vocab_size, 1)
+
+    def owners(self, ids: np.ndarray) -> np.ndarray:
+        """The shard (int64) of each word id."""
+        if not self.permute:
+            return np.searchsorted(self._bounds(), np.asarray(ids, np.int64), side="right") - 1
+        return self._permuted(ids) % self.shards
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Where each word id sits among its shard's rows (int64)."""
+        if not self.permute:
+            ids = np.asarray(ids, dtype=np.int64)
+            return ids - self._bounds()[self.owners(ids)]
+        return self._permuted(ids) // self.shards
+
+    def rows(self, shard: int) -> int:
+        """How many words shard `shard` holds."""
+        if not self.permute:
+            bounds = self._bounds()
+            return int(bounds[shard + 1] - bounds[shard])
+        return max(0, -(-(self.vocab_size - shard) // self.shards))
+
+    def ids_at(self, shard: int, positions: np.ndarray) -> np.ndarray:
+        """The word ids at `positions` of shard `shard` (the inverse of `positions`)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not self.permute:
+            return positions + self._bounds()[shard]
+        _, b, inverse = self._affine
+        v = max(self.vocab_size, 1)
+        return (positions * self.shards + shard - b) % v * inverse % v
 
 
-def owners(ids: np.ndarray, shards: int, permute: bool, seed: int) -> np.ndarray:
-    """The shard (int64) of each word id: id % shards, or with `permute` a seeded hash of it
-    mod shards, so that the frequent words (the low ids) spread over all shards."""
-    if shards < 1:
-        raise Distw2vError(f"a model needs at least one row shard, not {shards}.")
-    ids = np.asarray(ids, dtype=np.int64)
-    if not permute:
-        return ids % shards
-    key = _mix64(np.array([seed & _MASK64], dtype=np.uint64))
-    hashed = _mix64(ids.astype(np.uint64) ^ key)  # uint64 arrays wrap silently
-    return (hashed % np.uint64(shards)).astype(np.int64)
+def owners(ids: np.ndarray, shards: int, permute: bool, seed: int,
+           vocab_size: int) -> np.ndarray:
+    """The shard of each word id (Placement.owners)."""
+    return Placement(vocab_size, shards, permute, seed).owners(ids)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +110,7 @@ class RowSpec:
     dim: int
     shard: int  # this shard's index in [0, shards)
     shards: int
-    permute: bool = True  # hash ids to shards (else id % shards)
+    permute: bool = True  # spread ids over the shards (else contiguous ranges; see Placement)
     seed: int = 1  # of the placement hash and of the initial vectors (the local trainer's)
     optimizer: str = "sgd"  # or "adagrad", with accumulators on the shard
     adagrad_eta: float = 0.05
@@ -64,13 +118,14 @@ class RowSpec:
     model: str = "skipgram"  # or "cbow"
 
 
+def placement(spec: RowSpec) -> Placement:
+    return Placement(spec.vocab_size, spec.shards, spec.permute, spec.seed)
+
+
 def owned_ids(spec: RowSpec) -> np.ndarray:
-    """The sorted word ids (int64) that shard `spec.shard` holds, computed in blocks."""
-    block = max(BLOCK_VALUES // 8, 1)
-    found = [lo + np.flatnonzero(owners(np.arange(lo, min(lo + block, spec.vocab_size)),
-                                        spec.shards, spec.permute, spec.seed) == spec.shard)
-             for lo in range(0, spec.vocab_size, block)]
-    return np.concatenate(found).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
+    """The word ids (int64) that shard `spec.shard` holds, in the order of its rows."""
+    where = placement(spec)
+    return where.ids_at(spec.shard, np.arange(where.rows(spec.shard)))
 
 
 def _check(spec: RowSpec) -> None:
@@ -85,6 +140,13 @@ def _check(spec: RowSpec) -> None:
     if not (np.isfinite(spec.damping) and np.isfinite(spec.adagrad_eta)
             and spec.adagrad_eta > 0):
         raise Distw2vError("damping must be finite and adagrad_eta finite and positive.")
+
+
+def _integers(values: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 1 or not (values.dtype.kind in "iu" or values.size == 0):
+        raise Distw2vError(f"{what} must be a one-dimensional integer array.")
+    return values.astype(np.int64)
 
 
 def _summed(positions: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,15 +213,16 @@ class RowShard:
         the whole vocabulary from one generator seeded by `seed`, drawn in blocks, the owned
         rows kept: a word starts the same whichever shard holds it), syn1 zero."""
         self._prepare(spec)
-        ids = self.ids
-        syn0 = np.empty((len(ids), spec.dim), dtype=np.float32)
+        where = placement(spec)
+        syn0 = np.empty((len(self.ids), spec.dim), dtype=np.float32)
         rng = np.random.default_rng(spec.seed)
         block = max(BLOCK_VALUES // spec.dim, 1)
         for lo in range(0, spec.vocab_size, block):
             hi = min(lo + block, spec.vocab_size)
             drawn = initial_inputs(rng, hi - lo, spec.dim, spec.dim)
-            a, b = np.searchsorted(ids, [lo, hi])
-            syn0[a:b] = drawn[ids[a:b] - lo]
+            ids = np.arange(lo, hi)
+            mine = where.owners(ids) == spec.shard
+            syn0[where.positions(ids[mine])] = drawn[mine]
         self.syn0 = syn0
         self.syn1 = np.zeros_like(syn0)
         if spec.optimizer == "adagrad":
@@ -184,26 +247,32 @@ class RowShard:
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Where global word ids sit in this shard's rows; refuses ids it does not hold."""
         spec = self._require_spec()
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or not (ids.dtype.kind in "iu" or ids.size == 0):
-            raise Distw2vError("word ids must be a one-dimensional integer array.")
-        ids = ids.astype(np.int64)
+        ids = _integers(ids, "word ids")
         if ids.size and (ids.min() < 0 or ids.max() >= spec.vocab_size):
             raise Distw2vError(f"a word id is outside the vocabulary of {spec.vocab_size}.")
-        where = np.searchsorted(self.ids, ids)
-        held = where < len(self.ids)
-        held[held] = self.ids[where[held]] == ids[held]
-        if not held.all():
-            raise Distw2vError(f"word id {int(ids[~held][0])} is not held by row shard "
+        where = placement(spec)
+        foreign = where.owners(ids) != spec.shard
+        if foreign.any():
+            raise Distw2vError(f"word id {int(ids[foreign][0])} is not held by row shard "
                                f"{spec.shard} of {spec.shards}.")
-        return where
+        return where.positions(ids)
+
+    def _checked(self, positions: np.ndarray) -> np.ndarray:
+        positions = _integers(positions, "row positions")
+        if positions.size and (positions.min() < 0 or positions.max() >= len(self.ids)):
+            raise Distw2vError(f"a row position is outside this shard's {len(self.ids)} rows.")
+        return positions
 
     # --- training -------------------------------------------------------------------------
 
     def pull(self, ids0: np.ndarray, ids1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the syn0 rows of `ids0` and the syn1 rows of `ids1` (global ids)."""
+        return self.pull_at(self.positions(ids0), self.positions(ids1))
+
+    def pull_at(self, at0: np.ndarray, at1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`pull` by row positions (see Placement), as clients send them."""
         with self._call():
-            at0, at1 = self.positions(ids0), self.positions(ids1)
+            at0, at1 = self._checked(at0), self._checked(at1)
             rows0, rows1 = self.syn0[at0], self.syn1[at1]  # fancy indexing copies
             with self._lock:
                 self.counters["pulls"] += 1
@@ -212,7 +281,12 @@ class RowShard:
 
     def push(self, ids0: np.ndarray, delta0: np.ndarray, ids1: np.ndarray,
              delta1: np.ndarray, words: int) -> int:
-        """Apply deltas to the syn0 rows of `ids0` and the syn1 rows of `ids1`, summed per
+        """Apply deltas to the syn0 rows of `ids0` and the syn1 rows of `ids1` (push_at)."""
+        return self.push_at(self.positions(ids0), delta0, self.positions(ids1), delta1, words)
+
+    def push_at(self, at0: np.ndarray, delta0: np.ndarray, at1: np.ndarray,
+                delta1: np.ndarray, words: int) -> int:
+        """Apply deltas to the syn0 rows at `at0` and the syn1 rows at `at1`, summed per
         row first; add `words` to the global word count and return it.
 
         SGD: row += damping * delta. AdaGrad, with per-element accumulators acc on the
@@ -223,9 +297,9 @@ class RowShard:
             if words < 0:
                 raise Distw2vError(f"a push cannot report {words} words.")
             updates = []
-            for ids, delta, syn, acc in ((ids0, delta0, self.syn0, self.acc0),
-                                         (ids1, delta1, self.syn1, self.acc1)):
-                at = self.positions(ids)
+            for at, delta, syn, acc in ((at0, delta0, self.syn0, self.acc0),
+                                        (at1, delta1, self.syn1, self.acc1)):
+                at = self._checked(at)
                 delta = np.asarray(delta, dtype=np.float32)
                 if delta.shape != (len(at), spec.dim):
                     raise Distw2vError(f"deltas of shape {delta.shape} do not fit {len(at)} "
@@ -254,8 +328,10 @@ class RowShard:
             spec = self._require_spec()
             if not 0 <= lo <= hi <= spec.vocab_size:
                 raise Distw2vError(f"ids [{lo}, {hi}) are outside the vocabulary.")
-            a, b = np.searchsorted(self.ids, [lo, hi])
-            return self.ids[a:b].copy(), self.syn0[a:b].copy()
+            ids = np.arange(lo, hi, dtype=np.int64)
+            where = placement(spec)
+            ids = ids[where.owners(ids) == spec.shard]
+            return ids, self.syn0[where.positions(ids)]
 
     def _names(self, spec: RowSpec) -> list[str]:
         names = ["syn0", "syn1"] + (["acc0", "acc1"] if spec.optimizer == "adagrad" else [])
