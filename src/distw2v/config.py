@@ -23,6 +23,8 @@ from .errors import Distw2vError
 
 Model = Literal["skipgram", "cbow"]
 ShardsOn = Literal["spark", "local"]
+Strategy = Literal["columns", "rows"]
+Optimizer = Literal["sgd", "adagrad"]
 EngineName = Literal["local", "spark"]
 Format = Literal["text", "wet", "reddit", "jsonl"]
 Tokenizer = Literal["auto", "whitespace", "unicode"]
@@ -257,6 +259,29 @@ class SparkConfig:
     """Where and how the distributed trainer runs (engine 'spark')."""
 
     spark_master: str = option("local[*]", "Spark master URL (local[N], spark://host:port, ...)")
+    strategy: Strategy = option(
+        "columns", "how the shards split the model: 'columns' (each shard holds a slice of "
+        "every vector and tasks send word ids: the model may be larger than any machine) or "
+        "'rows' (each shard holds whole vectors of some words; tasks pull the rows a chunk "
+        "of text touches, train them with the local kernel and push the changes back)",
+        choices=("columns", "rows"))
+    optimizer: Optimizer = option(
+        "sgd", "with --strategy rows: how a shard applies the changes tasks push: 'sgd' adds "
+        "them (times --row-damping), 'adagrad' scales them by accumulated squares",
+        choices=("sgd", "adagrad"))
+    row_damping: float = option(
+        1.0, "with --strategy rows and sgd: the factor every pushed change is scaled by",
+        minimum=0, maximum=10.0, exclusive_minimum=True)
+    adagrad_eta: float = option(
+        0.05, "with --optimizer adagrad: its step size", minimum=0, maximum=10.0,
+        exclusive_minimum=True)
+    permute_rows: bool = option(
+        True, "with --strategy rows: spread the words over the shards by a seeded "
+        "permutation (else each shard holds a contiguous range of ids, the most frequent "
+        "words all on the first)")
+    half_rows: bool = option(
+        False, "with --strategy rows: send rows and their changes as float16 (half the "
+        "bytes)")
     shards: int = option(2, "parameter-server shards the run starts (see --shards-on)",
                          minimum=1, maximum=1024)
     shards_on: ShardsOn | None = option(
@@ -303,6 +328,8 @@ class SparkConfig:
     )
 
     def __post_init__(self) -> None:
+        require(self.strategy in ("columns", "rows"), "strategy must be 'columns' or 'rows'")
+        require(self.optimizer in ("sgd", "adagrad"), "optimizer must be 'sgd' or 'adagrad'")
         check_bounds(self)
 
     @property

@@ -30,13 +30,15 @@ from ..progress import OnProgress, Phase, Summary
 from ..vectors import VectorsWriter, Word2VecWriter
 from .client import PSClient, column_ranges
 from .encoding import SparkCorpus, encode_on_spark, read_words
-from .epochs import TrainingLoop
+from .epochs import Trainer, TrainingLoop
 from .processes import ShardProcesses
+from .row_worker import RowsTrainer
+from .rows import RowSpec, placement
 from .server import new_secret
 from .session import reported_jobs, spark_context, spark_failure
 from .shard import ShardSpec
 from .spark_shards import SparkShards
-from .worker import WorkerSettings
+from .worker import ColumnsTrainer, WorkerSettings
 
 EXPORT_BLOCK_BYTES = 32 << 20
 SPLIT_BYTES = 64 << 20  # uncompressed input files are read by one task per this many bytes
@@ -175,18 +177,16 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
            on_progress: OnProgress | None, log: Callable[[str], None],
            ann_threshold: int | None) -> tuple[dict[str, Any], Summary]:
     n_words, dim, trained_words = len(corpus.counts), train_config.dim, corpus.trained_words
-    specs = [ShardSpec(vocab_size=n_words, dim=dim, lo=lo, hi=hi,
-                       negative=train_config.negative, seed=train_config.seed,
-                       counts_uri=f"{work}/counts.npy", shards=len(shards.addresses),
-                       model=train_config.model)
-             for lo, hi in column_ranges(dim, len(shards.addresses))]
+    specs, trainer = _strategy(n_words, train_config, spark_config, len(shards.addresses),
+                               work)
     checkpoints = None
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {
             "engine": "spark",
             "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
             "sources": corpus.files, "vocab_size": n_words, "trained_words": trained_words,
-            "shards": len(shards.addresses)})
+            "shards": len(shards.addresses), "strategy": spark_config.strategy,
+            "optimizer": spark_config.optimizer})
         checkpoints.position()  # another run's checkpoints are refused before any training
     settings = WorkerSettings(
         window=train_config.window, start_alpha=train_config.start_alpha,
@@ -197,12 +197,13 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
     loop = TrainingLoop(sc, corpus.encoded, shards, specs, settings, train_config.epochs,
                         trained_words, work, checkpoints,
                         checkpoint_seconds=every * 60 if every else None,
-                        max_recoveries=spark_config.max_recoveries, log=log)
+                        max_recoveries=spark_config.max_recoveries, log=log,
+                        trainer=trainer)
     loop.shown = min(loop.saved().words(trained_words), trained_words * train_config.epochs)
     phase = Phase(on_progress, "training", trained_words * train_config.epochs, "word",
                   initial=loop.shown)
     start = time.perf_counter()
-    control = PSClient(shards.addresses, secret=shards.secret)
+    control = trainer.client(shards.addresses, shards.secret)
     try:
         try:
             control = loop.run(phase, control)
@@ -232,6 +233,26 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                    executor_python_peak_rss_mb=max(loop.worker_peaks, default=0.0),
                    jvm_peak_rss_mb=jvm_peak_rss_mb(sc))
     return figures, Summary(corpus.corpus_words, loop.figures["words"], seconds, peak_rss_mb())
+
+
+def _strategy(n_words: int, train_config: TrainConfig, spark_config: SparkConfig,
+              shards: int, work: str) -> tuple[list[Any], Trainer]:
+    """The shards' specs and the tasks' trainer of the run's --strategy."""
+    counts_uri = f"{work}/counts.npy"
+    if spark_config.strategy == "rows":
+        specs: list[Any] = [
+            RowSpec(vocab_size=n_words, dim=train_config.dim, shard=k, shards=shards,
+                    permute=spark_config.permute_rows, seed=train_config.seed,
+                    optimizer=spark_config.optimizer, adagrad_eta=spark_config.adagrad_eta,
+                    damping=spark_config.row_damping, model=train_config.model)
+            for k in range(shards)]
+        return specs, RowsTrainer(placement(specs[0]), train_config.dim, train_config.model,
+                                  train_config.negative, counts_uri, spark_config.half_rows)
+    specs = [ShardSpec(vocab_size=n_words, dim=train_config.dim, lo=lo, hi=hi,
+                       negative=train_config.negative, seed=train_config.seed,
+                       counts_uri=counts_uri, shards=shards, model=train_config.model)
+             for lo, hi in column_ranges(train_config.dim, shards)]
+    return specs, ColumnsTrainer()
 
 
 def jvm_peak_rss_mb(sc: Any) -> float:

@@ -31,8 +31,7 @@ from ..memory import process_peak_rss_mb
 from ..progress import Phase
 from .client import PSClient, ShardUnavailableError
 from .session import executor_id, spark_failure
-from .shard import ShardSpec
-from .worker import WorkerSettings, WorkerStats, train_partition
+from .worker import ColumnsTrainer, WorkerSettings, WorkerStats
 
 WATCH_SECONDS = 0.5  # how often the driver looks at the shards and reports progress
 FIGURES = ("words", "pairs", "batches", "bytes_sent", "bytes_received")
@@ -68,7 +67,16 @@ def _marker_dir(work: str, epoch: int) -> str:
     return f"{work}/done/epoch-{epoch}"
 
 
-def _train_task(addresses: list[str], secret: str | None, keep_uri: str,
+class Trainer(Protocol):
+    """How a strategy's tasks train: worker.ColumnsTrainer or row_worker.RowsTrainer."""
+
+    def client(self, addresses: list[str], secret: str | None) -> PSClient: ...
+
+    def train(self, ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, client: PSClient,
+              settings: WorkerSettings, stream: int) -> WorkerStats: ...
+
+
+def _train_task(trainer: Trainer, addresses: list[str], secret: str | None, keep_uri: str,
                 settings: WorkerSettings, epoch: int, partitions: int, skip: frozenset[int],
                 markers: str | None) -> Callable[[int, Iterator[Any]], Iterator[dict[str, Any]]]:
     def run(index: int, parts: Iterator[Any]) -> Iterator[dict[str, Any]]:
@@ -77,10 +85,10 @@ def _train_task(addresses: list[str], secret: str | None, keep_uri: str,
             yield {**vars(total), "peak_rss_mb": 0.0, "executor": executor_id()}
             return
         keep = _keep(keep_uri)
-        with PSClient(addresses, secret=secret) as client:
+        with trainer.client(addresses, secret) as client:
             for ids, offsets in parts:
-                stats = train_partition(ids, offsets, keep, client, settings,
-                                        stream=epoch * partitions + index)
+                stats = trainer.train(ids, offsets, keep, client, settings,
+                                      stream=epoch * partitions + index)
                 total.words += stats.words
                 total.pairs += stats.pairs
                 total.batches += stats.batches
@@ -126,7 +134,7 @@ class TrainingLoop:
     sc: Any
     encoded: Any  # RDD of (ids, offsets), one record per partition
     shards: ShardGroup
-    specs: list[ShardSpec]
+    specs: list[Any]  # ShardSpec or RowSpec: what `trainer`'s client configures
     settings: WorkerSettings
     epochs: int
     epoch_words: int  # corpus words one epoch trains
@@ -142,6 +150,7 @@ class TrainingLoop:
     traffic: dict[str, list[int]] = field(default_factory=dict)
     recoveries: int = 0
     shown: int = 0  # words reported done: never less, even after a recovery
+    trainer: Trainer = field(default_factory=ColumnsTrainer)
 
     def run(self, phase: Phase, control: PSClient) -> PSClient:
         """Train every epoch; returns the client of the shards that hold the result (new ones
@@ -187,7 +196,7 @@ class TrainingLoop:
         self.count_driver_traffic(control)
         control.close()
         addresses = self.shards.restart()
-        return PSClient(addresses, secret=self.shards.secret)
+        return self.trainer.client(addresses, self.shards.secret)
 
     def _epoch(self, control: PSClient, position: Position, phase: Phase) -> Position:
         epoch = position.epochs
@@ -195,7 +204,7 @@ class TrainingLoop:
         if markers is not None:
             _clear(markers)  # markers past the checkpoint name work the shards have lost
         partitions = self.encoded.getNumPartitions()
-        task = _train_task(self.shards.addresses, self.shards.secret,
+        task = _train_task(self.trainer, self.shards.addresses, self.shards.secret,
                            f"{self.work}/keep.npy", self.settings, epoch, partitions,
                            frozenset(position.partitions), markers)
         job = self.encoded.mapPartitionsWithIndex(task)

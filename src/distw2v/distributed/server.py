@@ -1,4 +1,6 @@
-"""The gRPC face of a `ParameterShard`: `distw2v ps-shard` runs one.
+"""The gRPC face of a shard: `distw2v ps-shard` runs one, which serves a run of either
+strategy: a `ParameterShard` (columns, the `Configure`... methods) or a `RowShard` (rows,
+the `Row...` methods), whichever the run configures.
 
 Methods take and return `wire` messages (raw little-endian arrays), registered with gRPC's
 generic handlers so no generated code is needed. Errors the caller can fix come back as
@@ -27,6 +29,8 @@ import numpy as np
 from ..errors import Distw2vError
 from ..memory import process_peak_rss_mb
 from .roots import under_root
+from .rowcodec import decode_rows, pack_deltas, unpack_deltas
+from .rows import RowShard, RowSpec
 from .shard import Batch, ParameterShard, ShardSpec
 from .wire import pack, unpack
 
@@ -55,6 +59,8 @@ class ShardService:
     def __init__(self, shard: ParameterShard, *, secret: str | None = None,
                  checkpoint_root: str | None = None, work_root: str | None = None) -> None:
         self.shard = shard
+        self.rows = RowShard()  # holds nothing until a run of the rows strategy configures it
+        self.strategy = "columns"  # the one a run configured last: Stats and Health report it
         self.secret = secret or None  # an empty secret would match a call that sends none
         self.checkpoint_root = checkpoint_root
         self.work_root = work_root
@@ -89,6 +95,7 @@ class ShardService:
 
     def configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         self.shard.configure(self._spec(header))
+        self.strategy = "columns"
         return pack({"ok": True})
 
     def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -111,16 +118,64 @@ class ShardService:
         words = header.get("global_words")
         self.shard.load(self._checkpoint_uri(header), self._spec(header),
                         None if words is None else int(words))
+        self.strategy = "columns"
         return pack({"ok": True})
 
+    # --- the rows strategy: rows named by position (rowcodec), deltas maybe float16 ---------
+
+    def row_configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        self.rows.configure(RowSpec(**header["spec"]))
+        self.strategy = "rows"
+        return pack({"ok": True})
+
+    def _positions(self, header: dict[str, Any], arrays: dict[str, np.ndarray],
+                   which: str) -> np.ndarray:
+        return decode_rows(str(header[f"kind{which}"]), arrays[f"at{which}"],
+                           len(self.rows.ids))
+
+    def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+        rows0, rows1 = self.rows.pull_at(self._positions(header, arrays, "0"),
+                                         self._positions(header, arrays, "1"))
+        half = bool(header.get("half", False))
+        return pack({"global_words": self.rows.global_words, "half": half},
+                    rows0=pack_deltas(rows0, half), rows1=pack_deltas(rows1, half))
+
+    def row_push(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+        at0, at1 = self._positions(header, arrays, "0"), self._positions(header, arrays, "1")
+        half, dim = bool(header.get("half", False)), self.rows._require_spec().dim
+        words = self.rows.push_at(at0, unpack_deltas(arrays["d0"], half, len(at0), dim),
+                                  at1, unpack_deltas(arrays["d1"], half, len(at1), dim),
+                                  int(header["words"]))
+        return pack({"global_words": words})
+
+    def row_pull_range(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        ids, rows = self.rows.pull_range(int(header["lo"]), int(header["hi"]))
+        return pack({}, ids=ids, rows=rows)
+
+    def row_checkpoint(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        self.rows.checkpoint(self._checkpoint_uri(header))
+        return pack({"ok": True})
+
+    def row_load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
+        words = header.get("global_words")
+        self.rows.load(self._checkpoint_uri(header), RowSpec(**header["spec"]),
+                       None if words is None else int(words))
+        self.strategy = "rows"
+        return pack({"ok": True})
+
+    # --- either ------------------------------------------------------------------------------
+
+    def _active(self) -> ParameterShard | RowShard:
+        return self.rows if self.strategy == "rows" else self.shard
+
     def health(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        return pack({"serving": True, "configured": self.shard.spec is not None})
+        return pack({"serving": True, "configured": self._active().spec is not None})
 
     def stats(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         with self._lock:
             traffic = {"bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
         # this process's peak memory: a shard placed by Spark runs where the driver cannot look
-        return pack({**self.shard.describe(), **traffic,
+        return pack({**self._active().describe(), **traffic,
                      "peak_rss_mb": process_peak_rss_mb(os.getpid())})
 
     def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes],
@@ -152,6 +207,9 @@ class ShardService:
             "Configure": self.configure, "Dot": self.dot, "Update": self.update,
             "Pull": self.pull, "Checkpoint": self.checkpoint, "Load": self.load,
             "Health": self.health, "Stats": self.stats,
+            "RowConfigure": self.row_configure, "RowPull": self.row_pull,
+            "RowPush": self.row_push, "RowPullRange": self.row_pull_range,
+            "RowCheckpoint": self.row_checkpoint, "RowLoad": self.row_load,
         }
         return grpc.method_handlers_generic_handler(
             SERVICE, {name: self.handler(fn) for name, fn in methods.items()})

@@ -53,6 +53,20 @@ def batches_of(centers: np.ndarray, ctx_offsets: np.ndarray, contexts: np.ndarra
                int(words_at[hi - 1]))
 
 
+def chunk_order(offsets: np.ndarray, settings: WorkerSettings,
+                stream: int) -> Iterator[tuple[int, int, int]]:
+    """A partition's chunks of about chunk_words words as (chunk, first sentence, end), in a
+    new seeded order every epoch, as the local trainer's schedule: corpora are often
+    concatenations of sources, and the same file order every epoch costs quality."""
+    n_sentences = len(offsets) - 1
+    cuts = np.searchsorted(offsets, np.arange(settings.chunk_words, offsets[-1],
+                                              settings.chunk_words))
+    bounds = np.unique(np.concatenate([[0], cuts, [n_sentences]])).tolist()
+    chunks = list(zip(bounds[:-1], bounds[1:]))
+    for c in np.random.default_rng([settings.seed, stream]).permutation(len(chunks)).tolist():
+        yield c, chunks[c][0], chunks[c][1]
+
+
 def train_partition(
     ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, client: PSClient,
     settings: WorkerSettings, stream: int,
@@ -60,15 +74,7 @@ def train_partition(
     """Train on every sentence of one encoded partition; `stream` keeps seeds distinct."""
     stats = WorkerStats()
     in_flight = None
-    n_sentences = len(offsets) - 1
-    cuts = np.searchsorted(offsets, np.arange(settings.chunk_words, offsets[-1],
-                                              settings.chunk_words))
-    bounds = np.unique(np.concatenate([[0], cuts, [n_sentences]])).tolist()
-    chunks = list(enumerate(zip(bounds[:-1], bounds[1:])))
-    # a new seeded order every epoch, as the local trainer's schedule: corpora are often
-    # concatenations of sources, and the same file order every epoch costs quality
-    order = np.random.default_rng([settings.seed, stream]).permutation(len(chunks))
-    for c, (s_lo, s_hi) in (chunks[i] for i in order):
+    for c, s_lo, s_hi in chunk_order(offsets, settings, stream):
         state = np.uint64(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
         centers, ctx_offsets, contexts, words_at = make_windows(
             ids, offsets, s_lo, s_hi, keep, settings.window, state)
@@ -99,3 +105,15 @@ def train_partition(
         client.wait(in_flight)
     stats.bytes_sent, stats.bytes_received = client.bytes_sent, client.bytes_received
     return stats
+
+
+class ColumnsTrainer:
+    """How a task of the columns strategy trains: PSClient, train_partition (see
+    row_worker.RowsTrainer for the other strategy). Pickled into every Spark task."""
+
+    def client(self, addresses: list[str], secret: str | None) -> PSClient:
+        return PSClient(addresses, secret=secret)
+
+    def train(self, ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, client: PSClient,
+              settings: WorkerSettings, stream: int) -> WorkerStats:
+        return train_partition(ids, offsets, keep, client, settings, stream)

@@ -1,0 +1,125 @@
+"""Client of row shards (the rows strategy): pulls the rows a chunk touches and pushes their
+deltas back, each message to the shard that holds the rows (`rows.Placement`), the rows named
+by position as indices or a bitmap, whichever is smaller (`rowcodec`).
+
+The transport, retries, bytes counted and the set-up calls the training loop makes
+(`wait_ready`, `checkpoint`, `load`, `stats`, `pull` for the export) are PSClient's, so the
+loop drives either strategy's shards alike. Shard 0 keeps the global word count.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from .client import PSClient
+from .rowcodec import encode_rows, pack_deltas, unpack_deltas
+from .rows import Placement, RowSpec
+from .wire import pack, unpack
+
+PushHandle = tuple[list[bytes], list[Future[bytes]]]
+
+
+class RowClient(PSClient):
+    def __init__(self, addresses: list[str], placement: Placement, dim: int, *,
+                 half: bool = False, **options: Any) -> None:
+        super().__init__(addresses, **options)
+        self.placement = placement
+        self.dim = dim
+        self.half = half  # float16 rows and deltas on the wire
+        self.row_bytes = {"indices": 0, "bitmap": 0}  # what naming the rows took
+
+    # --- set-up, as PSClient's ------------------------------------------------------------
+
+    def configure(self, specs: list[RowSpec]) -> None:  # type: ignore[override]
+        self._call("RowConfigure", [pack({"spec": asdict(spec)}) for spec in specs])
+
+    def checkpoint(self, uri: str) -> None:
+        self._same("RowCheckpoint", {"uri": uri})
+
+    def load(self, uri: str, specs: list[RowSpec],  # type: ignore[override]
+             global_words: int | None = None) -> None:
+        """Every shard takes its rows from the checkpoint in `uri`; `global_words`, when
+        given, replaces shard 0's saved word count (the others count none)."""
+        requests = []
+        for spec in specs:
+            header: dict[str, Any] = {"uri": uri, "spec": asdict(spec)}
+            if global_words is not None:
+                header["global_words"] = global_words if spec.shard == 0 else 0
+            requests.append(pack(header))
+        self._call("RowLoad", requests)
+
+    def pull(self, lo: int, hi: int, which: str = "syn0") -> np.ndarray:
+        """The input rows of ids [lo, hi), gathered from every shard (for the export)."""
+        block = np.empty((hi - lo, self.dim), dtype=np.float32)
+        for reply in self._same("RowPullRange", {"lo": lo, "hi": hi}):
+            _, arrays = unpack(reply)
+            block[arrays["ids"] - lo] = arrays["rows"]
+        return block
+
+    # --- training -------------------------------------------------------------------------
+
+    def _by_shard(self, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each shard: where in `ids` its words are, and their positions, sorted."""
+        owners = self.placement.owners(ids)
+        positions = self.placement.positions(ids)
+        out = []
+        for shard in range(len(self.addresses)):
+            mine = np.flatnonzero(owners == shard)
+            order = np.argsort(positions[mine], kind="stable")
+            out.append((mine[order], positions[mine][order]))
+        return out
+
+    def _named(self, which: str, positions: np.ndarray, shard: int) -> dict[str, Any]:
+        kind, payload = encode_rows(positions, self.placement.rows(shard))
+        self.row_bytes[kind] += payload.nbytes
+        return {"header": {f"kind{which}": kind}, "arrays": {f"at{which}": payload}}
+
+    def _requests(self, ids0: np.ndarray, ids1: np.ndarray,
+                  build: Any) -> tuple[list[bytes], list[Any], list[Any]]:
+        split0, split1 = self._by_shard(ids0), self._by_shard(ids1)
+        requests = []
+        for shard, ((where0, at0), (where1, at1)) in enumerate(zip(split0, split1)):
+            first, second = self._named("0", at0, shard), self._named("1", at1, shard)
+            header = {**first["header"], **second["header"], "half": self.half}
+            arrays = {**first["arrays"], **second["arrays"]}
+            extra_header, extra_arrays = build(shard, where0, where1)
+            requests.append(pack({**header, **extra_header}, **arrays, **extra_arrays))
+        return requests, split0, split1
+
+    def pull_rows(self, ids0: np.ndarray, ids1: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The syn0 rows of `ids0` and the syn1 rows of `ids1` (unique global ids), in their
+        order, and the global word count."""
+        requests, split0, split1 = self._requests(ids0, ids1, lambda *_: ({}, {}))
+        rows0 = np.empty((len(ids0), self.dim), dtype=np.float32)
+        rows1 = np.empty((len(ids1), self.dim), dtype=np.float32)
+        words = 0
+        for shard, reply in enumerate(self._call("RowPull", requests)):
+            header, arrays = unpack(reply)
+            where0, where1 = split0[shard][0], split1[shard][0]
+            rows0[where0] = unpack_deltas(arrays["rows0"], self.half, len(where0), self.dim)
+            rows1[where1] = unpack_deltas(arrays["rows1"], self.half, len(where1), self.dim)
+            if shard == 0:
+                words = int(header["global_words"])
+        return rows0, rows1, words
+
+    def push_rows_async(self, ids0: np.ndarray, delta0: np.ndarray, ids1: np.ndarray,
+                        delta1: np.ndarray, words: int) -> PushHandle:
+        """Send the deltas of the syn0 rows of `ids0` and the syn1 rows of `ids1`, with the
+        corpus words they cover (counted by shard 0); returns at once (see wait_push)."""
+        def build(shard: int, where0: np.ndarray, where1: np.ndarray) -> tuple[Any, Any]:
+            return ({"words": words if shard == 0 else 0},
+                    {"d0": pack_deltas(delta0[where0], self.half),
+                     "d1": pack_deltas(delta1[where1], self.half)})
+
+        requests, _, _ = self._requests(ids0, ids1, build)
+        return requests, self._start("RowPush", requests)
+
+    def wait_push(self, handle: PushHandle) -> int:
+        """Wait for a push; the global word count after it."""
+        replies = self._finish("RowPush", *handle)
+        return int(unpack(replies[0])[0]["global_words"])
