@@ -279,6 +279,15 @@ class SparkConfig:
         True, "with --strategy rows: spread the words over the shards by a seeded "
         "permutation (else each shard holds a contiguous range of ids, the most frequent "
         "words all on the first)")
+    row_chunk_words: int = option(
+        10_000, "with --strategy rows: words a task trains between pulling rows and pushing "
+        "their changes (larger chunks move fewer bytes a word, but every task then trains "
+        "further from the others' changes, which costs quality)", minimum=100,
+        maximum=10_000_000)
+    negative_candidates: int = option(
+        2_000, "with --strategy rows: a chunk draws its negatives from this many draws of "
+        "the negative-sampling table (the same distribution, far fewer output rows to move); "
+        "0 draws each afresh", minimum=0, maximum=10_000_000)
     half_rows: bool = option(
         False, "with --strategy rows: send rows and their changes as float16 (half the "
         "bytes)")

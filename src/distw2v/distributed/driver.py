@@ -188,10 +188,12 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
             "shards": len(shards.addresses), "strategy": spark_config.strategy,
             "optimizer": spark_config.optimizer})
         checkpoints.position()  # another run's checkpoints are refused before any training
+    rows = spark_config.strategy == "rows"
     settings = WorkerSettings(
         window=train_config.window, start_alpha=train_config.start_alpha,
         min_alpha=train_config.min_alpha, total_words=trained_words * train_config.epochs,
-        batch_pairs=spark_config.batch_pairs, chunk_words=train_config.batch_words,
+        batch_pairs=spark_config.batch_pairs,
+        chunk_words=spark_config.row_chunk_words if rows else train_config.batch_words,
         seed=train_config.seed)
     every = spark_config.checkpoint_every
     loop = TrainingLoop(sc, corpus.encoded, shards, specs, settings, train_config.epochs,
@@ -247,7 +249,8 @@ def _strategy(n_words: int, train_config: TrainConfig, spark_config: SparkConfig
                     damping=spark_config.row_damping, model=train_config.model)
             for k in range(shards)]
         return specs, RowsTrainer(placement(specs[0]), train_config.dim, train_config.model,
-                                  train_config.negative, counts_uri, spark_config.half_rows)
+                                  train_config.negative, counts_uri, spark_config.half_rows,
+                                  spark_config.negative_candidates)
     specs = [ShardSpec(vocab_size=n_words, dim=train_config.dim, lo=lo, hi=hi,
                        negative=train_config.negative, seed=train_config.seed,
                        counts_uri=counts_uri, shards=shards, model=train_config.model)

@@ -10,7 +10,7 @@ loop drives either strategy's shards alike. Shard 0 keeps the global word count.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,15 @@ from .rows import Placement, RowSpec
 from .wire import pack, unpack
 
 PushHandle = tuple[list[bytes], list[Future[bytes]]]
+
+
+@dataclass
+class Pulled:
+    """What a pull brings: the rows, and the global word count."""
+
+    rows0: np.ndarray
+    rows1: np.ndarray
+    global_words: int = 0
 
 
 class RowClient(PSClient):
@@ -90,22 +99,22 @@ class RowClient(PSClient):
             requests.append(pack({**header, **extra_header}, **arrays, **extra_arrays))
         return requests, split0, split1
 
-    def pull_rows(self, ids0: np.ndarray, ids1: np.ndarray,
-                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    def pull_rows(self, ids0: np.ndarray, ids1: np.ndarray) -> Pulled:
         """The syn0 rows of `ids0` and the syn1 rows of `ids1` (unique global ids), in their
         order, and the global word count."""
         requests, split0, split1 = self._requests(ids0, ids1, lambda *_: ({}, {}))
-        rows0 = np.empty((len(ids0), self.dim), dtype=np.float32)
-        rows1 = np.empty((len(ids1), self.dim), dtype=np.float32)
-        words = 0
+        pulled = Pulled(np.empty((len(ids0), self.dim), dtype=np.float32),
+                        np.empty((len(ids1), self.dim), dtype=np.float32))
         for shard, reply in enumerate(self._call("RowPull", requests)):
             header, arrays = unpack(reply)
             where0, where1 = split0[shard][0], split1[shard][0]
-            rows0[where0] = unpack_deltas(arrays["rows0"], self.half, len(where0), self.dim)
-            rows1[where1] = unpack_deltas(arrays["rows1"], self.half, len(where1), self.dim)
+            pulled.rows0[where0] = unpack_deltas(arrays["rows0"], self.half, len(where0),
+                                                 self.dim)
+            pulled.rows1[where1] = unpack_deltas(arrays["rows1"], self.half, len(where1),
+                                                 self.dim)
             if shard == 0:
-                words = int(header["global_words"])
-        return rows0, rows1, words
+                pulled.global_words = int(header["global_words"])
+        return pulled
 
     def push_rows_async(self, ids0: np.ndarray, delta0: np.ndarray, ids1: np.ndarray,
                         delta1: np.ndarray, words: int) -> PushHandle:

@@ -42,6 +42,7 @@ class RowsTrainer:
     negative: int
     counts_uri: str  # the run's word counts: the negative-sampling table
     half: bool = False
+    candidates: int = 0  # see plan_chunk
 
     def client(self, addresses: list[str], secret: str | None) -> PSClient:
         return RowClient(addresses, self.placement, self.dim, half=self.half, secret=secret)
@@ -51,13 +52,14 @@ class RowsTrainer:
         assert isinstance(client, RowClient)
         return train_partition_rows(ids, offsets, keep, _negatives(self.counts_uri), client,
                                     settings, stream, model=self.model,
-                                    negative=self.negative)
+                                    negative=self.negative, candidates=self.candidates)
 
 
 def train_partition_rows(
     ids: np.ndarray, offsets: np.ndarray, keep: np.ndarray, negatives: tuple[np.ndarray,
                                                                              np.ndarray],
     client: RowClient, settings: WorkerSettings, stream: int, *, model: str, negative: int,
+    candidates: int = 0,
 ) -> WorkerStats:
     """Train on every sentence of one encoded partition; `stream` keeps seeds distinct."""
     stats = WorkerStats()
@@ -65,18 +67,19 @@ def train_partition_rows(
     in_flight: PushHandle | None = None
     for c, s_lo, s_hi in chunk_order(offsets, settings, stream):
         seed = int(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
-        plan = plan_chunk(ids, offsets, s_lo, s_hi, neg_prob, neg_alias, negative, seed)
+        plan = plan_chunk(ids, offsets, s_lo, s_hi, neg_prob, neg_alias, negative, seed,
+                          candidates)
         inputs = plan.rows[plan.inputs]
-        rows0, syn1, global_words = client.pull_rows(inputs, plan.rows)
-        syn0 = np.zeros_like(syn1)  # only the chunk's words' input rows are read
-        syn0[plan.inputs] = rows0
-        before1 = syn1.copy()
+        pulled = client.pull_rows(inputs, plan.rows)
+        syn0 = np.zeros_like(pulled.rows1)  # only the chunk's words' input rows are read
+        syn0[plan.inputs] = pulled.rows0
+        syn1 = pulled.rows1.copy()
         words, pairs = train_chunk_rows(
             plan, syn0, syn1, keep[plan.rows], model=model, window=settings.window,
             negative=negative, alpha0=settings.start_alpha, alpha_min=settings.min_alpha,
-            words_before=global_words, total_words=settings.total_words, state=seed)
-        delta0 = syn0[plan.inputs] - rows0
-        delta1 = syn1 - before1
+            words_before=pulled.global_words, total_words=settings.total_words, state=seed)
+        delta0 = syn0[plan.inputs] - pulled.rows0
+        delta1 = syn1 - pulled.rows1
         if not (np.isfinite(delta0).all() and np.isfinite(delta1).all()):
             raise Distw2vError("training diverged (a row overflowed); lower --alpha.")
         changed0 = np.flatnonzero(delta0.any(axis=1))  # rows a chunk only read stay home

@@ -134,8 +134,8 @@ class ShardService:
                            len(self.rows.ids))
 
     def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-        rows0, rows1 = self.rows.pull_at(self._positions(header, arrays, "0"),
-                                         self._positions(header, arrays, "1"))
+        at0, at1 = self._positions(header, arrays, "0"), self._positions(header, arrays, "1")
+        rows0, rows1 = self.rows.pull_at(at0, at1)
         half = bool(header.get("half", False))
         return pack({"global_words": self.rows.global_words, "half": half},
                     rows0=pack_deltas(rows0, half), rows1=pack_deltas(rows1, half))

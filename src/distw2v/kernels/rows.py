@@ -63,6 +63,14 @@ def _draw_pool(
         out[k] = i if lcg_uniform(state) < prob[i] else other
 
 
+@numba.njit(cache=True)
+def _draw_from(candidates: np.ndarray, state: np.uint64, out: np.ndarray) -> None:
+    """Fill `out` with draws from `candidates`, uniformly (a second stage of sampling)."""
+    for k in range(out.shape[0]):
+        state = lcg_next(state)
+        out[k] = candidates[lcg_below(state, candidates.shape[0])]
+
+
 @numba.njit(inline="always", cache=True)
 def _slot(table: np.ndarray, key: np.int32, shift: np.uint64) -> int:
     """The slot of `key` in the open-addressing table, or the empty slot where it goes."""
@@ -119,16 +127,28 @@ def _localize(
 def plan_chunk(
     ids: np.ndarray, offsets: np.ndarray, s_lo: int, s_hi: int,
     neg_prob: np.ndarray, neg_alias: np.ndarray, negative: int, seed: int | np.uint64,
+    candidates: int = 0,
 ) -> ChunkPlan:
     """Draw the pool of sentences [s_lo, s_hi) (words × negative, as many as the kernels can
     take) from the alias table, seeded by `seed`, and map chunk and pool to local ids. The
-    ids are vocabulary ids, below len(neg_prob)."""
+    ids are vocabulary ids, below len(neg_prob).
+
+    With `candidates` (fewer than the pool), the pool is drawn uniformly from that many
+    draws of the table instead: the same distribution in expectation (the candidates are a
+    sample of it), but far fewer distinct output rows for a data-parallel task to move."""
     start, end = int(offsets[s_lo]), int(offsets[s_hi])
     n_words = end - start
     words = np.empty(n_words * (1 + negative), dtype=np.int32)  # the chunk's words, then pool
     words[:n_words] = ids[start:end]
     state = mix_seed(np.uint64(seed), POOL_STREAM, np.uint64(0))
-    _draw_pool(neg_prob, neg_alias, n_words * negative, np.uint64(state), words[n_words:])
+    n_pool = n_words * negative
+    if 0 < candidates < n_pool:
+        drawn = np.empty(candidates, dtype=np.int32)
+        _draw_pool(neg_prob, neg_alias, candidates, np.uint64(state), drawn)
+        _draw_from(drawn, np.uint64(mix_seed(np.uint64(seed), POOL_STREAM, np.uint64(1))),
+                   words[n_words:])
+    else:
+        _draw_pool(neg_prob, neg_alias, n_pool, np.uint64(state), words[n_words:])
     # a table at most half full keeps linear probing short
     bits = max(4, int(2 * min(len(words), len(neg_prob)) - 1).bit_length())
     shift = np.uint64(64 - bits)
