@@ -18,6 +18,8 @@ from test_ps import a_batch, specs
 from distw2v.config import SparkConfig
 from distw2v.distributed.client import PSClient
 from distw2v.distributed.processes import ANNOUNCE, ShardProcesses
+from distw2v.distributed.row_client import RowClient
+from distw2v.distributed.rows import RowSpec, placement
 from distw2v.distributed.server import (
     OPTIONS,
     SECRET_ENV,
@@ -31,7 +33,8 @@ from distw2v.distributed.wire import pack
 from distw2v.errors import Distw2vError
 
 SECRET = new_secret()
-METHODS = ("Configure", "Dot", "Update", "Pull", "Checkpoint", "Load", "Health", "Stats")
+METHODS = ("Configure", "Dot", "Update", "Pull", "Checkpoint", "Load", "Health", "Stats",
+           "RowConfigure", "RowPull", "RowPush", "RowPullRange", "RowCheckpoint", "RowLoad")
 
 
 @pytest.fixture()
@@ -74,6 +77,7 @@ def test_calls_without_the_secret_are_refused(shard, roots, tmp_path, secret) ->
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED, method
         assert "needs the run's secret" in error.details()
     assert service.shard.spec is None and service.bytes_in == 0  # nothing reached the shard
+    assert service.rows.spec is None
 
 
 def test_the_right_secret_works_and_a_wrong_one_is_named(shard, roots) -> None:
@@ -226,3 +230,16 @@ def test_the_shard_uses_the_path_it_checked(shard, roots) -> None:
         client.configure(specs(f"{roots[0]}/./counts.npy", 1))
     assert service.shard.spec is not None
     assert service.shard.spec.counts_uri == str(roots[0] / "counts.npy")
+
+
+def test_row_checkpoints_outside_the_root_are_refused(shard, roots, tmp_path) -> None:
+    address, _ = shard
+    spec = RowSpec(vocab_size=20, dim=4, shard=0, shards=1)
+    with RowClient([address], placement(spec), 4, secret=SECRET) as client:
+        client.configure([spec])
+        for uri, written in escapes(tmp_path, roots[1]):
+            with pytest.raises(Distw2vError, match="not under|'::'|'\\.\\.'"):
+                client.checkpoint(uri)
+            assert written is None or not written.exists(), uri
+            with pytest.raises(Distw2vError, match="not under|'::'|'\\.\\.'"):
+                client.load(uri, [spec])

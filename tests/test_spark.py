@@ -53,16 +53,19 @@ def topic_separation(vectors: Vectors) -> float:
     return float(cos[same & ~np.eye(len(topic), dtype=bool)].mean() - cos[~same].mean())
 
 
-def test_local_spark_trains_and_exports(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("strategy", ["columns", "rows"])
+def test_local_spark_trains_and_exports(tmp_path, capsys, strategy: str) -> None:
     corpus = topic_corpus(tmp_path / "c.txt.gz")
     out = tmp_path / "model"
     code = main(["train", str(corpus), "--out", str(out), "--engine", "spark",
                  "--spark-master", "local[2]", "--shards", "2", "--partitions", "2",
-                 "--epochs", "3", "--word2vec-out", str(tmp_path / "v.txt"), *SETTINGS])
+                 "--epochs", "3", "--word2vec-out", str(tmp_path / "v.txt"),
+                 "--strategy", strategy, *SETTINGS])
     assert code == 0, capsys.readouterr().err
     vectors = Vectors.load(out)
     assert len(vectors) == 36 and vectors.dim == 16
     assert vectors.meta["engine"] == "spark"
+    assert vectors.meta["spark_config"]["strategy"] == strategy
     assert topic_separation(vectors) > 0.4  # random vectors give about 0
     text = Vectors.load_word2vec(tmp_path / "v.txt")
     np.testing.assert_allclose(text.matrix, vectors.matrix, rtol=1e-6)
@@ -219,7 +222,8 @@ def test_work_dir_on_s3(tmp_path, s3, monkeypatch) -> None:
     assert len(vectors) == 36 and topic_separation(vectors) > 0.3
 
 
-def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
+@pytest.mark.parametrize("strategy", ["columns", "rows"])
+def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path, strategy: str) -> None:
     corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=20000, seed=3)
     with gzip.open(corpus, "rt") as f:
         words = sum(len(line.split()) for line in f)
@@ -233,7 +237,8 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
         try:
             train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
                         SparkConfig(spark_master="local[2]", partitions=2, batch_pairs=2000,
-                                    ps=",".join(address for _, address in shards)),
+                                    ps=",".join(address for _, address in shards),
+                                    strategy=strategy, row_chunk_words=2000),
                         run_config=RunConfig(checkpoint_dir=str(checkpoints)))
         except BaseException as exc:
             outcome["error"] = exc
@@ -259,7 +264,8 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
     with pytest.raises(Distw2vError, match="another run .*train_config"):
         train_spark([str(corpus)], tmp_path / "other", VocabConfig(min_count=1),
                     replace(train, seed=5),
-                    SparkConfig(spark_master="local[2]", shards=2, partitions=2),
+                    SparkConfig(spark_master="local[2]", shards=2, partitions=2,
+                                strategy=strategy),
                     run_config=RunConfig(checkpoint_dir=str(checkpoints)))
 
     # The same run again, on fresh shards the driver starts itself, goes on after `done`.
@@ -267,7 +273,8 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(tmp_path) -> None:
     events: list[ProgressEvent] = []
     figures, _ = train_spark([str(corpus)], tmp_path / "model", VocabConfig(min_count=1), train,
                              SparkConfig(spark_master="local[2]", shards=2, partitions=2,
-                                         batch_pairs=2000),
+                                         batch_pairs=2000, strategy=strategy,
+                                         row_chunk_words=2000),
                              run_config=RunConfig(checkpoint_dir=str(checkpoints)),
                              on_progress=events.append, log=messages.append)
     assert any(f"resuming after epoch {done} of 4" in m for m in messages)
