@@ -130,6 +130,7 @@ def run_spark(args: argparse.Namespace) -> dict:
     trained = train_spark_engine(
         Path(args.corpus), s, args.seed,
         SparkConfig(spark_master=args.master, shards=args.shards, partitions=args.partitions,
+                    strategy=args.strategy,
                     batch_pairs=args.batch_pairs))
     return {"wall_train": trained.train_seconds, "wall_total": trained.wall,
             "corpus_words": trained.corpus_words, "vocab": len(trained.words), **trained.extra,
@@ -155,7 +156,8 @@ def spawn(system: str, args: argparse.Namespace, corpus: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--corpus", str(corpus),
            "--eval-dir", str(args.eval_dir), "--seed", str(args.seed), "--master", args.master,
            "--shards", str(args.shards), "--partitions", str(args.partitions),
-           "--batch-pairs", str(args.batch_pairs), "--model", args.model]
+           "--batch-pairs", str(args.batch_pairs), "--model", args.model,
+           "--strategy", args.strategy]
     result = run_child(cmd, LABELS[system], tail=4000)
     print(f"  {LABELS[system]:14} train {result['wall_train']:6.1f} s  total "
           f"{result['wall_total']:6.1f} s  process {result['process_seconds']:6.1f} s", flush=True)
@@ -194,6 +196,8 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--strategy", choices=("columns", "rows"), default="columns",
+                        help="the distw2v Spark engine's strategy (default: columns)")
     parser.add_argument("--batch-pairs", type=int, default=SparkConfig().batch_pairs,
                         help="distw2v-spark: training pairs per parameter-server round trip")
     parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram",

@@ -34,7 +34,8 @@ from .session import executor_id, spark_failure
 from .worker import ColumnsTrainer, WorkerSettings, WorkerStats
 
 WATCH_SECONDS = 0.5  # how often the driver looks at the shards and reports progress
-FIGURES = ("words", "pairs", "batches", "bytes_sent", "bytes_received")
+FIGURES = ("words", "pairs", "batches", "bytes_sent", "bytes_received", "index_bytes",
+           "bitmap_bytes")
 
 
 class ShardGroup(Protocol):
@@ -92,6 +93,8 @@ def _train_task(trainer: Trainer, addresses: list[str], secret: str | None, keep
                 total.words += stats.words
                 total.pairs += stats.pairs
                 total.batches += stats.batches
+                total.index_bytes += stats.index_bytes
+                total.bitmap_bytes += stats.bitmap_bytes
             total.bytes_sent, total.bytes_received = client.bytes_sent, client.bytes_received
         if markers is not None:  # every update is applied: the partition is done
             _mark_done(markers, index, total.words)

@@ -94,4 +94,6 @@ def train_partition_rows(
     if in_flight is not None:
         client.wait_push(in_flight)
     stats.bytes_sent, stats.bytes_received = client.bytes_sent, client.bytes_received
+    stats.index_bytes = client.row_bytes["indices"]
+    stats.bitmap_bytes = client.row_bytes["bitmap"]
     return stats

@@ -39,6 +39,8 @@ class WorkerStats:
     batches: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    index_bytes: int = 0  # rows strategy: bytes that named rows by index ...
+    bitmap_bytes: int = 0  # ... and by bitmap (rowcodec)
 
 
 def batches_of(centers: np.ndarray, ctx_offsets: np.ndarray, contexts: np.ndarray,
