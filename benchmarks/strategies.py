@@ -8,7 +8,7 @@ it). Each run is its own process; its figures:
   summary line reports it; Spark's start-up and encoding are reported beside it (wall);
 * bytes a word on the wire (everything the training tasks sent and received);
 * words per CPU-second over every process of the run (driver, JVM, executors, shards: the
-  CPU time of the run's process tree, from getrusage(RUSAGE_CHILDREN) around it);
+  CPU time of the run's process tree, sampled from /proc; the whole run, reading included);
 * quality: English's WordSim353 / SimLex999 / analogy; none for the Zipf corpus (no
   structure to find);
 * shard load balance: max / mean of the bytes each shard received and sent;
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -51,8 +50,70 @@ def zipf_corpus(work: Path, words: int, vocab: int) -> Path:
     return path
 
 
+class TreeCPU:
+    """CPU seconds of this process and every descendant (the JVM, its Python workers, the
+    shards), sampled from /proc while the run goes: a process's last sample counts, so one
+    that ends between samples loses at most an interval's CPU. (getrusage's children total
+    misses processes their parents never wait for, as the JVM.)"""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        import threading
+
+        self.interval = interval
+        self.last: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _sample(self) -> None:
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / self.tick
+        mine = {os.getpid()}
+        grew = True
+        while grew:
+            more = {pid for pid, parent in parents.items() if parent in mine} - mine
+            grew = bool(more)
+            mine |= more
+        for pid in mine:
+            self.last[pid] = times[pid]
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> TreeCPU:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last.values())
+
+
 def child(args: argparse.Namespace) -> None:
     """One run, in this process: prints its figures."""
+    with TreeCPU() as cpu:
+        result = run_one(args)
+    result["cpu_seconds"] = cpu.seconds
+    emit_result(result)
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from distw2v.config import SparkConfig, VocabConfig
 
     corpus = Path(args.corpus)
@@ -93,7 +154,7 @@ def child(args: argparse.Namespace) -> None:
     result["vocab"] = len(words_list)
     if args.quality:
         result.update(evaluate(words_list, matrix, Path(args.eval_dir)))
-    emit_result(result)
+    return result
 
 
 def spawn(args: argparse.Namespace, system: str, corpus: Path, dim: int, epochs: int,
@@ -103,12 +164,8 @@ def spawn(args: argparse.Namespace, system: str, corpus: Path, dim: int, epochs:
            "--eval-dir", str(args.eval_dir)]
     cmd += ["--quality"] if quality else []
     cmd += ["--no-permute"] if no_permute else []
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = run_child(cmd, f"{system} d={dim}", tail=4000)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result["cpu_seconds"] = cpu
-    result["words_per_cpu_second"] = result["trained_words"] / cpu
+    result["words_per_cpu_second"] = result["trained_words"] / result["cpu_seconds"]
     label = system + (" (no permutation)" if no_permute else "")
     quality = (f"  ws353 {result['wordsim353']:.3f} sl999 {result['simlex999']:.3f} "
                f"analogy {100 * result['analogy']:.1f}%" if quality else "")
