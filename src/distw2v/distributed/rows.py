@@ -12,8 +12,6 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 from ..checkpoints import load_arrays, save_arrays
 from ..errors import Distw2vError
 from ..training import initial_inputs
+from .gate import CheckpointGate
 
 CHECKPOINT_FORMAT = "distw2v-rows"
 BLOCK_VALUES = 1 << 22  # floats drawn at a time when initialising: bounded memory
@@ -170,42 +169,12 @@ class RowShard:
         self._apply = threading.Lock()  # pushes apply one at a time (see push_at)
         # A checkpoint waits for the pulls and pushes under way and holds new ones back
         # while it saves, so that the saved rows, accumulators and word count belong together.
-        self._gate = threading.Condition()
-        self._active = 0
-        self._saving = False
+        self._gate = CheckpointGate()
 
     def _empty(self) -> None:
         self.ids = np.zeros(0, dtype=np.int64)
         self.syn0 = self.syn1 = np.zeros((0, 0), dtype=np.float32)
         self.acc0 = self.acc1 = np.zeros((0, 0), dtype=np.float32)
-
-    @contextmanager
-    def _call(self) -> Iterator[None]:
-        with self._gate:
-            while self._saving:
-                self._gate.wait()
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._gate:
-                self._active -= 1
-                self._gate.notify_all()
-
-    @contextmanager
-    def _paused(self) -> Iterator[None]:
-        with self._gate:
-            while self._saving:  # one save at a time
-                self._gate.wait()
-            self._saving = True
-            while self._active:
-                self._gate.wait()
-        try:
-            yield
-        finally:
-            with self._gate:
-                self._saving = False
-                self._gate.notify_all()
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -272,7 +241,7 @@ class RowShard:
 
     def pull_at(self, at0: np.ndarray, at1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`pull` by row positions (see Placement), as clients send them."""
-        with self._call():
+        with self._gate.call():
             at0, at1 = self._checked(at0), self._checked(at1)
             rows0, rows1 = self.syn0[at0], self.syn1[at1]  # fancy indexing copies
             with self._lock:
@@ -298,7 +267,7 @@ class RowShard:
         pushes it took since its pull (1 / (1 + stale)) lost 0.1 of wordsim353. Larger
         chunks do overshoot (see --row-chunk-words).
         """
-        with self._call():
+        with self._gate.call():
             spec = self._require_spec()
             if words < 0:
                 raise Distw2vError(f"a push cannot report {words} words.")
@@ -337,7 +306,7 @@ class RowShard:
 
     def pull_range(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The held ids in [lo, hi) and copies of their syn0 rows (to export the model)."""
-        with self._call():
+        with self._gate.call():
             spec = self._require_spec()
             if not 0 <= lo <= hi <= spec.vocab_size:
                 raise Distw2vError(f"ids [{lo}, {hi}) are outside the vocabulary.")
@@ -356,7 +325,7 @@ class RowShard:
     def checkpoint(self, uri: str) -> None:
         """Write this shard's rows (and accumulators) to a directory (local path or fsspec
         URL), with pulls and pushes paused meanwhile."""
-        with self._paused():
+        with self._gate.paused():
             spec = self._require_spec()
             arrays = [self.syn0, self.syn1] + (
                 [self.acc0, self.acc1] if spec.optimizer == "adagrad" else [])

@@ -11,8 +11,6 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -31,6 +29,7 @@ from ..kernels.columns import (
 )
 from ..training import initial_inputs
 from ..vocab import negative_table
+from .gate import CheckpointGate
 
 CHECKPOINT_FORMAT = "distw2v-shard"
 PENDING_BATCHES = 4096  # round-1 partials kept for round 2: far more than clients in flight
@@ -104,37 +103,7 @@ class ParameterShard:
         self._lock = threading.Lock()
         # A checkpoint waits for the rounds under way and holds new ones back while it saves,
         # so that the saved columns and word count belong together.
-        self._gate = threading.Condition()
-        self._rounds = 0
-        self._saving = False
-
-    @contextmanager
-    def _round(self) -> Iterator[None]:
-        with self._gate:
-            while self._saving:
-                self._gate.wait()
-            self._rounds += 1
-        try:
-            yield
-        finally:
-            with self._gate:
-                self._rounds -= 1
-                self._gate.notify_all()
-
-    @contextmanager
-    def _paused(self) -> Iterator[None]:
-        with self._gate:
-            while self._saving:  # one save at a time
-                self._gate.wait()
-            self._saving = True
-            while self._rounds:
-                self._gate.wait()
-        try:
-            yield
-        finally:
-            with self._gate:
-                self._saving = False
-                self._gate.notify_all()
+        self._gate = CheckpointGate()
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -188,7 +157,7 @@ class ParameterShard:
     def dot(self, batch: Batch, words: int = 0) -> tuple[np.ndarray, int]:
         """Partial dot products for the batch's positives and negatives; adds `words` to the
         global word count and returns it."""
-        with self._round():
+        with self._gate.call():
             return self._dot(batch, words)
 
     def _dot(self, batch: Batch, words: int) -> tuple[np.ndarray, int]:
@@ -208,7 +177,7 @@ class ParameterShard:
 
     def update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
         """Round 2: `dots` are round 1's sums over all shards for the same batch."""
-        with self._round():
+        with self._gate.call():
             self._update(batch, dots, alpha)
 
     def _update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
@@ -245,7 +214,7 @@ class ParameterShard:
     def checkpoint(self, uri: str) -> None:
         """Write this shard's slice to a directory (local path or fsspec URL), with training
         paused meanwhile."""
-        with self._paused():
+        with self._gate.paused():
             self._checkpoint(uri)
 
     def _checkpoint(self, uri: str) -> None:
