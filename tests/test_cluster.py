@@ -83,12 +83,15 @@ class Run:
         return self.outcome["result"]
 
 
-def test_a_standalone_cluster_loses_a_shards_worker_and_recovers(planted, tmp_path) -> None:
+@pytest.mark.parametrize("strategy", ["columns", "rows"])
+def test_a_standalone_cluster_loses_a_shards_worker_and_recovers(planted, tmp_path,
+                                                                 strategy: str) -> None:
     with StandaloneCluster(tmp_path / "cluster", workers=3, cores=2) as cluster:
-        # small batches: more round trips make each epoch long enough to be interrupted even
-        # with the kernels compiled already (warm numba caches made epochs last 1 s)
+        # small batches (chunks): more round trips make each epoch long enough to be
+        # interrupted even with the kernels compiled already (warm caches: 1 s epochs)
         spark = SparkConfig(spark_master=cluster.url, shards=2, partitions=12,
-                            checkpoint_every=0.02, batch_pairs=4000)
+                            checkpoint_every=0.02, batch_pairs=4000, strategy=strategy,
+                            row_chunk_words=2000)
         whole = Run([planted.path], tmp_path / "whole", VOCAB, TRAIN, spark)
         whole.result()
 
