@@ -260,7 +260,7 @@ def child(args: argparse.Namespace) -> None:
             from distw2v.config import SparkConfig
 
             trained = train_spark_engine(plain, s, args.seed, SparkConfig(
-                spark_master="local[2]", shards=2, partitions=2))
+                spark_master="local[2]", shards=2, partitions=2, strategy=args.strategy))
         words, matrix = trained.words, trained.matrix
         extra = dict(trained.extra)
         peak = extra.pop("peak_rss_mb", None)  # the Spark engine sums its processes
@@ -303,7 +303,7 @@ def _children_cpu() -> float:
 def spawn(system: str, corpus: str, spec_path: Path, seed: int, args: argparse.Namespace,
           words: int, epochs: int) -> dict | None:
     cmd = [sys.executable, __file__, "--child", "--system", system, "--spec", str(spec_path),
-           "--seed", str(seed), "--model", args.model]
+           "--seed", str(seed), "--model", args.model, "--strategy", args.strategy]
     if args.epochs is not None:
         cmd += ["--epochs", str(args.epochs)]
     label = f"{corpus} {LABELS[system]} seed {seed}"
@@ -435,6 +435,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs on every corpus (default: 5, zipf 2)")
     parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram")
+    parser.add_argument("--strategy", choices=("columns", "rows"), default="columns",
+                        help="the Spark engine's strategy (default: columns)")
     parser.add_argument("--english", default=str(SHARED / "english.txt.gz"))
     parser.add_argument("--eval-dir", default=str(SHARED / "eval"))
     parser.add_argument("--english-lines", type=int, default=None,
