@@ -75,23 +75,22 @@ def iter_sentences_in_range(
     """The sentences of the lines of `uri` that start in bytes [start, end) (a split from
     `input_splits`; end None: the whole file), cut and transformed as by iter_sentences."""
     byte_range = None if end is None else (start, end)
-    stats = stats or CorpusStats()
-    if config.format != "text":
-        return iter_record_sentences(uri, config, stats, byte_range)
-    return _iter_file(uri, config.max_sentence_length, _make_transform(config),
-                      make_split(config), stats, DEFAULT_BLOCK_SIZE, byte_range)
+    return _iter_files([uri], config, stats or CorpusStats(), DEFAULT_BLOCK_SIZE, byte_range)
 
 
 def _iter_files(
-    files: list[str], config: VocabConfig, stats: CorpusStats, block_size: int
+    files: list[str], config: VocabConfig, stats: CorpusStats, block_size: int,
+    byte_range: tuple[int, int] | None = None,
 ) -> Iterator[list[str]]:
+    """The sentences of each file: text in blocks (_iter_file), other formats by record."""
+    if config.format != "text":
+        for uri in files:
+            yield from iter_record_sentences(uri, config, stats, byte_range)
+        return
     transform, split = _make_transform(config), make_split(config)
     for uri in files:
-        if config.format != "text":
-            yield from iter_record_sentences(uri, config, stats)
-        else:
-            yield from _iter_file(uri, config.max_sentence_length, transform, split, stats,
-                                  block_size)
+        yield from _iter_file(uri, config.max_sentence_length, transform, split, stats,
+                              block_size, byte_range)
 
 
 def _iter_file(
