@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_kernels import tiny_problem
 
 from distw2v.config import VocabConfig
 from distw2v.evaluate import evaluate_analogies
@@ -33,16 +34,8 @@ Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.n
                 np.ndarray]
 
 
-def problem(seed: int, vocab: int = 60, dim: int = 8, sentences: int = 12) -> Problem:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(1, 15, size=sentences)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = rng.integers(0, vocab, size=int(offsets[-1])).astype(np.int32)
-    syn0 = ((rng.random((vocab, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
-    syn1 = (rng.random((vocab, dim), dtype=np.float32) * 0.2 - 0.1).astype(np.float32)
-    keep = rng.uniform(0.3, 1.0, size=vocab).astype(np.float32)
-    prob, alias = build_alias_table(rng.random(vocab) + 0.1)
-    return ids, offsets, syn0, syn1, keep, prob, alias
+def problem(seed: int, vocab: int = 60, sentences: int = 12) -> Problem:
+    return tiny_problem(seed, vocab=vocab, sentences=sentences)
 
 
 def train_via_rows(plan: ChunkPlan, syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
