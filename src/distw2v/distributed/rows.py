@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import fsspec
@@ -48,7 +49,7 @@ class Placement:
         if self.shards < 1:
             raise Distw2vError(f"a model needs at least one row shard, not {self.shards}.")
 
-    @property
+    @cached_property  # asked on every pull and push: computed once
     def _affine(self) -> tuple[int, int, int]:
         """(a, b, a's inverse mod V): a near the golden section of V, coprime with it."""
         v = max(self.vocab_size, 1)
@@ -59,6 +60,7 @@ class Placement:
             a = (a + 1) % v or 1
         return a, (self.seed * 2654435761) % v, pow(a, -1, v)
 
+    @cached_property
     def _bounds(self) -> np.ndarray:
         return np.array([self.vocab_size * s // self.shards for s in range(self.shards + 1)],
                         dtype=np.int64)
@@ -70,20 +72,20 @@ class Placement:
     def owners(self, ids: np.ndarray) -> np.ndarray:
         """The shard (int64) of each word id."""
         if not self.permute:
-            return np.searchsorted(self._bounds(), np.asarray(ids, np.int64), side="right") - 1
+            return np.searchsorted(self._bounds, np.asarray(ids, np.int64), side="right") - 1
         return self._permuted(ids) % self.shards
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Where each word id sits among its shard's rows (int64)."""
         if not self.permute:
             ids = np.asarray(ids, dtype=np.int64)
-            return ids - self._bounds()[self.owners(ids)]
+            return ids - self._bounds[self.owners(ids)]
         return self._permuted(ids) // self.shards
 
     def rows(self, shard: int) -> int:
         """How many words shard `shard` holds."""
         if not self.permute:
-            bounds = self._bounds()
+            bounds = self._bounds
             return int(bounds[shard + 1] - bounds[shard])
         return max(0, -(-(self.vocab_size - shard) // self.shards))
 
@@ -91,7 +93,7 @@ class Placement:
         """The word ids at `positions` of shard `shard` (the inverse of `positions`)."""
         positions = np.asarray(positions, dtype=np.int64)
         if not self.permute:
-            return positions + self._bounds()[shard]
+            return positions + self._bounds[shard]
         _, b, inverse = self._affine
         v = max(self.vocab_size, 1)
         return (positions * self.shards + shard - b) % v * inverse % v
@@ -161,6 +163,7 @@ def _summed(positions: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.n
 class RowShard:
     def __init__(self) -> None:
         self.spec: RowSpec | None = None
+        self.placement = Placement(0, 1)  # the configured spec's (see _prepare)
         self._empty()
         self.global_words = 0  # corpus words reported by all clients; drives the learning rate
         self.counters = {"pulls": 0, "pushes": 0, "rows_pulled": 0, "rows_pushed": 0}
@@ -183,7 +186,7 @@ class RowShard:
         the whole vocabulary from one generator seeded by `seed`, drawn in blocks, the owned
         rows kept: a word starts the same whichever shard holds it), syn1 zero."""
         self._prepare(spec)
-        where = placement(spec)
+        where = self.placement
         syn0 = np.empty((len(self.ids), spec.dim), dtype=np.float32)
         rng = np.random.default_rng(spec.seed)
         block = max(BLOCK_VALUES // spec.dim, 1)
@@ -200,10 +203,11 @@ class RowShard:
         self.spec = spec
 
     def _prepare(self, spec: RowSpec) -> None:
-        """Everything but the matrices: the owned ids, fresh counters."""
+        """Everything but the matrices: the placement, the owned ids, fresh counters."""
         _check(spec)
         self.spec = None
         self._empty()  # free the old matrices first
+        self.placement = placement(spec)
         self.ids = owned_ids(spec)
         self.global_words = 0
         self.counters = dict.fromkeys(self.counters, 0)
@@ -220,7 +224,7 @@ class RowShard:
         ids = _integers(ids, "word ids")
         if ids.size and (ids.min() < 0 or ids.max() >= spec.vocab_size):
             raise Distw2vError(f"a word id is outside the vocabulary of {spec.vocab_size}.")
-        where = placement(spec)
+        where = self.placement
         foreign = where.owners(ids) != spec.shard
         if foreign.any():
             raise Distw2vError(f"word id {int(ids[foreign][0])} is not held by row shard "
@@ -311,7 +315,7 @@ class RowShard:
             if not 0 <= lo <= hi <= spec.vocab_size:
                 raise Distw2vError(f"ids [{lo}, {hi}) are outside the vocabulary.")
             ids = np.arange(lo, hi, dtype=np.int64)
-            where = placement(spec)
+            where = self.placement
             ids = ids[where.owners(ids) == spec.shard]
             return ids, self.syn0[where.positions(ids)]
 
