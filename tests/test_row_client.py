@@ -47,19 +47,23 @@ def test_pulls_and_pushes_match_whole_matrices(shards, half: bool) -> None:
             count = (5, 480, 0, 40, 499, 1)[step]
             ids0 = rng.choice(VOCAB, count, replace=False)
             ids1 = rng.choice(VOCAB, max(count // 2, 1), replace=False)
-            pulled = client.pull_rows(ids0, ids1)
+            route = client.route(ids0, ids1)
+            pulled = client.pull_rows(route)
             want0, want1 = whole.pull(ids0, ids1)
             tolerance = 1e-3 if half else 0
             np.testing.assert_allclose(pulled.rows0, want0, atol=tolerance)
             np.testing.assert_allclose(pulled.rows1, want1, atol=tolerance)
             delta0 = rng.normal(0, 0.01, (len(ids0), DIM)).astype(np.float32)
             delta1 = rng.normal(0, 0.01, (len(ids1), DIM)).astype(np.float32)
-            words = client.wait_push(client.push_rows_async(ids0, delta0, ids1, delta1, 100))
+            # a push sends only the rows a chunk changed: Route.only
+            changed0, changed1 = rng.random(len(ids0)) < 0.7, rng.random(len(ids1)) < 0.7
+            words = client.wait_push(client.push_rows_async(
+                route.only(changed0, changed1), delta0, delta1, 100))
             assert words == 100 * (step + 1)  # shard 0 keeps the count
             if half:  # what the wire carried
                 delta0 = delta0.astype(np.float16).astype(np.float32)
                 delta1 = delta1.astype(np.float16).astype(np.float32)
-            whole.push(ids0, delta0, ids1, delta1, 100)
+            whole.push(ids0[changed0], delta0[changed0], ids1[changed1], delta1[changed1], 100)
         assert client.row_bytes["indices"] > 0 and client.row_bytes["bitmap"] > 0
         every = whole.pull(np.arange(VOCAB), np.arange(0))[0]  # in id order
         np.testing.assert_allclose(client.pull(0, VOCAB), every, atol=1e-6)
@@ -77,7 +81,7 @@ def test_checkpoint_and_load_through_grpc(shards, tmp_path) -> None:
         client.configure(group)
         ids = np.arange(0, VOCAB, 7)
         delta = np.full((len(ids), DIM), 0.5, dtype=np.float32)
-        client.wait_push(client.push_rows_async(ids, delta, ids, delta, 42))
+        client.wait_push(client.push_rows_async(client.route(ids, ids), delta, delta, 42))
         before = client.pull(0, VOCAB)
         client.checkpoint(str(tmp_path / "epoch-1"))
         client.configure(group)  # fresh rows

@@ -69,8 +69,8 @@ def train_partition_rows(
         seed = int(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
         plan = plan_chunk(ids, offsets, s_lo, s_hi, neg_prob, neg_alias, negative, seed,
                           candidates)
-        inputs = plan.rows[plan.inputs]
-        pulled = client.pull_rows(inputs, plan.rows)
+        route = client.route(plan.rows[plan.inputs], plan.rows)
+        pulled = client.pull_rows(route)
         syn0 = np.zeros_like(pulled.rows1)  # only the chunk's words' input rows are read
         syn0[plan.inputs] = pulled.rows0
         syn1 = pulled.rows1.copy()
@@ -82,12 +82,10 @@ def train_partition_rows(
         delta1 = syn1 - pulled.rows1
         if not (np.isfinite(delta0).all() and np.isfinite(delta1).all()):
             raise Distw2vError("training diverged (a row overflowed); lower --alpha.")
-        changed0 = np.flatnonzero(delta0.any(axis=1))  # rows a chunk only read stay home
-        changed1 = np.flatnonzero(delta1.any(axis=1))
+        changed = route.only(delta0.any(axis=1), delta1.any(axis=1))  # read-only rows stay
         if in_flight is not None:
             client.wait_push(in_flight)
-        in_flight = client.push_rows_async(inputs[changed0], delta0[changed0],
-                                           plan.rows[changed1], delta1[changed1], words)
+        in_flight = client.push_rows_async(changed, delta0, delta1, words)
         stats.words += words
         stats.pairs += pairs
         stats.batches += 1

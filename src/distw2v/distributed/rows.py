@@ -21,6 +21,7 @@ import numpy as np
 
 from ..checkpoints import load_arrays, save_arrays
 from ..errors import Distw2vError
+from ..kernels.row_updates import adagrad_rows, add_rows
 from ..training import initial_inputs
 from .gate import CheckpointGate
 
@@ -152,8 +153,8 @@ def _integers(values: np.ndarray, what: str) -> np.ndarray:
 
 def _summed(positions: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique positions and the sum of each one's deltas (a push may repeat a row)."""
-    if not positions.size:
-        return positions, deltas
+    if positions.size < 2 or (positions[1:] > positions[:-1]).all():
+        return positions, deltas  # as clients send them (rowcodec): sorted and unique
     order = np.argsort(positions, kind="stable")
     ordered = positions[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -286,9 +287,9 @@ class RowShard:
                 if not np.isfinite(delta).all():
                     raise Distw2vError("a push carries a delta that is not finite.")
                 updates.append((*_summed(at, delta), syn, acc))
-            # One push at a time: `syn[at] += delta` reads, adds and writes whole arrays (with
-            # the GIL released in between), so two at once would lose one's changes to the
-            # rows both touch, the frequent words' rows above all.
+            # One push at a time: the update kernels read, add and write rows without the GIL,
+            # so two at once would lose one's changes to the rows both touch, the frequent
+            # words' rows above all.
             with self._apply:
                 self._apply_updates(spec, updates)
             with self._lock:
@@ -299,12 +300,12 @@ class RowShard:
 
     def _apply_updates(self, spec: RowSpec, updates: list[Any]) -> None:
         for at, delta, syn, acc in updates:
+            delta = np.ascontiguousarray(delta)
             if spec.optimizer == "adagrad":
-                acc[at] += delta * delta
-                syn[at] += np.float32(spec.adagrad_eta) * delta / (
-                    np.sqrt(acc[at]) + np.float32(ADAGRAD_EPS))
+                adagrad_rows(syn, acc, at, delta, np.float32(spec.adagrad_eta),
+                             np.float32(ADAGRAD_EPS))
             else:
-                syn[at] += np.float32(spec.damping) * delta
+                add_rows(syn, at, delta, np.float32(spec.damping))
 
     # --- reading and persistence -----------------------------------------------------------
 
