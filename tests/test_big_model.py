@@ -72,7 +72,7 @@ def warm_kernel_cache(tmp_path: Path) -> None:
     batch = Batch(centers=np.array([1, 2], np.int32), ctx_offsets=np.array([0, 1, 2], np.int64),
                   contexts=np.array([3, 4], np.int32), seed=5)
     dots, _ = shard.dot(batch, 2)
-    shard.update(batch, dots, 0.025)
+    shard.update(batch.key, dots, 0.025)
 
 
 def capped_shard() -> subprocess.Popen[str]:

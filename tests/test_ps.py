@@ -79,7 +79,7 @@ def test_grpc_shards_train_like_the_whole_matrix_reference(counts_file, shards: 
             batch = a_batch()
             dots, words = client.dot(batch, words=17)
             assert words == 17
-            client.wait(client.update_async(batch, dots, 0.2))
+            client.update((batch.key, dots, 0.2))
             shard = ParameterShard()
             shard.configure(specs(counts_file, 1)[0])
             negatives = draw_batch_negatives(len(batch.centers), NEG, shard.neg_prob,
@@ -112,7 +112,7 @@ def test_traffic_per_pair_does_not_grow_with_dimension(tmp_path) -> None:
                 before = client.bytes_sent + client.bytes_received
                 batch = a_batch()
                 dots, _ = client.dot(batch)
-                client.wait(client.update_async(batch, dots, 0.1))
+                client.update((batch.key, dots, 0.1))
                 sent[dim] = client.bytes_sent + client.bytes_received - before
         finally:
             for server, _, _ in servers:
@@ -132,8 +132,40 @@ def test_bad_requests_get_clear_errors(counts_file) -> None:
                         contexts=bad.contexts, seed=1)
             with pytest.raises(Distw2vError, match="outside the vocabulary"):
                 client.dot(bad)
+            dots, _ = client.dot(a_batch())
+            with pytest.raises(Distw2vError, match="did not see"):  # round 2 names the batch
+                client.update(((12, 1, 1), dots, 0.1))
+            with pytest.raises(Distw2vError, match="bad request"):
+                client._same("Update", {"key": [1, 2], "alpha": 0.1}, dots=dots)
     finally:
         server.stop(None)
+
+
+def test_round_two_rides_with_the_next_round_one(counts_file) -> None:
+    """A batch's round 2 sent with the next batch's round 1 is applied first: the same
+    columns and the same next dots as the two calls apart."""
+    servers = [start_server() for _ in range(4)]
+    try:
+        apart, riding = ([f"127.0.0.1:{port}" for _, port, _ in servers[k:k + 2]]
+                         for k in (0, 2))
+        with PSClient(apart) as one, PSClient(riding) as other:
+            first, second = a_batch(11), a_batch(12)
+            results = []
+            for client, together in ((one, False), (other, True)):
+                client.configure(specs(counts_file, 2))
+                dots, _ = client.dot(first)
+                if together:
+                    next_dots, _ = client.dot(second, 0, (first.key, dots, 0.2))
+                else:
+                    client.update((first.key, dots, 0.2))
+                    next_dots, _ = client.dot(second)
+                results.append((next_dots, client.pull(0, VOCAB), client.pull(0, VOCAB, "syn1")))
+            for got, want in zip(results[1], results[0]):
+                np.testing.assert_array_equal(got, want)
+            assert np.abs(results[0][2]).sum() > 0  # round 2 trained syn1 (it starts at zero)
+    finally:
+        for server, _, _ in servers:
+            server.stop(None)
 
 
 def test_checkpoint_and_load_round_trip(counts_file, tmp_path) -> None:
@@ -141,7 +173,7 @@ def test_checkpoint_and_load_round_trip(counts_file, tmp_path) -> None:
     shard.configure(specs(counts_file, 2)[1])
     batch = a_batch()
     dots, _ = shard.dot(batch, 5)
-    shard.update(batch, dots, 0.3)
+    shard.update(batch.key, dots, 0.3)
     shard.checkpoint(str(tmp_path / "ckpt"))
     other = ParameterShard()
     moved = tmp_path / "moved-counts.npy"

@@ -1,11 +1,12 @@
 """Client of the parameter-server shards: fans each request out to all shards at once.
 
 Round 1 (`dot`) sends a batch's ids and seed to every shard and sums the partial dot
-products; round 2 (`update_async`) sends the sums back with the learning rate, and each shard
-turns them into coefficients for its columns.
-`update_async` returns at once, so a worker keeps one update in flight while it prepares and
-dots the next batch. Transient failures are retried with a deadline; a shard that stays
-unreachable raises `ShardUnavailableError` naming it. Bytes on the wire are counted.
+products; round 2 sends the sums back with the learning rate under the batch's key (the
+shards kept the batch), and each shard turns them into coefficients for its columns. A
+worker sends a batch's round 2 with the next batch's round 1 (`dot(..., finish=...)`): one
+call a batch, and each shard applies the update before the next dots. Transient failures
+are retried with a deadline; a shard that stays unreachable raises `ShardUnavailableError`
+naming it. Bytes on the wire are counted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..errors import Distw2vError
 from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
-from .shard import Batch, ShardSpec
+from .shard import Batch, Finish, ShardSpec
 from .wire import pack, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -128,23 +129,25 @@ class PSClient:
                     f"parameter-server shard {shard} at {self.addresses[shard]} did not come up "
                     f"within {seconds:.0f} s.") from None
 
-    def dot(self, batch: Batch, words: int = 0) -> tuple[np.ndarray, int]:
-        """Summed dot products (pairs, 1 + negative) and the global word count after `words`."""
+    def dot(self, batch: Batch, words: int = 0,
+            finish: Finish | None = None) -> tuple[np.ndarray, int]:
+        """Summed dot products (pairs, 1 + negative) and the global word count after `words`;
+        `finish` (a previous batch's round 2) is applied first."""
         msg = batch_message(batch, words=words)
+        if finish is not None:
+            key, dots, alpha = finish
+            msg["header"]["finish"] = {"key": list(key), "alpha": alpha}
+            msg["arrays"]["finish_dots"] = dots
         parsed = [unpack(reply) for reply in self._same("Dot", msg["header"], **msg["arrays"])]
         total = parsed[0][1]["dots"].copy()
         for _, arrays in parsed[1:]:
             total += arrays["dots"]
         return total, int(parsed[0][0]["global_words"])  # shard 0 keeps the global count
 
-    def update_async(self, batch: Batch, dots: np.ndarray,
-                     alpha: float) -> tuple[list[bytes], list[Future[bytes]]]:
-        msg = batch_message(batch, alpha=alpha)
-        requests = [pack(msg["header"], **msg["arrays"], dots=dots)] * len(self.addresses)
-        return requests, self._start("Update", requests)
-
-    def wait(self, handle: tuple[list[bytes], list[Future[bytes]]]) -> None:
-        self._finish("Update", *handle)
+    def update(self, finish: Finish) -> None:
+        """A batch's round 2 on its own, without a next batch."""
+        key, dots, alpha = finish
+        self._same("Update", {"key": list(key), "alpha": alpha}, dots=dots)
 
     def pull(self, lo: int, hi: int, which: str = "syn0") -> np.ndarray:
         """Rows [lo, hi) with all columns, assembled from every shard's slice."""

@@ -31,7 +31,7 @@ from ..memory import process_peak_rss_mb
 from .roots import under_root
 from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
-from .shard import Batch, ParameterShard, ShardSpec
+from .shard import Batch, Finish, ParameterShard, ShardSpec
 from .wire import pack, unpack
 
 SERVICE = "distw2v.ParameterShard"
@@ -51,6 +51,14 @@ def new_secret() -> str:
 def batch_from(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Batch:
     return Batch(centers=arrays["centers"], ctx_offsets=arrays["ctx_offsets"],
                  contexts=arrays["contexts"], seed=int(header["seed"]))
+
+
+def _finish(header: dict[str, Any], dots: np.ndarray) -> Finish:
+    """A round 2 as it travels: {"key": Batch.key, "alpha": ...} and the summed dots."""
+    key = tuple(int(k) for k in header["key"])
+    if len(key) != 3:
+        raise ValueError("a batch key has three numbers")
+    return (key[0], key[1], key[2]), dots, float(header["alpha"])
 
 
 class ShardService:
@@ -99,11 +107,14 @@ class ShardService:
         return pack({"ok": True})
 
     def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-        dots, global_words = self.shard.dot(batch_from(header, arrays), int(header["words"]))
+        finish = header.get("finish")  # the previous batch's round 2 rides along
+        dots, global_words = self.shard.dot(
+            batch_from(header, arrays), int(header["words"]),
+            None if finish is None else _finish(finish, arrays["finish_dots"]))
         return pack({"global_words": global_words}, dots=dots)
 
     def update(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-        self.shard.update(batch_from(header, arrays), arrays["dots"], float(header["alpha"]))
+        self.shard.update(*_finish(header, arrays["dots"]))
         return pack({"ok": True})
 
     def pull(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:

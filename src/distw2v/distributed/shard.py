@@ -35,6 +35,9 @@ CHECKPOINT_FORMAT = "distw2v-shard"
 PENDING_BATCHES = 4096  # round-1 partials kept for round 2: far more than clients in flight
 
 
+BatchKey = tuple[int, int, int]  # names a batch in round 2 (Batch.key)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Centre words with their contexts; negatives follow from `seed` (see kernels.columns)."""
@@ -49,8 +52,11 @@ class Batch:
         return int(self.contexts.shape[0])
 
     @property
-    def key(self) -> tuple[int, int, int]:
+    def key(self) -> BatchKey:
         return (self.seed, self.pairs, int(self.centers.shape[0]))
+
+
+Finish = tuple[BatchKey, np.ndarray, float]  # a batch's round 2: its key, summed dots, alpha
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +105,8 @@ class ParameterShard:
         self.stats = ShardStats()
         self.global_words = 0  # corpus words reported by all clients; drives the learning rate
         self.shards = 1  # how many shards split the columns (for the staleness correction)
-        self._pending: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._pending: OrderedDict[BatchKey, tuple[Batch, np.ndarray, np.ndarray]] = \
+            OrderedDict()
         self._lock = threading.Lock()
         # A checkpoint waits for the rounds under way and holds new ones back while it saves,
         # so that the saved columns and word count belong together.
@@ -154,10 +161,14 @@ class ParameterShard:
 
     # --- the two training rounds ----------------------------------------------------------
 
-    def dot(self, batch: Batch, words: int = 0) -> tuple[np.ndarray, int]:
-        """Partial dot products for the batch's positives and negatives; adds `words` to the
-        global word count and returns it."""
+    def dot(self, batch: Batch, words: int = 0,
+            finish: Finish | None = None) -> tuple[np.ndarray, int]:
+        """Round 1: partial dot products for the batch's positives and negatives; adds
+        `words` to the global word count and returns it. `finish`, the round 2 of the
+        client's previous batch, is applied first: one call a batch instead of two."""
         with self._gate.call():
+            if finish is not None:
+                self._update(*finish)
             return self._dot(batch, words)
 
     def _dot(self, batch: Batch, words: int) -> tuple[np.ndarray, int]:
@@ -167,7 +178,12 @@ class ParameterShard:
                       negatives)
         with self._lock:
             if batch.pairs:
-                self._pending[batch.key] = dots
+                # round 2 brings only the key: the batch (copied out of its request, which
+                # may hold more) and its negatives wait here with the partial dots
+                kept = Batch(centers=np.array(batch.centers),
+                             ctx_offsets=np.array(batch.ctx_offsets),
+                             contexts=np.array(batch.contexts), seed=batch.seed)
+                self._pending[batch.key] = (kept, negatives, dots)
                 while len(self._pending) > PENDING_BATCHES:
                     self._pending.popitem(last=False)
             self.global_words += words
@@ -175,24 +191,25 @@ class ParameterShard:
             self.stats.pairs_dotted += batch.pairs
             return dots, self.global_words
 
-    def update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
-        """Round 2: `dots` are round 1's sums over all shards for the same batch."""
+    def update(self, key: BatchKey, dots: np.ndarray, alpha: float) -> None:
+        """Round 2 of the batch with `key` (Batch.key): `dots` are round 1's sums over all
+        shards."""
         with self._gate.call():
-            self._update(batch, dots, alpha)
+            self._update(key, dots, alpha)
 
-    def _update(self, batch: Batch, dots: np.ndarray, alpha: float) -> None:
+    def _update(self, key: BatchKey, dots: np.ndarray, alpha: float) -> None:
         spec = self._require_spec()
+        with self._lock:
+            pending = self._pending.pop(key, None)
+        if pending is None:
+            raise Distw2vError(
+                "round 2 for a batch this shard did not see in round 1 (or saw too long ago)."
+            )
+        batch, negatives, partial = pending
         cbow = spec.model == "cbow"
         rows = len(batch.centers) if cbow else batch.pairs  # CBOW: one row per centre
         if dots.shape != (rows, spec.negative + 1):
             raise Distw2vError(f"dot products of shape {dots.shape} do not fit the batch.")
-        with self._lock:
-            partial = self._pending.pop(batch.key, None)
-        if partial is None:
-            raise Distw2vError(
-                "round 2 for a batch this shard did not see in round 1 (or saw too long ago)."
-            )
-        negatives = self._negatives(batch)
         (apply_updates_cbow if cbow else apply_updates)(
             self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts, negatives,
             np.ascontiguousarray(dots, dtype=np.float32), partial, alpha,

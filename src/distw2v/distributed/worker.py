@@ -2,8 +2,8 @@
 
 Windows are made locally (subsampling, dynamic window: `kernels.columns.make_windows`) and cut
 into batches of about `batch_pairs` pairs. For each batch: round 1 gets the summed dot
-products and the global word count, which sets the learning rate; round 2 sends the
-coefficients and stays in flight while the next batch is dotted.
+products and the global word count, which sets the learning rate; round 2 sends the summed
+dots back, under the batch's key, with the next batch's round 1: one call a batch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..kernels import mix_seed
 from ..kernels.columns import make_windows
 from ..kernels.local import learning_rate
 from .client import PSClient
-from .shard import Batch
+from .shard import Batch, Finish
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,36 +75,34 @@ def train_partition(
 ) -> WorkerStats:
     """Train on every sentence of one encoded partition; `stream` keeps seeds distinct."""
     stats = WorkerStats()
-    in_flight = None
+    finish: Finish | None = None  # the last batch's round 2, sent with the next round 1
+    unreported = 0  # words read but not yet added to the shards' count (it sets the rate)
     for c, s_lo, s_hi in chunk_order(offsets, settings, stream):
         state = np.uint64(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
         centers, ctx_offsets, contexts, words_at = make_windows(
             ids, offsets, s_lo, s_hi, keep, settings.window, state)
-        reported = 0
+        reported = 0  # of this chunk's words
         for b, (cen, off, ctx, words) in enumerate(
                 batches_of(centers, ctx_offsets, contexts, words_at, settings.batch_pairs)):
             seed = int(mix_seed(np.uint64(settings.seed), np.uint64(stream),
                                 np.uint64((c << 24) + b + 1)))
             batch = Batch(centers=cen, ctx_offsets=off, contexts=ctx, seed=seed)
-            dots, global_words = client.dot(batch, words - reported)
-            reported = words
+            dots, global_words = client.dot(batch, unreported + words - reported, finish)
+            unreported, reported = 0, words
             if not np.isfinite(dots).all():
                 raise Distw2vError("training diverged (dot products overflowed); lower "
                                    "--batch-pairs or --alpha.")
-            if in_flight is not None:
-                client.wait(in_flight)
             alpha = learning_rate(settings.start_alpha, settings.min_alpha, global_words,
                                   settings.total_words)
-            in_flight = client.update_async(batch, dots, alpha)
+            finish = (batch.key, dots, alpha)
             stats.pairs += batch.pairs
             stats.batches += 1
         chunk_words = int(offsets[s_hi] - offsets[s_lo])
         stats.words += chunk_words
-        if chunk_words > reported:  # sentences after the last centre still count as read
-            client.dot(Batch(centers=np.empty(0, np.int32), ctx_offsets=np.zeros(1, np.int64),
-                             contexts=np.empty(0, np.int32), seed=0), chunk_words - reported)
-    if in_flight is not None:
-        client.wait(in_flight)
+        unreported += chunk_words - reported  # the chunk's last sentences after its last centre
+    if finish is not None or unreported:  # the last round 2 and the last words
+        client.dot(Batch(centers=np.empty(0, np.int32), ctx_offsets=np.zeros(1, np.int64),
+                         contexts=np.empty(0, np.int32), seed=0), unreported, finish)
     stats.bytes_sent, stats.bytes_received = client.bytes_sent, client.bytes_received
     return stats
 
