@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +38,40 @@ def planted(tmp_path_factory) -> PlantedCorpus:
     return write_planted_corpus(path, tokens=400_000, entities=12, filler_vocab=2_000, seed=0)
 
 
+def wait_gone(pid: int, timeout: float = 120.0) -> None:
+    """Wait until process `pid` has exited (or is a zombie left for its parent to reap)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs {timeout:.0f} s after its host was killed")
+
+
 def accuracy(planted: PlantedCorpus, model: Path) -> float:
     return evaluate_analogies(Vectors.load(model), planted.analogies).accuracy
 
 
-class Run:
-    """train_spark in a thread, its log lines kept for the test to wait on."""
+# a checkpoint saved with work still to do: within epochs 1-4 or at the end of one of them
+EARLY_CHECKPOINT = (rf"checkpoint: epoch [1-{TRAIN.epochs - 1}]"
+                    rf"(, \d+ partitions done| of {TRAIN.epochs} done)")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+class Run:
+    """train_spark in a thread, its log lines kept for the test to wait on. With `pause_on`,
+    the driver stops in the first log line matching it until `resume` is set, so that a test
+    can break something at that point however fast the epochs go."""
+
+    def __init__(self, *args: Any, pause_on: str | None = None, **kwargs: Any) -> None:
         self.messages: list[str] = []
         self.outcome: dict[str, Any] = {}
         self.changed = threading.Condition()
+        self.pause_on = pause_on
+        self.resume = threading.Event()
         kwargs["log"] = self._log
         self.thread = threading.Thread(target=self._run, args=args, kwargs=kwargs, daemon=True)
         self.thread.start()
@@ -56,6 +80,9 @@ class Run:
         with self.changed:
             self.messages.append(message)
             self.changed.notify_all()
+        if self.pause_on is not None and re.search(self.pause_on, message):
+            self.pause_on = None
+            assert self.resume.wait(300), "the test never resumed the run"
 
     def _run(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -97,14 +124,18 @@ def test_a_standalone_cluster_loses_a_shards_worker_and_recovers(planted, tmp_pa
 
         checkpoints = tmp_path / "ckpt"
         run = Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
-                  run_config=RunConfig(checkpoint_dir=str(checkpoints)))
+                  run_config=RunConfig(checkpoint_dir=str(checkpoints)),
+                  pause_on=EARLY_CHECKPOINT)
         placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
         assert len({m.group(3) for m in placed if m}) == 2  # two executors, one shard each
         hosts = {int(m.group(1)): cluster.worker_running(int(m.group(4))) for m in placed if m}
         assert len(set(hosts.values())) == 2, hosts  # ... on two different workers
+        shard_pid = next(int(m.group(4)) for m in placed if m and m.group(1) == "0")
 
-        run.wait_for(r"checkpoint: epoch [1-4], \d+ partitions done")  # mid-run, saved
+        run.wait_for(EARLY_CHECKPOINT)  # saved mid-run; the driver waits in that log line
         cluster.kill_worker(hosts[0])
+        wait_gone(shard_pid)  # the executor (and the shard in it) go when their worker does
+        run.resume.set()
         figures, summary = run.result()
         recovery = run.wait_for(r"recovery 1/3: ")[0]
         assert "shard" in recovery and "resuming from" in recovery
@@ -122,12 +153,15 @@ def test_a_killed_shard_task_recovers_in_local_mode(planted, tmp_path) -> None:
     spark = SparkConfig(spark_master="local[4]", shards=2, shards_on="spark", partitions=8,
                         checkpoint_every=0.001, batch_pairs=2000)
     run = Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
-              run_config=RunConfig(checkpoint_dir=str(tmp_path / "ckpt")))
+              run_config=RunConfig(checkpoint_dir=str(tmp_path / "ckpt")),
+              pause_on=EARLY_CHECKPOINT)
     placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
-    run.wait_for(r"checkpoint: epoch \d, \d+ partitions done")
+    run.wait_for(EARLY_CHECKPOINT)
     pid = int(placed[1].group(4)) if placed[1] else 0
     assert pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    run.resume.set()
     run.result()
     assert run.wait_for(r"recovery 1/3: ")
     assert accuracy(planted, tmp_path / "model") >= 0.9

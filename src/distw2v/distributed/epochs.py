@@ -253,8 +253,11 @@ class TrainingLoop:
         end = Position(epoch + 1)
         self._show(phase, end.words(self.epoch_words), epoch)
         if self.checkpoints:
+            started = time.perf_counter()
             control.checkpoint(self.checkpoints.position_uri_for(end))
             self.checkpoints.saved(end.epochs)
+            self.log(f"checkpoint: epoch {end.epochs} of {self.epochs} done, saved in "
+                     f"{time.perf_counter() - started:.1f} s")
         return end
 
     def count_driver_traffic(self, control: PSClient) -> None:
