@@ -113,7 +113,7 @@ def main() -> None:
         "bytes_per_pair": (stats.bytes_sent + stats.bytes_received) / stats.pairs,
     }
     print(f"d={args.dim}, {args.shards} shards, {stats.pairs:,} pairs in {stats.batches} "
-          f"batches: kernels {result['kernel_ns_per_pair']:.0f} ns a pair, over gRPC "
+          f"batches: kernels {result['kernel_ns_per_pair']:.0f} ns a pair, with the transport "
           f"{result['total_ns_per_pair']:.0f} (worker {worker_seconds:.2f} s + shards "
           f"{shard_seconds:.2f} s CPU): {result['overhead_ns_per_pair']:.0f} ns a pair "
           f"beyond the kernels, {result['bytes_per_pair']:.0f} bytes a pair")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -212,27 +213,35 @@ def test_killed_shard_fails_fast_naming_it(counts_file) -> None:
             return send(method, shard, request)
 
         client._send = counted  # type: ignore[method-assign]
-        outcome: list[BaseException | None] = []
-        ended = threading.Event()
 
-        def call() -> None:
-            try:
-                client.dot(a_batch())
-                outcome.append(None)
-            except BaseException as exc:
-                outcome.append(exc)
-            finally:
-                ended.set()
+        def ends(call: Callable[[], object]) -> BaseException | None:
+            outcome: list[BaseException | None] = []
+            ended = threading.Event()
 
-        threading.Thread(target=call, daemon=True).start()
-        # the call ends (120 s only bounds a failure) ...
-        assert ended.wait(120), "the client kept waiting for a dead shard"
-        error = outcome[0]
+            def run() -> None:
+                try:
+                    call()
+                    outcome.append(None)
+                except BaseException as exc:
+                    outcome.append(exc)
+                finally:
+                    ended.set()
+
+            threading.Thread(target=run, daemon=True).start()
+            # the call ends (120 s only bounds a failure)
+            assert ended.wait(120), "the client kept waiting for a dead shard"
+            return outcome[0]
+
+        # a training call (its stream) gives up at once: resent, a round 2 could apply twice
+        error = ends(lambda: client.dot(a_batch()))
         assert isinstance(error, ShardUnavailableError), error
         assert f"shard 0 at {address}" in str(error)
-        # ... fast: it gave up after the first try and its 2 retries (each refused at once or
+        # a gRPC call gives up after the first try and its 2 retries (each refused at once or
         # cut off by the 5 s timeout), no more
-        assert sends == ["Dot"] * 3, sends
+        error = ends(client.stats)
+        assert isinstance(error, ShardUnavailableError), error
+        assert f"shard 0 at {address}" in str(error)
+        assert sends == ["Stats"] * 3, sends
         client.close()
     finally:
         if proc.poll() is None:

@@ -4,10 +4,12 @@ requests that name paths outside the shard's roots. Each must be refused, and le
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import grpc
@@ -16,6 +18,7 @@ import pytest
 from test_ps import a_batch, specs
 
 from distw2v.config import SparkConfig
+from distw2v.distributed import stream
 from distw2v.distributed.client import PSClient
 from distw2v.distributed.processes import ANNOUNCE, ShardProcesses
 from distw2v.distributed.row_client import RowClient
@@ -29,7 +32,8 @@ from distw2v.distributed.server import (
     start_server,
 )
 from distw2v.distributed.shard import ParameterShard
-from distw2v.distributed.wire import pack
+from distw2v.distributed.stream import FRAME, OK, UNAUTHENTICATED, read_frame, write_frame
+from distw2v.distributed.wire import pack, unpack
 from distw2v.errors import Distw2vError
 
 SECRET = new_secret()
@@ -243,3 +247,71 @@ def test_row_checkpoints_outside_the_root_are_refused(shard, roots, tmp_path) ->
             assert written is None or not written.exists(), uri
             with pytest.raises(Distw2vError, match="not under|'::'|'\\.\\.'"):
                 client.load(uri, [spec])
+
+
+# --- the stream (stream.py): the training calls' own listener, attacked directly -----------
+
+def stream_peer(service: Any) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", service.stream_port), timeout=30)
+
+
+def closed(peer: socket.socket) -> bool:
+    """Whether the shard has closed the connection (reads to end of stream)."""
+    try:
+        while peer.recv(1 << 16):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", SECRET[:-1], SECRET + "x"])
+def test_the_stream_refuses_peers_without_the_secret(shard, roots, secret) -> None:
+    _, service = shard
+    spec = asdict(specs(str(roots[0] / "counts.npy"), 1)[0])
+    configure = b"Configure\0" + pack({"spec": spec})
+    with stream_peer(service) as peer:
+        if secret is not None:
+            write_frame(peer, secret.encode())
+        write_frame(peer, configure)  # without a hello this is read as one, and refused
+        assert read_frame(peer) == bytes([UNAUTHENTICATED])
+        assert closed(peer)
+    assert service.shard.spec is None and service.bytes_in == 0  # nothing reached the shard
+
+
+def test_the_stream_reads_no_more_than_a_hello_before_the_secret(shard, monkeypatch) -> None:
+    _, service = shard
+    with stream_peer(service) as peer:  # claims a 1 GiB hello: dropped unread
+        peer.sendall(FRAME.pack(1 << 30) + b"x" * 1000)
+        assert closed(peer)
+    monkeypatch.setattr(stream, "HELLO_SECONDS", 0.2)
+    with stream_peer(service) as peer:  # says nothing: dropped after HELLO_SECONDS
+        assert closed(peer)
+    assert service.bytes_in == 0
+
+
+def test_the_stream_names_bad_requests_and_goes_on(shard, roots) -> None:
+    _, service = shard
+    with stream_peer(service) as peer:
+        write_frame(peer, SECRET.encode())
+        assert read_frame(peer) == bytes([OK])
+        for request, says in [(b"no method here", b"names no method"),
+                              (b"Steal\0" + pack({}), b"no method 'Steal'"),
+                              (b"Dot\0garbage", b"malformed parameter-server message"),
+                              (b"Dot\0" + pack({"seed": 1}), b"bad request"),
+                              (b"Health\0" + pack({}), None)]:
+            write_frame(peer, request)
+            reply = read_frame(peer)
+            if says is None:
+                assert reply[0] == OK and unpack(reply[1:])[0]["serving"]
+            else:
+                assert reply[0] != OK and says in reply[1:], reply
+    assert service.shard.spec is None
+
+
+def test_the_stream_listens_where_grpc_does(tmp_path) -> None:
+    server, _, service = start_server("127.0.0.1")
+    try:
+        assert server.stream._listener.getsockname()[:2] == ("127.0.0.1", service.stream_port)
+    finally:
+        server.stop(None)

@@ -4,13 +4,15 @@ Round 1 (`dot`) sends a batch's ids and seed to every shard and sums the partial
 products; round 2 sends the sums back with the learning rate under the batch's key (the
 shards kept the batch), and each shard turns them into coefficients for its columns. A
 worker sends a batch's round 2 with the next batch's round 1 (`dot(..., finish=...)`): one
-call a batch, and each shard applies the update before the next dots. Transient failures
-are retried with a deadline; a shard that stays unreachable raises `ShardUnavailableError`
-naming it. Bytes on the wire are counted.
+call a batch, and each shard applies the update before the next dots. Those training calls
+travel on each shard's stream (stream.py: one plain connection a shard, opened on first use);
+the rest on gRPC, whose transient failures are retried with a deadline. A shard that stays
+unreachable raises `ShardUnavailableError` naming it. Bytes on the wire are counted.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
@@ -22,10 +24,12 @@ import numpy as np
 from ..errors import Distw2vError
 from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
 from .shard import Batch, Finish, ShardSpec
+from .stream import Refused, StreamConnection
 from .wire import pack, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED)
+STREAMED = frozenset({"Dot", "Update"})  # the column strategy's training calls
 
 
 class ShardUnavailableError(Distw2vError):
@@ -55,6 +59,9 @@ class PSClient:
         self.timeout = timeout
         self.retries = retries
         self._metadata = ((SECRET_HEADER, secret),) if secret else ()  # sent on every call
+        self._secret = secret
+        self._streams: list[StreamConnection] | None = None  # opened by the first Dot
+        self._stream_lock = threading.Lock()  # a call's requests and replies stay in order
         self.bytes_sent = 0
         self.bytes_received = 0
         self._channels = [grpc.insecure_channel(a, options=OPTIONS) for a in self.addresses]
@@ -100,17 +107,76 @@ class PSClient:
             replies.append(reply)
         return replies
 
-    def _error(self, shard: int, exc: grpc.RpcError) -> Distw2vError:
-        where = f"parameter-server shard {shard} at {self.addresses[shard]}"
-        if exc.code() in TRANSIENT or exc.code() == grpc.StatusCode.CANCELLED:
-            return ShardUnavailableError(f"{where} is unavailable: {exc.details()}.")
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            return Distw2vError(f"{where} refused the secret this client sent (or its lack of "
-                                f"one); with --ps, set ${SECRET_ENV} to the shards' secret.")
-        return Distw2vError(f"{where} refused the request: {exc.details()}")
+    def _where(self, shard: int) -> str:
+        return f"parameter-server shard {shard} at {self.addresses[shard]}"
 
-    def _call(self, method: str, requests: list[bytes]) -> list[bytes]:
+    def _unauthenticated(self, shard: int) -> Distw2vError:
+        return Distw2vError(f"{self._where(shard)} refused the secret this client sent (or "
+                            f"its lack of one); with --ps, set ${SECRET_ENV} to the shards' "
+                            "secret.")
+
+    def _error(self, shard: int, exc: grpc.RpcError) -> Distw2vError:
+        if exc.code() in TRANSIENT or exc.code() == grpc.StatusCode.CANCELLED:
+            return ShardUnavailableError(f"{self._where(shard)} is unavailable: "
+                                         f"{exc.details()}.")
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return self._unauthenticated(shard)
+        return Distw2vError(f"{self._where(shard)} refused the request: {exc.details()}")
+
+    def _call(self, method: str, requests: list[bytes]) -> list[Any]:
+        if method in STREAMED:
+            with self._stream_lock:
+                return self._stream_call(method, requests)
         return self._finish(method, requests, self._start(method, requests))
+
+    def _open_streams(self) -> list[StreamConnection]:
+        ports = [unpack(r)[0].get("stream_port") for r in self._same("Health", {})]
+        streams: list[StreamConnection] = []
+        try:
+            for shard, (address, port) in enumerate(zip(self.addresses, ports)):
+                if not isinstance(port, int):
+                    raise Distw2vError(f"{self._where(shard)} has no stream listener.")
+                try:
+                    streams.append(StreamConnection(address.rsplit(":", 1)[0], port,
+                                                    self._secret, self.timeout))
+                except PermissionError:
+                    raise self._unauthenticated(shard) from None
+                except OSError as exc:
+                    raise ShardUnavailableError(
+                        f"{self._where(shard)} is unavailable: {exc}.") from None
+        except BaseException:
+            for stream in streams:
+                stream.close()
+            raise
+        return streams
+
+    def _stream_call(self, method: str, requests: list[bytes]) -> list[Any]:
+        """Every request on its shard's stream, then every reply in turn: the shards work
+        on theirs meanwhile. Any failure drops the streams (a reply may still be on its
+        way); the next call opens new ones."""
+        if self._streams is None:
+            self._streams = self._open_streams()
+        streams, replies, shard = self._streams, [], 0
+        try:
+            for shard in range(len(streams)):
+                streams[shard].send(method, requests[shard])
+                self.bytes_sent += len(requests[shard]) + len(method) + 5  # and the framing
+            for shard in range(len(streams)):
+                replies.append(streams[shard].receive())
+                self.bytes_received += len(replies[-1]) + 5
+        except Refused as refusal:
+            self._close_streams()
+            raise Distw2vError(f"{self._where(shard)} refused the request: {refusal}") from None
+        except (OSError, EOFError) as exc:
+            self._close_streams()
+            raise ShardUnavailableError(f"{self._where(shard)} is unavailable: "
+                                        f"{exc or type(exc).__name__}.") from None
+        return replies
+
+    def _close_streams(self) -> None:
+        for stream in self._streams or []:
+            stream.close()
+        self._streams = None
 
     def _same(self, method: str, header: dict[str, Any], **arrays: np.ndarray) -> list[bytes]:
         return self._call(method, [pack(header, **arrays)] * len(self.addresses))
@@ -168,6 +234,8 @@ class PSClient:
         return [unpack(r)[0] for r in self._same("Stats", {})]
 
     def close(self) -> None:
+        with self._stream_lock:
+            self._close_streams()
         self._pool.shutdown(wait=True)
         for channel in self._channels:
             channel.close()

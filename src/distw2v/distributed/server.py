@@ -32,6 +32,7 @@ from .roots import under_root
 from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
 from .shard import Batch, Finish, ParameterShard, ShardSpec
+from .stream import INVALID, REFUSED, Refused, StreamServer
 from .wire import pack, unpack
 
 SERVICE = "distw2v.ParameterShard"
@@ -41,6 +42,8 @@ OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE),
 SECRET_HEADER = "x-distw2v-secret"  # gRPC metadata every call carries
 SECRET_ENV = "DISTW2V_SHARD_SECRET"  # how a secret reaches a shard or driver (argv is public)
 LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
+GRPC_STATUS = {REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
+               INVALID: grpc.StatusCode.INVALID_ARGUMENT}
 log = logging.getLogger(__name__)
 
 
@@ -74,6 +77,7 @@ class ShardService:
         self.work_root = work_root
         self.bytes_in = 0
         self.bytes_out = 0
+        self.stream_port: int | None = None  # where start_server's stream listener is
         self._lock = threading.Lock()
 
     def _spec(self, header: dict[str, Any]) -> ShardSpec:
@@ -180,7 +184,8 @@ class ShardService:
         return self.rows if self.strategy == "rows" else self.shard
 
     def health(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        return pack({"serving": True, "configured": self._active().spec is not None})
+        return pack({"serving": True, "configured": self._active().spec is not None,
+                     "stream_port": self.stream_port})
 
     def stats(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         with self._lock:
@@ -189,32 +194,8 @@ class ShardService:
         return pack({**self._active().describe(), **traffic,
                      "peak_rss_mb": process_peak_rss_mb(os.getpid())})
 
-    def handler(self, method: Callable[[dict[str, Any], dict[str, np.ndarray]], bytes],
-                ) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-            if not self._authorised(context):  # before anything else, for every method
-                context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                              "this parameter-server shard needs the run's secret; the call "
-                              "carried none or another one.")
-            try:
-                header, arrays = unpack(request)
-                response = method(header, arrays)
-            except Distw2vError as exc:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-            except MemoryError:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                              "this shard ran out of memory for its columns; use more shards.")
-            except (KeyError, TypeError, ValueError) as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad request: {exc}")
-            with self._lock:
-                self.bytes_in += len(request)
-                self.bytes_out += len(response)
-            return response
-
-        return grpc.unary_unary_rpc_method_handler(handle)
-
-    def generic_handler(self) -> grpc.GenericRpcHandler:
-        methods = {
+    def methods(self) -> dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], bytes]]:
+        return {
             "Configure": self.configure, "Dot": self.dot, "Update": self.update,
             "Pull": self.pull, "Checkpoint": self.checkpoint, "Load": self.load,
             "Health": self.health, "Stats": self.stats,
@@ -222,15 +203,67 @@ class ShardService:
             "RowPush": self.row_push, "RowPullRange": self.row_pull_range,
             "RowCheckpoint": self.row_checkpoint, "RowLoad": self.row_load,
         }
+
+    def respond(self, name: str, request: bytes | memoryview) -> bytes:
+        """Unpack, call the method, pack; raises stream.Refused with one sentence for a
+        request the caller can fix. Both transports answer through here, after they have
+        checked the secret."""
+        method = self.methods().get(name)
+        if method is None:
+            raise Refused(INVALID, f"no method {name!r}.")
+        try:
+            header, arrays = unpack(request)
+            response = method(header, arrays)
+        except Distw2vError as exc:
+            raise Refused(REFUSED, str(exc)) from None
+        except MemoryError:
+            raise Refused(REFUSED, "this shard ran out of memory for its columns; use more "
+                                   "shards.") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Refused(INVALID, f"bad request: {exc}") from None
+        with self._lock:
+            self.bytes_in += len(request)
+            self.bytes_out += len(response)
+        return response
+
+    def handler(self, name: str) -> grpc.RpcMethodHandler:
+        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            if not self._authorised(context):  # before anything else, for every method
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              "this parameter-server shard needs the run's secret; the call "
+                              "carried none or another one.")
+            try:
+                return self.respond(name, request)
+            except Refused as refusal:
+                context.abort(GRPC_STATUS[refusal.status], str(refusal))
+                raise  # not reached: abort raises
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            SERVICE, {name: self.handler(fn) for name, fn in methods.items()})
+            SERVICE, {name: self.handler(name) for name in self.methods()})
+
+
+class ShardServer:
+    """A shard's gRPC server and its stream listener (stream.py), stopped together."""
+
+    def __init__(self, server: grpc.Server, stream: StreamServer) -> None:
+        self.grpc = server
+        self.stream = stream
+
+    def stop(self, grace: float | None) -> threading.Event:
+        self.stream.stop()
+        return self.grpc.stop(grace)
 
 
 def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
                  secret: str | None = None, checkpoint_root: str | None = None,
-                 work_root: str | None = None) -> tuple[grpc.Server, int, ShardService]:
-    """Start a shard server; returns it, the bound port and the service (for in-process use).
-    Without a secret it binds loopback only: anyone reaching the port could use the model."""
+                 work_root: str | None = None) -> tuple[ShardServer, int, ShardService]:
+    """Start a shard server; returns it, the bound gRPC port and the service (for in-process
+    use). Its stream listener (for the training calls) takes a port of the system's choosing
+    on the same host, which Health reports. Without a secret it binds loopback only: anyone
+    reaching the port could use the model."""
     if not secret and host not in LOOPBACK:
         raise Distw2vError(f"binding {host} needs --secret-file PATH (or ${SECRET_ENV}): "
                            "without a secret anyone who reaches the port can use the model.")
@@ -242,7 +275,9 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
     if bound == 0:
         raise Distw2vError(f"cannot listen on {host}:{port} (address in use?).")
     server.start()
-    return server, bound, service
+    stream = StreamServer(host, service.respond, secret)
+    service.stream_port = stream.port
+    return ShardServer(server, stream), bound, service
 
 
 def serve_forever(host: str, port: int, threads: int,

@@ -41,10 +41,10 @@ def pack(header: dict[str, Any], **arrays: np.ndarray) -> bytes:
     return b"".join([_LEN.pack(len(head)), head, *blobs])
 
 
-def unpack(message: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def unpack(message: bytes | memoryview) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     try:
         (size,) = _LEN.unpack_from(message, 0)
-        header = json.loads(message[_LEN.size:_LEN.size + size])
+        header = json.loads(bytes(message[_LEN.size:_LEN.size + size]))
         arrays = {}
         at = _LEN.size + size
         for name, dtype, shape in header.pop("arrays"):

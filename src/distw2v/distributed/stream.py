@@ -1,0 +1,182 @@
+"""A lean transport for the column strategy's training calls: length-framed `wire` messages
+on one TCP connection per client and shard, beside the shard's gRPC server.
+
+Why: a training call is one request and one reply of a few hundred kilobytes, thousands of
+times an epoch. Through gRPC's Python server each one also crosses its completion-queue
+thread, its handler pool and per-call metadata, and the client needs a thread per shard to
+wait on both at once; measured (benchmarks/column_overhead.py), that was most of the CPU a
+pair costs beyond the kernels. Here a client writes its requests to every shard and then
+reads the replies in turn, and a shard answers each connection from a thread of its own.
+Everything else (configuration, checkpoints, stats, the rows strategy) stays on gRPC.
+
+A connection opens with a hello frame holding the run's secret (empty when the shard has
+none); the shard answers OK or closes it, so nothing else is read from a peer that does not
+know the secret. After that, each request frame is [method name, NUL, wire message] and each
+reply [status byte, body]: the reply message, or for a refusal one UTF-8 sentence. A frame
+is a 4-byte little-endian length and that many bytes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import socket
+import struct
+import threading
+from collections.abc import Callable
+
+from ..errors import Distw2vError
+
+FRAME = struct.Struct("<I")
+MAX_FRAME = 1 << 30  # as gRPC's message limit (server.MAX_MESSAGE)
+MAX_HELLO = 1024  # a secret is 43 characters: a longer hello is not one
+HELLO_SECONDS = 10.0  # a peer gets this long to say the secret before it is dropped
+MAX_CONNECTIONS = 256  # per shard: training tasks and drivers of one run
+OK, REFUSED, INVALID, UNAUTHENTICATED = 0, 1, 2, 3
+
+
+class Refused(Exception):
+    """A call the shard turns down; `status` says why (REFUSED, INVALID)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = sock.recv(size, socket.MSG_WAITALL)
+    if len(data) == size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        piece = sock.recv(size - got, socket.MSG_WAITALL)
+        if not piece:
+            raise ConnectionError("the connection closed in the middle of a frame")
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
+def read_frame(sock: socket.socket, limit: int = MAX_FRAME) -> bytes:
+    head = sock.recv(FRAME.size, socket.MSG_WAITALL)
+    if not head:
+        raise EOFError("the peer closed the connection")
+    if len(head) < FRAME.size:
+        head += _recv_exactly(sock, FRAME.size - len(head))
+    (size,) = FRAME.unpack(head)
+    if size > limit:
+        raise ConnectionError(f"a frame of {size} bytes is over the limit of {limit}")
+    return _recv_exactly(sock, size) if size else b""
+
+
+def write_frame(sock: socket.socket, *parts: bytes) -> None:
+    """One frame of `parts`, written without joining them (sendmsg gathers)."""
+    pending = [memoryview(p) for p in (FRAME.pack(sum(len(p) for p in parts)), *parts)]
+    while pending:
+        sent = sock.sendmsg(pending)
+        while pending and sent >= len(pending[0]):
+            sent -= len(pending[0])
+            pending.pop(0)
+        if pending and sent:
+            pending[0] = pending[0][sent:]
+
+
+class StreamServer:
+    """Accepts connections on `host` (port chosen by the system) and answers each request
+    with `respond(method, message)`, which returns the reply or raises Refused."""
+
+    def __init__(self, host: str, respond: Callable[[str, memoryview], bytes],
+                 secret: str | None) -> None:
+        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+        self._listener = socket.create_server((host.strip("[]"), 0), family=family)
+        self.port: int = self._listener.getsockname()[1]
+        self._respond = respond
+        self._secret = (secret or "").encode()
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+        threading.Thread(target=self._accept, name="shard-stream", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # the listener closed: stop() was called
+                return
+            with self._lock:
+                if self._stopped or len(self._connections) >= MAX_CONNECTIONS:
+                    conn.close()
+                    continue
+                self._connections.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), name="shard-stream-conn",
+                             daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(HELLO_SECONDS)
+            if not hmac.compare_digest(read_frame(conn, MAX_HELLO), self._secret):
+                write_frame(conn, bytes([UNAUTHENTICATED]))
+                return
+            write_frame(conn, bytes([OK]))
+            conn.settimeout(None)
+            while True:
+                request = read_frame(conn)
+                end = request.find(b"\0", 0, 64)  # a method's name is short
+                try:
+                    if end < 0:
+                        raise Refused(INVALID, "a request names no method.")
+                    reply = self._respond(request[:end].decode("ascii", "replace"),
+                                          memoryview(request)[end + 1:])
+                except Refused as refusal:
+                    write_frame(conn, bytes([refusal.status]), str(refusal).encode())
+                    continue
+                write_frame(conn, bytes([OK]), reply)
+        except (OSError, EOFError):  # the client went away, or stop() closed the socket
+            pass
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+            conn.close()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            connections = list(self._connections)
+        self._listener.close()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class StreamConnection:
+    """A client's connection to one shard's stream (see the module's docstring)."""
+
+    def __init__(self, host: str, port: int, secret: str | None, timeout: float) -> None:
+        self.sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        write_frame(self.sock, (secret or "").encode())
+        if read_frame(self.sock) != bytes([OK]):
+            self.sock.close()
+            raise PermissionError("the shard refused the secret")
+
+    def send(self, method: str, message: bytes) -> None:
+        write_frame(self.sock, method.encode("ascii") + b"\0", message)
+
+    def receive(self) -> memoryview:
+        """The next reply's message (a view: no copy); raises Refused for a refusal."""
+        reply = read_frame(self.sock)
+        if not reply:
+            raise ConnectionError("an empty reply")
+        if reply[0] != OK:
+            raise Refused(reply[0], reply[1:].decode("utf-8", "replace"))
+        return memoryview(reply)[1:]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def refused_error(where: str, refusal: Refused) -> Distw2vError:
+    return Distw2vError(f"{where} refused the request: {refusal}")
