@@ -4,9 +4,9 @@ One worker trains one epoch of the shared English corpus (one partition) against
 processes on loopback, as a Spark task would (`distributed.worker.train_partition`). The CPU
 time of the worker and of both shards, less the CPU time of the same kernels run in this
 process on the same batches (windows, both shards' round 1 and round 2, no transport), is
-the overhead: gRPC, packing, checking, and the kernels' own slowdown in a process that
-moves megabytes of messages through its caches. Printed in nanoseconds a pair, with the
-bytes a pair on the wire.
+the overhead: the transport (the shards' streams, and gRPC for the rest), packing, checking,
+and the kernels' own slowdown in a process that moves megabytes of messages through its
+caches. Printed in nanoseconds a pair, with the bytes a pair on the wire.
 
     python benchmarks/column_overhead.py                 # d=100, 2 shards
     python benchmarks/column_overhead.py --dim 300 --batch-pairs 50000
