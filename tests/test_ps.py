@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 from test_kernels import tiny_problem
 
-from distw2v.distributed.client import PSClient, ShardUnavailableError, column_ranges
+from distw2v.distributed.client import (
+    PSClient,
+    ShardUnavailableError,
+    batch_message,
+    column_ranges,
+)
 from distw2v.distributed.processes import ANNOUNCE
 from distw2v.distributed.server import start_server
 from distw2v.distributed.shard import Batch, ParameterShard, ShardSpec
@@ -164,6 +169,32 @@ def test_round_two_rides_with_the_next_round_one(counts_file) -> None:
             for got, want in zip(results[1], results[0]):
                 np.testing.assert_array_equal(got, want)
             assert np.abs(results[0][2]).sum() > 0  # round 2 trained syn1 (it starts at zero)
+    finally:
+        for server, _, _ in servers:
+            server.stop(None)
+
+
+def test_calls_in_flight_on_the_streams_get_their_own_replies(counts_file) -> None:
+    """Replies come back in the order the calls went out; a call finished out of order finds
+    its replies kept, and a refused call leaves the next ones' replies where they belong."""
+    servers = [start_server() for _ in range(2)]
+    try:
+        with PSClient([f"127.0.0.1:{port}" for _, port, _ in servers]) as client:
+            client.configure(specs(counts_file, 2))
+
+            def dot(words: int, **extra: object) -> bytes:
+                msg = batch_message(a_batch(words), words=words, **extra)
+                return pack(msg["header"], **msg["arrays"])
+
+            first = client._start("Dot", [dot(3)] * 2)
+            refused = client._start("Dot", [pack({"words": 1})] * 2)  # names no batch
+            third = client._start("Dot", [dot(4)] * 2)
+            assert unpack(client._finish("Dot", [], third)[0])[0]["global_words"] == 7
+            with pytest.raises(Distw2vError, match="shard 0 at .* refused the request: bad"):
+                client._finish("Dot", [], refused)
+            assert unpack(client._finish("Dot", [], first)[0])[0]["global_words"] == 3
+            _, words = client.dot(a_batch(5), 2)  # the streams go on
+            assert words == 9
     finally:
         for server, _, _ in servers:
             server.stop(None)

@@ -24,12 +24,13 @@ import numpy as np
 from ..errors import Distw2vError
 from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
 from .shard import Batch, Finish, ShardSpec
-from .stream import Refused, StreamConnection
+from .stream import Refused, ShardFailed, StreamConnection, StreamGroup
 from .wire import pack, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED)
-STREAMED = frozenset({"Dot", "Update"})  # the column strategy's training calls
+STREAMED = frozenset({"Dot", "Update", "RowPull", "RowPush"})  # the training calls
+Pending = list[Future[bytes]] | int  # a call under way: gRPC futures, or a stream ticket
 
 
 class ShardUnavailableError(Distw2vError):
@@ -60,7 +61,7 @@ class PSClient:
         self.retries = retries
         self._metadata = ((SECRET_HEADER, secret),) if secret else ()  # sent on every call
         self._secret = secret
-        self._streams: list[StreamConnection] | None = None  # opened by the first Dot
+        self._streams: StreamGroup | None = None  # opened by the first training call
         self._stream_lock = threading.Lock()  # a call's requests and replies stay in order
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -83,11 +84,14 @@ class PSClient:
         return self._pool.submit(self._stub(method, shard), request, timeout=self.timeout,
                                  metadata=self._metadata)
 
-    def _start(self, method: str, requests: list[bytes]) -> list[Future[bytes]]:
+    def _start(self, method: str, requests: list[bytes]) -> Pending:
+        if method in STREAMED:
+            return self._stream_start(method, requests)
         return [self._send(method, s, r) for s, r in enumerate(requests)]
 
-    def _finish(self, method: str, requests: list[bytes],
-                pending: list[Future[bytes]]) -> list[bytes]:
+    def _finish(self, method: str, requests: list[bytes], pending: Pending) -> list[Any]:
+        if isinstance(pending, int):
+            return self._stream_finish(pending)
         replies: list[bytes] = []
         for shard, future in enumerate(pending):
             attempt = 0
@@ -124,10 +128,39 @@ class PSClient:
         return Distw2vError(f"{self._where(shard)} refused the request: {exc.details()}")
 
     def _call(self, method: str, requests: list[bytes]) -> list[Any]:
-        if method in STREAMED:
-            with self._stream_lock:
-                return self._stream_call(method, requests)
         return self._finish(method, requests, self._start(method, requests))
+
+    # --- the streams (stream.py): training calls, no retries (resent, an update could
+    # apply twice); any failure but a refusal drops them, and the next call opens new ones
+
+    def _stream_start(self, method: str, requests: list[bytes]) -> int:
+        with self._stream_lock:
+            if self._streams is None:
+                self._streams = StreamGroup(self._open_streams())
+            try:
+                ticket = self._streams.start(method, requests)
+            except ShardFailed as failed:
+                raise self._stream_error(failed) from None
+            self.bytes_sent += sum(len(r) + len(method) + 5 for r in requests)  # and framing
+            return ticket
+
+    def _stream_finish(self, ticket: int) -> list[memoryview]:
+        with self._stream_lock:
+            if self._streams is None:
+                raise ShardUnavailableError("the shards' streams broke before this call's "
+                                            "replies came.")
+            try:
+                replies = self._streams.finish(ticket)
+            except ShardFailed as failed:
+                raise self._stream_error(failed) from None
+            self.bytes_received += sum(len(r) + 5 for r in replies)
+            return replies
+
+    def _stream_error(self, failed: ShardFailed) -> Distw2vError:
+        if isinstance(failed.cause, Refused):
+            return Distw2vError(f"{self._where(failed.shard)} refused the request: {failed}")
+        self._close_streams()
+        return ShardUnavailableError(f"{self._where(failed.shard)} is unavailable: {failed}.")
 
     def _open_streams(self) -> list[StreamConnection]:
         ports = [unpack(r)[0].get("stream_port") for r in self._same("Health", {})]
@@ -150,32 +183,9 @@ class PSClient:
             raise
         return streams
 
-    def _stream_call(self, method: str, requests: list[bytes]) -> list[Any]:
-        """Every request on its shard's stream, then every reply in turn: the shards work
-        on theirs meanwhile. Any failure drops the streams (a reply may still be on its
-        way); the next call opens new ones."""
-        if self._streams is None:
-            self._streams = self._open_streams()
-        streams, replies, shard = self._streams, [], 0
-        try:
-            for shard in range(len(streams)):
-                streams[shard].send(method, requests[shard])
-                self.bytes_sent += len(requests[shard]) + len(method) + 5  # and the framing
-            for shard in range(len(streams)):
-                replies.append(streams[shard].receive())
-                self.bytes_received += len(replies[-1]) + 5
-        except Refused as refusal:
-            self._close_streams()
-            raise Distw2vError(f"{self._where(shard)} refused the request: {refusal}") from None
-        except (OSError, EOFError) as exc:
-            self._close_streams()
-            raise ShardUnavailableError(f"{self._where(shard)} is unavailable: "
-                                        f"{exc or type(exc).__name__}.") from None
-        return replies
-
     def _close_streams(self) -> None:
-        for stream in self._streams or []:
-            stream.close()
+        if self._streams is not None:
+            self._streams.close()
         self._streams = None
 
     def _same(self, method: str, header: dict[str, Any], **arrays: np.ndarray) -> list[bytes]:

@@ -9,18 +9,17 @@ loop drives either strategy's shards alike. Shard 0 keeps the global word count.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from .client import PSClient
+from .client import Pending, PSClient
 from .rowcodec import encode_rows, pack_deltas, unpack_deltas
 from .rows import Placement, RowSpec
 from .wire import pack, unpack
 
-PushHandle = tuple[list[bytes], list[Future[bytes]]]
+PushHandle = tuple[list[bytes], Pending]
 
 
 @dataclass(frozen=True)

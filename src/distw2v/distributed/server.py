@@ -4,9 +4,10 @@ the `Row...` methods), whichever the run configures.
 
 Methods take and return `wire` messages (raw little-endian arrays), registered with gRPC's
 generic handlers so no generated code is needed; the same methods answer on the shard's
-stream listener (`stream.py`), which the column strategy's training calls take. Errors the caller can fix come back as
-INVALID_ARGUMENT / FAILED_PRECONDITION with one sentence. With a secret, every call must carry
-it (UNAUTHENTICATED otherwise); the paths calls name must lie under the shard's roots.
+stream listener (`stream.py`), which the training calls take. Errors the caller can fix come
+back as INVALID_ARGUMENT / FAILED_PRECONDITION with one sentence. With a secret, every call
+must carry it (UNAUTHENTICATED otherwise; a stream, when it opens); the paths calls name must
+lie under the shard's roots.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""A lean transport for the column strategy's training calls: length-framed `wire` messages
-on one TCP connection per client and shard, beside the shard's gRPC server.
+"""A lean transport for the training calls (columns: Dot, Update; rows: RowPull, RowPush):
+length-framed `wire` messages on one TCP connection per client and shard, beside the shard's
+gRPC server.
 
 Why: a training call is one request and one reply of a few hundred kilobytes, thousands of
 times an epoch. Through gRPC's Python server each one also crosses its completion-queue
@@ -7,7 +8,8 @@ thread, its handler pool and per-call metadata, and the client needs a thread pe
 wait on both at once; measured (benchmarks/column_overhead.py), that was most of the CPU a
 pair costs beyond the kernels. Here a client writes its requests to every shard and then
 reads the replies in turn, and a shard answers each connection from a thread of its own.
-Everything else (configuration, checkpoints, stats, the rows strategy) stays on gRPC.
+Everything else (configuration, checkpoints, stats, the export) stays on gRPC. A shard
+answers one connection's calls in order, so a rows task's pull comes after its last push.
 
 A connection opens with a hello frame holding the run's secret (empty when the shard has
 none); the shard answers OK or closes it, so nothing else is read from a peer that does not
@@ -178,5 +180,61 @@ class StreamConnection:
         self.sock.close()
 
 
-def refused_error(where: str, refusal: Refused) -> Distw2vError:
-    return Distw2vError(f"{where} refused the request: {refusal}")
+class ShardFailed(Exception):
+    """The call on shard `shard`'s stream failed: `cause` is a Refused (the stream goes on)
+    or the OSError or EOFError that broke the connection."""
+
+    def __init__(self, shard: int, cause: Exception) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.shard = shard
+        self.cause = cause
+
+
+class StreamGroup:
+    """A client's streams to every shard, with calls in flight: `start` writes a call's
+    requests at once and returns its ticket; `finish` reads replies in the order the calls
+    went out, keeping those of earlier calls until they are asked for (the rows strategy
+    pulls while its last push is under way). Not thread-safe: the caller holds a lock."""
+
+    def __init__(self, connections: list[StreamConnection]) -> None:
+        self.connections = connections
+        self._sent = 0  # tickets given out
+        self._read = 0  # calls whose replies are all read
+        self._arrived: dict[int, list[memoryview] | ShardFailed] = {}
+
+    def start(self, method: str, requests: list[bytes]) -> int:
+        for shard, connection in enumerate(self.connections):
+            try:
+                connection.send(method, requests[shard])
+            except OSError as exc:
+                raise ShardFailed(shard, exc) from None
+        self._sent += 1
+        return self._sent
+
+    def finish(self, ticket: int) -> list[memoryview]:
+        if not 0 < ticket <= self._sent:
+            raise Distw2vError(f"no call {ticket} is under way on these streams.")
+        while ticket not in self._arrived:
+            self._read += 1
+            self._arrived[self._read] = self._replies()
+        outcome = self._arrived.pop(ticket)
+        if isinstance(outcome, ShardFailed):
+            raise outcome
+        return outcome
+
+    def _replies(self) -> list[memoryview] | ShardFailed:
+        """One call's replies, from every shard; a refusal is kept, and the other shards'
+        replies read all the same, so that the next call's replies come next."""
+        replies, refusal = [], None
+        for shard, connection in enumerate(self.connections):
+            try:
+                replies.append(connection.receive())
+            except Refused as exc:
+                refusal = refusal or ShardFailed(shard, exc)
+            except (OSError, EOFError) as exc:
+                raise ShardFailed(shard, exc) from None
+        return refusal or replies
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
