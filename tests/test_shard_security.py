@@ -315,3 +315,17 @@ def test_the_stream_listens_where_grpc_does(tmp_path) -> None:
         assert server.stream._listener.getsockname()[:2] == ("127.0.0.1", service.stream_port)
     finally:
         server.stop(None)
+
+
+def test_ps_shard_takes_its_stream_port_and_names_one_in_use() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        run = ps_shard("--port", "0", "--stream-port", str(port))
+        assert run.returncode == 2, run.stderr
+        assert run.stdout == "" and "Traceback" not in run.stderr
+        assert f"cannot listen on 127.0.0.1:{port} for the training calls" in run.stderr
+    server, _, service = start_server(stream_port=port)  # free now: the stream takes it
+    try:
+        assert service.stream_port == port
+    finally:
+        server.stop(None)

@@ -197,7 +197,7 @@ def cmd_ps_shard(args: argparse.Namespace) -> None:
 
     serve_forever(args.host, args.port, args.threads, announce, args.stop_on_stdin_eof,
                   secret=_shard_secret(args), checkpoint_root=args.checkpoint_root,
-                  work_root=args.work_dir)
+                  work_root=args.work_dir, stream_port=args.stream_port)
 
 
 def _load_model(path: str) -> Any:
@@ -362,8 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7070, help="port; 0 picks a free one "
                    "(default: 7070)")
+    p.add_argument("--stream-port", type=int, default=0,
+                   help="port of the training calls' stream, on the same host (clients learn "
+                   "it from the shard); 0 picks a free one (default: 0)")
     p.add_argument("--threads", type=int, default=8,
-                   help="requests served at once (default: 8)")
+                   help="gRPC requests served at once; the stream serves each client on its "
+                   "own thread (default: 8)")
     p.add_argument("--stop-on-stdin-eof", action="store_true",
                    help="exit when standard input closes (used by a driver that starts shards)")
     p.add_argument("--secret-file", metavar="PATH",

@@ -261,11 +261,12 @@ class ShardServer:
 
 def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
                  secret: str | None = None, checkpoint_root: str | None = None,
-                 work_root: str | None = None) -> tuple[ShardServer, int, ShardService]:
+                 work_root: str | None = None,
+                 stream_port: int = 0) -> tuple[ShardServer, int, ShardService]:
     """Start a shard server; returns it, the bound gRPC port and the service (for in-process
-    use). Its stream listener (for the training calls) takes a port of the system's choosing
-    on the same host, which Health reports. Without a secret it binds loopback only: anyone
-    reaching the port could use the model."""
+    use). Its stream listener (for the training calls) listens on the same host at
+    `stream_port` (0: one of the system's choosing), which Health reports to clients. Without
+    a secret it binds loopback only: anyone reaching the port could use the model."""
     if not secret and host not in LOOPBACK:
         raise Distw2vError(f"binding {host} needs --secret-file PATH (or ${SECRET_ENV}): "
                            "without a secret anyone who reaches the port can use the model.")
@@ -276,8 +277,12 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise Distw2vError(f"cannot listen on {host}:{port} (address in use?).")
+    try:
+        stream = StreamServer(host, stream_port, service.respond, secret)
+    except OSError as exc:
+        raise Distw2vError(f"cannot listen on {host}:{stream_port} for the training calls "
+                           f"({exc.strerror or exc}).") from None
     server.start()
-    stream = StreamServer(host, service.respond, secret)
     service.stream_port = stream.port
     return ShardServer(server, stream), bound, service
 
@@ -285,11 +290,13 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
 def serve_forever(host: str, port: int, threads: int,
                   announce: Callable[[int], None] = lambda _: None,
                   stop_on_stdin_eof: bool = False, *, secret: str | None = None,
-                  checkpoint_root: str | None = None, work_root: str | None = None) -> None:
+                  checkpoint_root: str | None = None, work_root: str | None = None,
+                  stream_port: int = 0) -> None:
     """Serve until SIGTERM/SIGINT, or, for a shard a driver started, until its stdin closes:
     the driver holds the other end, so a driver that dies without cleaning up leaves no shard."""
     server, bound, _ = start_server(host, port, threads, secret=secret,
-                                    checkpoint_root=checkpoint_root, work_root=work_root)
+                                    checkpoint_root=checkpoint_root, work_root=work_root,
+                                    stream_port=stream_port)
     announce(bound)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

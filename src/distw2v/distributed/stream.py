@@ -84,13 +84,13 @@ def write_frame(sock: socket.socket, *parts: bytes) -> None:
 
 
 class StreamServer:
-    """Accepts connections on `host` (port chosen by the system) and answers each request
+    """Accepts connections on `host`:`port` (0: one the system picks) and answers each request
     with `respond(method, message)`, which returns the reply or raises Refused."""
 
-    def __init__(self, host: str, respond: Callable[[str, memoryview], bytes],
+    def __init__(self, host: str, port: int, respond: Callable[[str, memoryview], bytes],
                  secret: str | None) -> None:
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        self._listener = socket.create_server((host.strip("[]"), 0), family=family)
+        self._listener = socket.create_server((host.strip("[]"), port), family=family)
         self.port: int = self._listener.getsockname()[1]
         self._respond = respond
         self._secret = (secret or "").encode()
