@@ -158,11 +158,20 @@ class StreamConnection:
 
     def __init__(self, host: str, port: int, secret: str | None, timeout: float) -> None:
         self.sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        write_frame(self.sock, (secret or "").encode())
-        if read_frame(self.sock) != bytes([OK]):
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            write_frame(self.sock, (secret or "").encode())
+            answer = read_frame(self.sock, MAX_HELLO)
+        except EOFError:
+            answer = b""
+        except BaseException:
             self.sock.close()
-            raise PermissionError("the shard refused the secret")
+            raise
+        if answer != bytes([OK]):
+            self.sock.close()
+            if answer == bytes([UNAUTHENTICATED]):
+                raise PermissionError("the shard refused the secret")
+            raise ConnectionError("the shard closed the stream as it opened")
 
     def send(self, method: str, message: bytes) -> None:
         write_frame(self.sock, method.encode("ascii") + b"\0", message)
