@@ -17,6 +17,7 @@ from distw2v.kernels.rows import (
     POOL_STREAM,
     ChunkPlan,
     cbow_rows,
+    chunk_deltas,
     plan_chunk,
     skipgram_rows,
     train_chunk_rows,
@@ -258,6 +259,32 @@ def train_corpus_rows(vocab: Vocabulary, ids: np.ndarray, offsets: np.ndarray, *
 def planted(tmp_path_factory: pytest.TempPathFactory) -> PlantedCorpus:
     path = tmp_path_factory.mktemp("planted") / "planted.txt"
     return write_planted_corpus(path, tokens=400_000, entities=12, filler_vocab=2_000, seed=0)
+
+
+def test_chunk_deltas_equal_numpy_and_catch_what_is_not_finite() -> None:
+    rng = np.random.default_rng(4)
+    n, dim = 30, 7
+    inputs = np.array([1, 4, 5, 20], dtype=np.int32)
+    pulled0 = rng.standard_normal((len(inputs), dim)).astype(np.float32)
+    pulled1 = rng.standard_normal((n, dim)).astype(np.float32)
+    syn0 = np.full((n, dim), np.nan, dtype=np.float32)  # rows outside `inputs` are never read
+    syn0[inputs] = pulled0
+    syn0[inputs[1:3]] += rng.standard_normal((2, dim)).astype(np.float32)  # two rows trained
+    syn1 = pulled1.copy()
+    syn1[[0, 9]] += 0.5
+    want0, want1 = syn0[inputs] - pulled0, syn1 - pulled1
+    delta0, changed0, changed1, finite = chunk_deltas(syn0, syn1, inputs, pulled0, pulled1)
+    np.testing.assert_array_equal(delta0, want0)
+    np.testing.assert_array_equal(syn1, want1)  # syn1 became its deltas
+    assert changed0.tolist() == [False, True, True, False]
+    assert np.flatnonzero(changed1).tolist() == [0, 9]
+    assert finite
+    for bad in (np.inf, -np.inf, np.nan):
+        syn1 = pulled1.copy()
+        syn1[3, 2] = bad
+        assert not chunk_deltas(syn0, syn1, inputs, pulled0, pulled1)[3]
+    syn0[inputs[0], 0] = np.inf
+    assert not chunk_deltas(syn0, pulled1.copy(), inputs, pulled0, pulled1)[3]
 
 
 def test_rows_training_learns_planted_relations(planted: PlantedCorpus) -> None:

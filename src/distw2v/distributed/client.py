@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
@@ -25,7 +26,7 @@ from ..errors import Distw2vError
 from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
 from .shard import Batch, Finish, ShardSpec
 from .stream import Refused, ShardFailed, StreamConnection, StreamGroup
-from .wire import pack, unpack
+from .wire import Message, joined, pack, pack_parts, size, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -79,17 +80,17 @@ class PSClient:
 
     # --- transport --------------------------------------------------------------------------
 
-    def _send(self, method: str, shard: int, request: bytes) -> Future[bytes]:
-        self.bytes_sent += len(request)
-        return self._pool.submit(self._stub(method, shard), request, timeout=self.timeout,
-                                 metadata=self._metadata)
+    def _send(self, method: str, shard: int, request: Message) -> Future[bytes]:
+        self.bytes_sent += size(request)
+        return self._pool.submit(self._stub(method, shard), joined(request),
+                                 timeout=self.timeout, metadata=self._metadata)
 
-    def _start(self, method: str, requests: list[bytes]) -> Pending:
+    def _start(self, method: str, requests: Sequence[Message]) -> Pending:
         if method in STREAMED:
             return self._stream_start(method, requests)
         return [self._send(method, s, r) for s, r in enumerate(requests)]
 
-    def _finish(self, method: str, requests: list[bytes], pending: Pending) -> list[Any]:
+    def _finish(self, method: str, requests: Sequence[Message], pending: Pending) -> list[Any]:
         if isinstance(pending, int):
             return self._stream_finish(pending)
         replies: list[bytes] = []
@@ -127,13 +128,13 @@ class PSClient:
             return self._unauthenticated(shard)
         return Distw2vError(f"{self._where(shard)} refused the request: {exc.details()}")
 
-    def _call(self, method: str, requests: list[bytes]) -> list[Any]:
+    def _call(self, method: str, requests: Sequence[Message]) -> list[Any]:
         return self._finish(method, requests, self._start(method, requests))
 
     # --- the streams (stream.py): training calls, no retries (resent, an update could
     # apply twice); any failure but a refusal drops them, and the next call opens new ones
 
-    def _stream_start(self, method: str, requests: list[bytes]) -> int:
+    def _stream_start(self, method: str, requests: Sequence[Message]) -> int:
         with self._stream_lock:
             if self._streams is None:
                 self._streams = StreamGroup(self._open_streams())
@@ -141,7 +142,7 @@ class PSClient:
                 ticket = self._streams.start(method, requests)
             except ShardFailed as failed:
                 raise self._stream_error(failed) from None
-            self.bytes_sent += sum(len(r) + len(method) + 5 for r in requests)  # and framing
+            self.bytes_sent += sum(size(r) + len(method) + 5 for r in requests)  # and framing
             return ticket
 
     def _stream_finish(self, ticket: int) -> list[memoryview]:
@@ -188,8 +189,8 @@ class PSClient:
             self._streams.close()
         self._streams = None
 
-    def _same(self, method: str, header: dict[str, Any], **arrays: np.ndarray) -> list[bytes]:
-        return self._call(method, [pack(header, **arrays)] * len(self.addresses))
+    def _same(self, method: str, header: dict[str, Any], **arrays: np.ndarray) -> list[Any]:
+        return self._call(method, [pack_parts(header, **arrays)] * len(self.addresses))
 
     # --- the shard interface ----------------------------------------------------------------
 

@@ -17,9 +17,9 @@ import numpy as np
 from .client import Pending, PSClient
 from .rowcodec import encode_rows, pack_deltas, unpack_deltas
 from .rows import Placement, RowSpec
-from .wire import pack, unpack
+from .wire import Message, pack, pack_parts, unpack
 
-PushHandle = tuple[list[bytes], Pending]
+PushHandle = tuple[list[Message], Pending]
 
 
 @dataclass(frozen=True)
@@ -110,14 +110,14 @@ class RowClient(PSClient):
         self.row_bytes[kind] += payload.nbytes
         return {"header": {f"kind{which}": kind}, "arrays": {f"at{which}": payload}}
 
-    def _requests(self, route: Route, build: Any) -> list[bytes]:
-        requests = []
+    def _requests(self, route: Route, build: Any) -> list[Message]:
+        requests: list[Message] = []
         for shard, ((where0, at0), (where1, at1)) in enumerate(route.shards):
             first, second = self._named("0", at0, shard), self._named("1", at1, shard)
             header = {**first["header"], **second["header"], "half": self.half}
             arrays = {**first["arrays"], **second["arrays"]}
             extra_header, extra_arrays = build(shard, where0, where1)
-            requests.append(pack({**header, **extra_header}, **arrays, **extra_arrays))
+            requests.append(pack_parts({**header, **extra_header}, **arrays, **extra_arrays))
         return requests
 
     def pull_rows(self, route: Route) -> Pulled:

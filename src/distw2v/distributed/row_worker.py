@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import Distw2vError
 from ..kernels import mix_seed
-from ..kernels.rows import plan_chunk, train_chunk_rows
+from ..kernels.rows import chunk_deltas, plan_chunk, train_chunk_rows
 from ..vocab import negative_table
 from .client import PSClient
 from .row_client import PushHandle, RowClient
@@ -71,18 +71,19 @@ def train_partition_rows(
                           candidates)
         route = client.route(plan.rows[plan.inputs], plan.rows)
         pulled = client.pull_rows(route)
-        syn0 = np.zeros_like(pulled.rows1)  # only the chunk's words' input rows are read
+        syn0 = np.empty_like(pulled.rows1)  # only the chunk's words' input rows are used
         syn0[plan.inputs] = pulled.rows0
         syn1 = pulled.rows1.copy()
         words, pairs = train_chunk_rows(
             plan, syn0, syn1, keep[plan.rows], model=model, window=settings.window,
             negative=negative, alpha0=settings.start_alpha, alpha_min=settings.min_alpha,
             words_before=pulled.global_words, total_words=settings.total_words, state=seed)
-        delta0 = syn0[plan.inputs] - pulled.rows0
-        delta1 = syn1 - pulled.rows1
-        if not (np.isfinite(delta0).all() and np.isfinite(delta1).all()):
+        delta0, changed0, changed1, finite = chunk_deltas(syn0, syn1, plan.inputs,
+                                                          pulled.rows0, pulled.rows1)
+        delta1 = syn1  # chunk_deltas turned it into its deltas
+        if not finite:
             raise Distw2vError("training diverged (a row overflowed); lower --alpha.")
-        changed = route.only(delta0.any(axis=1), delta1.any(axis=1))  # read-only rows stay
+        changed = route.only(changed0, changed1)  # read-only rows stay
         if in_flight is not None:
             client.wait_push(in_flight)
         in_flight = client.push_rows_async(changed, delta0, delta1, words)

@@ -35,7 +35,7 @@ from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
 from .shard import Batch, Finish, ParameterShard, ShardSpec
 from .stream import INVALID, REFUSED, Refused, StreamServer
-from .wire import pack, unpack
+from .wire import Message, joined, pack, pack_parts, size, unpack
 
 SERVICE = "distw2v.ParameterShard"
 MAX_MESSAGE = 1 << 30
@@ -112,12 +112,12 @@ class ShardService:
         self.strategy = "columns"
         return pack({"ok": True})
 
-    def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+    def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
         finish = header.get("finish")  # the previous batch's round 2 rides along
         dots, global_words = self.shard.dot(
             batch_from(header, arrays), int(header["words"]),
             None if finish is None else _finish(finish, arrays["finish_dots"]))
-        return pack({"global_words": global_words}, dots=dots)
+        return pack_parts({"global_words": global_words}, dots=dots)
 
     def update(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         self.shard.update(*_finish(header, arrays["dots"]))
@@ -150,12 +150,12 @@ class ShardService:
         return decode_rows(str(header[f"kind{which}"]), arrays[f"at{which}"],
                            len(self.rows.ids))
 
-    def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
+    def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
         at0, at1 = self._positions(header, arrays, "0"), self._positions(header, arrays, "1")
         rows0, rows1 = self.rows.pull_at(at0, at1)
         half = bool(header.get("half", False))
-        return pack({"global_words": self.rows.global_words, "half": half},
-                    rows0=pack_deltas(rows0, half), rows1=pack_deltas(rows1, half))
+        return pack_parts({"global_words": self.rows.global_words, "half": half},
+                          rows0=pack_deltas(rows0, half), rows1=pack_deltas(rows1, half))
 
     def row_push(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         at0, at1 = self._positions(header, arrays, "0"), self._positions(header, arrays, "1")
@@ -196,7 +196,7 @@ class ShardService:
         return pack({**self._active().describe(), **traffic,
                      "peak_rss_mb": process_peak_rss_mb(os.getpid())})
 
-    def methods(self) -> dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], bytes]]:
+    def methods(self) -> dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Message]]:
         return {
             "Configure": self.configure, "Dot": self.dot, "Update": self.update,
             "Pull": self.pull, "Checkpoint": self.checkpoint, "Load": self.load,
@@ -206,7 +206,7 @@ class ShardService:
             "RowCheckpoint": self.row_checkpoint, "RowLoad": self.row_load,
         }
 
-    def respond(self, name: str, request: bytes | memoryview) -> bytes:
+    def respond(self, name: str, request: bytes | memoryview) -> Message:
         """Unpack, call the method, pack; raises stream.Refused with one sentence for a
         request the caller can fix. Both transports answer through here, after they have
         checked the secret."""
@@ -225,7 +225,7 @@ class ShardService:
             raise Refused(INVALID, f"bad request: {exc}") from None
         with self._lock:
             self.bytes_in += len(request)
-            self.bytes_out += len(response)
+            self.bytes_out += size(response)
         return response
 
     def handler(self, name: str) -> grpc.RpcMethodHandler:
@@ -235,7 +235,7 @@ class ShardService:
                               "this parameter-server shard needs the run's secret; the call "
                               "carried none or another one.")
             try:
-                return self.respond(name, request)
+                return joined(self.respond(name, request))
             except Refused as refusal:
                 context.abort(GRPC_STATUS[refusal.status], str(refusal))
                 raise  # not reached: abort raises

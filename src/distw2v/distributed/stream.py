@@ -24,9 +24,10 @@ import hmac
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..errors import Distw2vError
+from .wire import Message
 
 FRAME = struct.Struct("<I")
 MAX_FRAME = 1 << 30  # as gRPC's message limit (server.MAX_MESSAGE)
@@ -71,9 +72,10 @@ def read_frame(sock: socket.socket, limit: int = MAX_FRAME) -> bytes:
     return _recv_exactly(sock, size) if size else b""
 
 
-def write_frame(sock: socket.socket, *parts: bytes) -> None:
+def write_frame(sock: socket.socket, *parts: bytes | memoryview) -> None:
     """One frame of `parts`, written without joining them (sendmsg gathers)."""
-    pending = [memoryview(p) for p in (FRAME.pack(sum(len(p) for p in parts)), *parts)]
+    pending = [memoryview(p).cast("B")
+               for p in (FRAME.pack(sum(memoryview(p).nbytes for p in parts)), *parts)]
     while pending:
         sent = sock.sendmsg(pending)
         while pending and sent >= len(pending[0]):
@@ -87,7 +89,7 @@ class StreamServer:
     """Accepts connections on `host`:`port` (0: one the system picks) and answers each request
     with `respond(method, message)`, which returns the reply or raises Refused."""
 
-    def __init__(self, host: str, port: int, respond: Callable[[str, memoryview], bytes],
+    def __init__(self, host: str, port: int, respond: Callable[[str, memoryview], Message],
                  secret: str | None) -> None:
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
         self._listener = socket.create_server((host.strip("[]"), port), family=family)
@@ -133,7 +135,7 @@ class StreamServer:
                 except Refused as refusal:
                     write_frame(conn, bytes([refusal.status]), str(refusal).encode())
                     continue
-                write_frame(conn, bytes([OK]), reply)
+                write_frame(conn, bytes([OK]), *([reply] if isinstance(reply, bytes) else reply))
         except (OSError, EOFError):  # the client went away, or stop() closed the socket
             pass
         finally:
@@ -173,8 +175,9 @@ class StreamConnection:
                 raise PermissionError("the shard refused the secret")
             raise ConnectionError("the shard closed the stream as it opened")
 
-    def send(self, method: str, message: bytes) -> None:
-        write_frame(self.sock, method.encode("ascii") + b"\0", message)
+    def send(self, method: str, message: Message) -> None:
+        parts = [message] if isinstance(message, bytes) else message
+        write_frame(self.sock, method.encode("ascii") + b"\0", *parts)
 
     def receive(self) -> memoryview:
         """The next reply's message (a view: no copy); raises Refused for a refusal."""
@@ -211,7 +214,7 @@ class StreamGroup:
         self._read = 0  # calls whose replies are all read
         self._arrived: dict[int, list[memoryview] | ShardFailed] = {}
 
-    def start(self, method: str, requests: list[bytes]) -> int:
+    def start(self, method: str, requests: Sequence[Message]) -> int:
         for shard, connection in enumerate(self.connections):
             try:
                 connection.send(method, requests[shard])

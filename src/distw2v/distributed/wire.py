@@ -29,16 +29,34 @@ def _padding(size: int) -> int:
     return -size % ALIGN
 
 
-def pack(header: dict[str, Any], **arrays: np.ndarray) -> bytes:
+Parts = list[bytes | memoryview]  # a message as the buffers it is made of, unjoined
+Message = bytes | Parts
+
+
+def pack_parts(header: dict[str, Any], **arrays: np.ndarray) -> Parts:
+    """The message's buffers in order, the arrays' own memory among them: a transport that
+    gathers (stream.py) sends them without copying megabytes into one bytes object first."""
     specs = []
-    blobs: list[Any] = []
+    blobs: Parts = []
     for name, array in arrays.items():
         array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         specs.append([name, array.dtype.str, list(array.shape)])
-        blobs += [array.reshape(-1).view(np.uint8), bytes(_padding(array.nbytes))]
+        blobs += [array.reshape(-1).view(np.uint8).data, bytes(_padding(array.nbytes))]
     head = json.dumps({**header, "arrays": specs}, separators=(",", ":")).encode()
     head += b" " * _padding(_LEN.size + len(head))  # JSON allows trailing blanks
-    return b"".join([_LEN.pack(len(head)), head, *blobs])
+    return [_LEN.pack(len(head)), head, *blobs]
+
+
+def pack(header: dict[str, Any], **arrays: np.ndarray) -> bytes:
+    return joined(pack_parts(header, **arrays))
+
+
+def joined(message: Message) -> bytes:
+    return message if isinstance(message, bytes) else b"".join(message)
+
+
+def size(message: Message) -> int:
+    return len(message) if isinstance(message, bytes) else sum(len(p) for p in message)
 
 
 def unpack(message: bytes | memoryview) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

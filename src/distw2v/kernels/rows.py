@@ -293,3 +293,34 @@ def train_chunk_rows(
         alpha_min, words_before, total_words, np.uint64(state),
     )
     return int(words), int(pairs)
+
+
+@numba.njit(nogil=True, cache=True)
+def chunk_deltas(syn0_rows: np.ndarray, syn1_rows: np.ndarray, inputs: np.ndarray,
+                 pulled0: np.ndarray, pulled1: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """What a trained chunk changed, in one pass: the deltas of its input rows (against
+    `pulled0`, one row per `inputs` position), `syn1_rows` turned into its own deltas in
+    place (against `pulled1`), which rows of each changed at all, and whether every delta is
+    finite."""
+    dim = syn1_rows.shape[1]
+    delta0 = np.empty((len(inputs), dim), dtype=np.float32)
+    changed0 = np.zeros(len(inputs), dtype=np.bool_)
+    changed1 = np.zeros(syn1_rows.shape[0], dtype=np.bool_)
+    total = np.float32(0.0)  # inf or NaN anywhere makes it NaN: one check at the end
+    for i in range(len(inputs)):
+        row = inputs[i]
+        for x in range(dim):
+            d = syn0_rows[row, x] - pulled0[i, x]
+            delta0[i, x] = d
+            total += d * np.float32(0.0)
+            if d != 0:
+                changed0[i] = True
+    for r in range(syn1_rows.shape[0]):
+        for x in range(dim):
+            d = syn1_rows[r, x] - pulled1[r, x]
+            syn1_rows[r, x] = d
+            total += d * np.float32(0.0)
+            if d != 0:
+                changed1[r] = True
+    return delta0, changed0, changed1, total == 0
