@@ -329,3 +329,24 @@ def test_ps_shard_takes_its_stream_port_and_names_one_in_use() -> None:
         assert service.stream_port == port
     finally:
         server.stop(None)
+
+
+def test_a_failing_call_on_the_stream_is_named_and_the_stream_goes_on() -> None:
+    def respond(name: str, message: memoryview) -> bytes:
+        if name == "Boom":
+            raise RuntimeError("a bug")
+        return b"fine"
+
+    server = stream.StreamServer("127.0.0.1", 0, respond, SECRET)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as peer:
+            write_frame(peer, SECRET.encode())
+            assert read_frame(peer) == bytes([OK])
+            write_frame(peer, b"Boom\0")
+            reply = read_frame(peer)
+            assert reply[0] == stream.REFUSED
+            assert b"the shard failed on this call (RuntimeError: a bug)" in reply
+            write_frame(peer, b"Other\0")
+            assert read_frame(peer) == bytes([OK]) + b"fine"
+    finally:
+        server.stop()

@@ -21,6 +21,7 @@ is a 4-byte little-endian length and that many bytes.
 from __future__ import annotations
 
 import hmac
+import logging
 import socket
 import struct
 import threading
@@ -35,6 +36,7 @@ MAX_HELLO = 1024  # a secret is 43 characters: a longer hello is not one
 HELLO_SECONDS = 10.0  # a peer gets this long to say the secret before it is dropped
 MAX_CONNECTIONS = 256  # per shard: training tasks and drivers of one run
 OK, REFUSED, INVALID, UNAUTHENTICATED = 0, 1, 2, 3
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -134,6 +136,12 @@ class StreamServer:
                                           memoryview(request)[end + 1:])
                 except Refused as refusal:
                     write_frame(conn, bytes([refusal.status]), str(refusal).encode())
+                    continue
+                except Exception as exc:  # a bug, not the caller's: named, as gRPC would
+                    log.exception("a stream call failed")
+                    write_frame(conn, bytes([REFUSED]),
+                                f"the shard failed on this call ({type(exc).__name__}: "
+                                f"{exc}).".encode())
                     continue
                 write_frame(conn, bytes([OK]), *([reply] if isinstance(reply, bytes) else reply))
         except (OSError, EOFError):  # the client went away, or stop() closed the socket
