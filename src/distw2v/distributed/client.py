@@ -26,7 +26,7 @@ from ..errors import Distw2vError
 from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
 from .shard import Batch, Finish, ShardSpec
 from .stream import Refused, ShardFailed, StreamConnection, StreamGroup
-from .wire import Message, joined, pack, pack_parts, size, unpack
+from .wire import Message, joined, message_size, pack, pack_parts, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -81,7 +81,7 @@ class PSClient:
     # --- transport --------------------------------------------------------------------------
 
     def _send(self, method: str, shard: int, request: Message) -> Future[bytes]:
-        self.bytes_sent += size(request)
+        self.bytes_sent += message_size(request)
         return self._pool.submit(self._stub(method, shard), joined(request),
                                  timeout=self.timeout, metadata=self._metadata)
 
@@ -142,7 +142,8 @@ class PSClient:
                 ticket = self._streams.start(method, requests)
             except ShardFailed as failed:
                 raise self._stream_error(failed) from None
-            self.bytes_sent += sum(size(r) + len(method) + 5 for r in requests)  # and framing
+            # each request, its method's name and the framing
+            self.bytes_sent += sum(message_size(r) + len(method) + 5 for r in requests)
             return ticket
 
     def _stream_finish(self, ticket: int) -> list[memoryview]:

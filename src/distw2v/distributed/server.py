@@ -35,7 +35,7 @@ from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
 from .shard import Batch, Finish, ParameterShard, ShardSpec
 from .stream import INVALID, REFUSED, Refused, StreamServer
-from .wire import Message, joined, pack, pack_parts, size, unpack
+from .wire import Message, joined, message_size, pack, pack_parts, unpack
 
 SERVICE = "distw2v.ParameterShard"
 MAX_MESSAGE = 1 << 30
@@ -46,6 +46,7 @@ SECRET_ENV = "DISTW2V_SHARD_SECRET"  # how a secret reaches a shard or driver (a
 LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
 GRPC_STATUS = {REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
                INVALID: grpc.StatusCode.INVALID_ARGUMENT}
+Method = Callable[[dict[str, Any], dict[str, np.ndarray]], Message]  # a shard's handler
 log = logging.getLogger(__name__)
 
 
@@ -80,6 +81,7 @@ class ShardService:
         self.bytes_in = 0
         self.bytes_out = 0
         self.stream_port: int | None = None  # where start_server's stream listener is
+        self.methods = self._method_table()  # built once: every call looks its method up
         self._lock = threading.Lock()
 
     def _spec(self, header: dict[str, Any]) -> ShardSpec:
@@ -196,7 +198,7 @@ class ShardService:
         return pack({**self._active().describe(), **traffic,
                      "peak_rss_mb": process_peak_rss_mb(os.getpid())})
 
-    def methods(self) -> dict[str, Callable[[dict[str, Any], dict[str, np.ndarray]], Message]]:
+    def _method_table(self) -> dict[str, Method]:
         return {
             "Configure": self.configure, "Dot": self.dot, "Update": self.update,
             "Pull": self.pull, "Checkpoint": self.checkpoint, "Load": self.load,
@@ -210,7 +212,7 @@ class ShardService:
         """Unpack, call the method, pack; raises stream.Refused with one sentence for a
         request the caller can fix. Both transports answer through here, after they have
         checked the secret."""
-        method = self.methods().get(name)
+        method = self.methods.get(name)
         if method is None:
             raise Refused(INVALID, f"no method {name!r}.")
         try:
@@ -225,7 +227,7 @@ class ShardService:
             raise Refused(INVALID, f"bad request: {exc}") from None
         with self._lock:
             self.bytes_in += len(request)
-            self.bytes_out += size(response)
+            self.bytes_out += message_size(response)
         return response
 
     def handler(self, name: str) -> grpc.RpcMethodHandler:
@@ -244,7 +246,7 @@ class ShardService:
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            SERVICE, {name: self.handler(name) for name in self.methods()})
+            SERVICE, {name: self.handler(name) for name in self.methods})
 
 
 class ShardServer:

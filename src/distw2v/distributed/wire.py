@@ -55,7 +55,7 @@ def joined(message: Message) -> bytes:
     return message if isinstance(message, bytes) else b"".join(message)
 
 
-def size(message: Message) -> int:
+def message_size(message: Message) -> int:
     return len(message) if isinstance(message, bytes) else sum(len(p) for p in message)
 
 

@@ -295,6 +295,22 @@ def train_chunk_rows(
     return int(words), int(pairs)
 
 
+@numba.njit(inline="always", cache=True)
+def _row_delta(out: np.ndarray, o: int, now: np.ndarray, n: int, before: np.ndarray,
+               b: int) -> tuple[bool, np.float32]:
+    """out[o] = now[n] - before[b]; whether it is non-zero, and 0 unless some element is
+    inf or NaN (then NaN)."""
+    changed = False
+    probe = np.float32(0.0)
+    for x in range(out.shape[1]):
+        d = now[n, x] - before[b, x]
+        out[o, x] = d
+        probe += d * np.float32(0.0)
+        if d != 0:
+            changed = True
+    return changed, probe
+
+
 @numba.njit(nogil=True, cache=True)
 def chunk_deltas(syn0_rows: np.ndarray, syn1_rows: np.ndarray, inputs: np.ndarray,
                  pulled0: np.ndarray, pulled1: np.ndarray,
@@ -303,24 +319,14 @@ def chunk_deltas(syn0_rows: np.ndarray, syn1_rows: np.ndarray, inputs: np.ndarra
     `pulled0`, one row per `inputs` position), `syn1_rows` turned into its own deltas in
     place (against `pulled1`), which rows of each changed at all, and whether every delta is
     finite."""
-    dim = syn1_rows.shape[1]
-    delta0 = np.empty((len(inputs), dim), dtype=np.float32)
+    delta0 = np.empty((len(inputs), syn1_rows.shape[1]), dtype=np.float32)
     changed0 = np.zeros(len(inputs), dtype=np.bool_)
     changed1 = np.zeros(syn1_rows.shape[0], dtype=np.bool_)
     total = np.float32(0.0)  # inf or NaN anywhere makes it NaN: one check at the end
     for i in range(len(inputs)):
-        row = inputs[i]
-        for x in range(dim):
-            d = syn0_rows[row, x] - pulled0[i, x]
-            delta0[i, x] = d
-            total += d * np.float32(0.0)
-            if d != 0:
-                changed0[i] = True
+        changed0[i], probe = _row_delta(delta0, i, syn0_rows, inputs[i], pulled0, i)
+        total += probe
     for r in range(syn1_rows.shape[0]):
-        for x in range(dim):
-            d = syn1_rows[r, x] - pulled1[r, x]
-            syn1_rows[r, x] = d
-            total += d * np.float32(0.0)
-            if d != 0:
-                changed1[r] = True
+        changed1[r], probe = _row_delta(syn1_rows, r, syn1_rows, r, pulled1, r)
+        total += probe
     return delta0, changed0, changed1, total == 0
