@@ -1,6 +1,7 @@
-"""The rows strategy's transport against real gRPC shards on loopback: RowClient's pulls and
-pushes land on the shards that hold the rows, by position (indices or a bitmap), and give the
-same rows as whole matrices; float16; the export's row blocks; checkpoints through gRPC."""
+"""The rows strategy's transport against real shards on loopback: RowClient's pulls and pushes
+land on the shards that hold the rows, by position (indices or a bitmap), as blocks of a
+chunk's matrices, and give the same rows as whole matrices; float16; the export's row blocks;
+checkpoints through gRPC."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from distw2v.distributed.row_client import RowClient
-from distw2v.distributed.rows import RowShard, RowSpec, placement
+from distw2v.distributed.rows import Placement, RowShard, RowSpec, placement
 from distw2v.distributed.server import start_server
+from distw2v.errors import Distw2vError
 
 VOCAB, DIM, SHARDS = 500, 8, 3
 
@@ -34,36 +36,49 @@ def reference() -> RowShard:
     return whole
 
 
+def chunk_rows(where: Placement, ids_in: np.ndarray, ids_out: np.ndarray) -> np.ndarray:
+    """A chunk's rows as plan_chunk orders them: its words, then the others, each part in
+    sort_key order."""
+    return np.concatenate([ids[np.argsort(where.sort_key(ids))] for ids in (ids_in, ids_out)])
+
+
 @pytest.mark.parametrize("half", [False, True])
 def test_pulls_and_pushes_match_whole_matrices(shards, half: bool) -> None:
     addresses, services = shards
     group = specs()
     whole = reference()
     rng = np.random.default_rng(0)
-    with RowClient(addresses, placement(group[0]), DIM, half=half) as client:
+    where = placement(group[0])
+    with RowClient(addresses, where, DIM, half=half) as client:
         client.configure(group)
         for step in range(6):
             # a few rows (indices), then nearly all of them (a bitmap), then none
             count = (5, 480, 0, 40, 499, 1)[step]
-            ids0 = rng.choice(VOCAB, count, replace=False)
-            ids1 = rng.choice(VOCAB, max(count // 2, 1), replace=False)
-            route = client.route(ids0, ids1)
-            pulled = client.pull_rows(route)
-            want0, want1 = whole.pull(ids0, ids1)
+            chosen = rng.permutation(VOCAB)[:count]
+            n_in = (count + 1) // 2
+            rows = chunk_rows(where, chosen[:n_in], chosen[n_in:])
+            layout = client.layout(rows, n_in)
+            syn0 = np.empty((n_in, DIM), dtype=np.float32)
+            syn1 = np.empty((len(rows), DIM), dtype=np.float32)
+            pulled = client.pull_rows(layout, syn0, syn1)
+            want0, want1 = whole.pull(rows[:n_in], rows)
             tolerance = 1e-3 if half else 0
-            np.testing.assert_allclose(pulled.rows0, want0, atol=tolerance)
-            np.testing.assert_allclose(pulled.rows1, want1, atol=tolerance)
-            delta0 = rng.normal(0, 0.01, (len(ids0), DIM)).astype(np.float32)
-            delta1 = rng.normal(0, 0.01, (len(ids1), DIM)).astype(np.float32)
-            # a push sends only the rows a chunk changed: Route.only
-            changed0, changed1 = rng.random(len(ids0)) < 0.7, rng.random(len(ids1)) < 0.7
-            words = client.wait_push(client.push_rows_async(
-                route.only(changed0, changed1), delta0, delta1, 100))
+            np.testing.assert_allclose(syn0, want0, atol=tolerance)
+            np.testing.assert_allclose(syn1, want1, atol=tolerance)
+            # training moves the rows; subtract turns them into their deltas
+            delta0 = rng.normal(0, 0.01, syn0.shape).astype(np.float32)
+            delta1 = rng.normal(0, 0.01, syn1.shape).astype(np.float32)
+            syn0 += delta0
+            syn1 += delta1
+            assert pulled.subtract()
+            np.testing.assert_allclose(syn0, delta0, atol=1e-6)
+            np.testing.assert_allclose(syn1, delta1, atol=1e-6)
+            words = client.wait_push(client.push_rows_async(layout, syn0, syn1, 100))
             assert words == 100 * (step + 1)  # shard 0 keeps the count
             if half:  # what the wire carried
-                delta0 = delta0.astype(np.float16).astype(np.float32)
-                delta1 = delta1.astype(np.float16).astype(np.float32)
-            whole.push(ids0[changed0], delta0[changed0], ids1[changed1], delta1[changed1], 100)
+                syn0 = syn0.astype(np.float16).astype(np.float32)
+                syn1 = syn1.astype(np.float16).astype(np.float32)
+            whole.push(rows[:n_in], syn0, rows, syn1, 100)
         assert client.row_bytes["indices"] > 0 and client.row_bytes["bitmap"] > 0
         every = whole.pull(np.arange(VOCAB), np.arange(0))[0]  # in id order
         np.testing.assert_allclose(client.pull(0, VOCAB), every, atol=1e-6)
@@ -74,14 +89,25 @@ def test_pulls_and_pushes_match_whole_matrices(shards, half: bool) -> None:
             group[0]).rows(k)
 
 
+def test_a_layout_refuses_rows_out_of_shard_order(shards) -> None:
+    addresses, _ = shards
+    where = placement(specs()[0])
+    with RowClient(addresses, where, DIM) as client:
+        rows = chunk_rows(where, np.arange(0, 60), np.arange(60, 90))
+        client.layout(rows, 60)
+        for shuffled in (rows[::-1], np.r_[rows[1], rows[0], rows[2:]]):
+            with pytest.raises(Distw2vError, match="order|sorted"):
+                client.layout(shuffled, 60)
+
+
 def test_checkpoint_and_load_through_grpc(shards, tmp_path) -> None:
     addresses, _ = shards
     group = specs(optimizer="adagrad")
     with RowClient(addresses, placement(group[0]), DIM) as client:
         client.configure(group)
-        ids = np.arange(0, VOCAB, 7)
+        ids = chunk_rows(placement(group[0]), np.arange(0, VOCAB, 7), np.arange(0))
         delta = np.full((len(ids), DIM), 0.5, dtype=np.float32)
-        client.wait_push(client.push_rows_async(client.route(ids, ids), delta, delta, 42))
+        client.wait_push(client.push_rows_async(client.layout(ids, len(ids)), delta, delta, 42))
         before = client.pull(0, VOCAB)
         client.checkpoint(str(tmp_path / "epoch-1"))
         client.configure(group)  # fresh rows

@@ -17,9 +17,9 @@ from distw2v.kernels.rows import (
     POOL_STREAM,
     ChunkPlan,
     cbow_rows,
-    chunk_deltas,
     plan_chunk,
     skipgram_rows,
+    subtract_rows,
     train_chunk_rows,
 )
 from distw2v.synthetic import PlantedCorpus, write_planted_corpus
@@ -42,13 +42,12 @@ def problem(seed: int, vocab: int = 60, sentences: int = 12) -> Problem:
 def train_via_rows(plan: ChunkPlan, syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
                    model: str, state: int, **settings: Any) -> tuple[int, int]:
     """What a data-parallel task does: pull the plan's rows, train them, push them back."""
-    inputs = plan.rows[plan.inputs]
-    rows0 = np.zeros((len(plan.rows), syn0.shape[1]), dtype=np.float32)
-    rows0[plan.inputs] = syn0[inputs]  # syn0 only for the chunk's words
+    inputs = plan.rows[:plan.n_inputs]
+    rows0 = syn0[inputs]  # syn0 only for the chunk's words
     rows1 = syn1[plan.rows]
     done = train_chunk_rows(plan, rows0, rows1, keep[plan.rows], model=model, state=state,
                             **settings)
-    syn0[inputs] = rows0[plan.inputs]
+    syn0[inputs] = rows0
     syn1[plan.rows] = rows1
     return done
 
@@ -92,24 +91,37 @@ def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1:
 # ---- plans -------------------------------------------------------------------------------
 
 
-def test_plan_maps_chunk_and_pool_into_one_sorted_row_space() -> None:
+def test_plan_maps_chunk_and_pool_into_one_row_space_chunk_words_first() -> None:
     ids, offsets, _, _, _, prob, alias = problem(0, vocab=500, sentences=40)
     plan = plan_chunk(ids, offsets, 5, 30, prob, alias, 5, seed=11)
     chunk = ids[offsets[5]:offsets[30]]
     assert plan.rows.dtype == np.int64 and plan.local_ids.dtype == np.int32
-    assert plan.pool.dtype == np.int32 and plan.inputs.dtype == np.int32
-    assert plan.local_offsets.dtype == np.int64
-    np.testing.assert_array_equal(plan.rows, np.unique(plan.rows))  # sorted, unique
+    assert plan.pool.dtype == np.int32 and plan.local_offsets.dtype == np.int64
     np.testing.assert_array_equal(plan.rows[plan.local_ids], chunk)
     np.testing.assert_array_equal(plan.local_offsets, offsets[5:31] - offsets[5])
     assert plan.words == len(chunk) and len(plan.pool) == 5 * len(chunk)
     pool = plan.rows[plan.pool]
-    np.testing.assert_array_equal(plan.rows, np.union1d(chunk, pool))  # nothing else
-    # inputs: exactly the positions of the chunk's words
-    np.testing.assert_array_equal(plan.inputs, np.unique(plan.local_ids))
-    assert set(plan.rows[plan.inputs].tolist()) == set(chunk.tolist())
+    # the chunk's distinct words first, then the pool's others, each sorted by id
+    np.testing.assert_array_equal(plan.rows[:plan.n_inputs], np.unique(chunk))
+    np.testing.assert_array_equal(plan.rows[plan.n_inputs:], np.setdiff1d(pool, chunk))
+    assert plan.local_ids.max() < plan.n_inputs  # input rows: only the first n_inputs
     # the pool follows the alias table (vocabulary 500, so every row is a real word)
     assert pool.min() >= 0 and pool.max() < 500 and len(np.unique(pool)) > 100
+
+
+def test_plan_orders_each_part_by_the_sort_key() -> None:
+    ids, offsets, _, _, _, prob, alias = problem(6, vocab=400, sentences=30)
+    by_id = plan_chunk(ids, offsets, 0, 30, prob, alias, 4, seed=3)
+    keyed = plan_chunk(ids, offsets, 0, 30, prob, alias, 4, seed=3,
+                       sort_key=lambda rows: (rows * 7919) % 400)
+    assert keyed.n_inputs == by_id.n_inputs
+    for part in (slice(None, keyed.n_inputs), slice(keyed.n_inputs, None)):
+        keys = (keyed.rows[part] * 7919) % 400
+        assert (np.diff(keys) > 0).all()
+        np.testing.assert_array_equal(np.sort(keyed.rows[part]), by_id.rows[part])
+    # the same chunk and negatives, in the new local ids
+    np.testing.assert_array_equal(keyed.rows[keyed.local_ids], by_id.rows[by_id.local_ids])
+    np.testing.assert_array_equal(keyed.rows[keyed.pool], by_id.rows[by_id.pool])
 
 
 def test_plans_are_seeded() -> None:
@@ -117,8 +129,9 @@ def test_plans_are_seeded() -> None:
     a = plan_chunk(ids, offsets, 0, 30, prob, alias, 3, seed=5)
     b = plan_chunk(ids, offsets, 0, 30, prob, alias, 3, np.uint64(5))
     c = plan_chunk(ids, offsets, 0, 30, prob, alias, 3, seed=6)
-    for name in ("rows", "local_ids", "local_offsets", "pool", "inputs"):
+    for name in ("rows", "local_ids", "local_offsets", "pool"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.n_inputs == b.n_inputs
     assert not np.array_equal(a.rows[a.pool], c.rows[c.pool])
     np.testing.assert_array_equal(a.rows[a.local_ids], c.rows[c.local_ids])
     # the pool is draw_negative's stream from the mixed seed (replayed in Python)
@@ -138,10 +151,10 @@ def test_plan_pool_follows_the_negative_distribution() -> None:
 def test_empty_chunks_and_no_negatives() -> None:
     ids, offsets, _, _, _, prob, alias = problem(2)
     empty = plan_chunk(ids, offsets, 3, 3, prob, alias, 5, seed=1)
-    assert len(empty.rows) == len(empty.pool) == len(empty.inputs) == empty.words == 0
+    assert len(empty.rows) == len(empty.pool) == empty.n_inputs == empty.words == 0
     assert empty.local_offsets.tolist() == [0]
     plain = plan_chunk(ids, offsets, 0, 4, prob, alias, 0, seed=1)
-    assert len(plain.pool) == 0 and len(plain.inputs) == len(plain.rows)
+    assert len(plain.pool) == 0 and plain.n_inputs == len(plain.rows)
 
 
 # ---- training on rows --------------------------------------------------------------------
@@ -167,7 +180,7 @@ def test_rows_training_equals_whole_matrix_training(model: str, seed: int) -> No
     # the identity plan (rows = every word) on the full matrices: the same numbers exactly
     identity = ChunkPlan(rows=np.arange(len(syn0)), local_ids=ids[offsets[2]:offsets[11]],
                          local_offsets=chunk_offsets, pool=plan.rows[plan.pool].astype(np.int32),
-                         inputs=np.unique(ids[offsets[2]:offsets[11]]).astype(np.int32))
+                         n_inputs=len(syn0))
     full0, full1 = syn0.copy(), syn1.copy()
     assert train_chunk_rows(identity, full0, full1, keep, model=model, state=state,
                             **SETTINGS) == done
@@ -195,7 +208,7 @@ def test_kernels_take_only_the_pools_negatives() -> None:
 def test_train_chunk_rows_checks_its_arrays() -> None:
     ids, offsets, syn0, syn1, keep, prob, alias = problem(5)
     plan = plan_chunk(ids, offsets, 0, 5, prob, alias, 2, seed=1)
-    rows0, rows1, keep_local = syn0[plan.rows], syn1[plan.rows], keep[plan.rows]
+    rows0, rows1, keep_local = syn0[plan.rows[:plan.n_inputs]], syn1[plan.rows], keep[plan.rows]
     settings: dict[str, Any] = dict(window=2, alpha0=0.1, alpha_min=0.001, words_before=0,
                                     total_words=100, state=1)
     with pytest.raises(ValueError, match="fewer than"):
@@ -207,6 +220,9 @@ def test_train_chunk_rows_checks_its_arrays() -> None:
     with pytest.raises(ValueError, match="syn0_rows must be"):
         train_chunk_rows(plan, rows0.astype(np.float64), rows1, keep_local, model="cbow",
                          negative=2, **settings)
+    with pytest.raises(ValueError, match="syn0_rows must be"):  # one for every row: too many
+        train_chunk_rows(plan, syn0[plan.rows], rows1, keep_local, model="cbow", negative=2,
+                         **settings)
     with pytest.raises(ValueError, match="model must be"):
         train_chunk_rows(plan, rows0, rows1, keep_local, model="glove", negative=2,
                          **settings)
@@ -261,30 +277,24 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> PlantedCorpus:
     return write_planted_corpus(path, tokens=400_000, entities=12, filler_vocab=2_000, seed=0)
 
 
-def test_chunk_deltas_equal_numpy_and_catch_what_is_not_finite() -> None:
+def test_subtract_rows_equals_numpy_and_catches_what_is_not_finite() -> None:
     rng = np.random.default_rng(4)
-    n, dim = 30, 7
-    inputs = np.array([1, 4, 5, 20], dtype=np.int32)
-    pulled0 = rng.standard_normal((len(inputs), dim)).astype(np.float32)
-    pulled1 = rng.standard_normal((n, dim)).astype(np.float32)
-    syn0 = np.full((n, dim), np.nan, dtype=np.float32)  # rows outside `inputs` are never read
-    syn0[inputs] = pulled0
-    syn0[inputs[1:3]] += rng.standard_normal((2, dim)).astype(np.float32)  # two rows trained
-    syn1 = pulled1.copy()
-    syn1[[0, 9]] += 0.5
-    want0, want1 = syn0[inputs] - pulled0, syn1 - pulled1
-    delta0, changed0, changed1, finite = chunk_deltas(syn0, syn1, inputs, pulled0, pulled1)
-    np.testing.assert_array_equal(delta0, want0)
-    np.testing.assert_array_equal(syn1, want1)  # syn1 became its deltas
-    assert changed0.tolist() == [False, True, True, False]
-    assert np.flatnonzero(changed1).tolist() == [0, 9]
-    assert finite
+    before = rng.standard_normal((5, 7)).astype(np.float32)
+    now = rng.standard_normal((12, 7)).astype(np.float32)
+    want = now.copy()
+    want[3:8] -= before
+    assert subtract_rows(now, 3, before)
+    np.testing.assert_array_equal(now, want)  # rows 3-7 became deltas, the rest untouched
+    read_only = np.frombuffer(before.tobytes(), dtype=np.float32).reshape(5, 7)
+    assert subtract_rows(now, 0, read_only)  # pulled rows are views of a reply
+    assert subtract_rows(now, 12, before[:0])  # an empty block
     for bad in (np.inf, -np.inf, np.nan):
-        syn1 = pulled1.copy()
-        syn1[3, 2] = bad
-        assert not chunk_deltas(syn0, syn1, inputs, pulled0, pulled1)[3]
-    syn0[inputs[0], 0] = np.inf
-    assert not chunk_deltas(syn0, pulled1.copy(), inputs, pulled0, pulled1)[3]
+        trained = before + 1
+        trained[4, 6] = bad
+        assert not subtract_rows(trained, 0, before)
+    poisoned = before.copy()
+    poisoned[0, 0] = np.nan  # a non-finite pulled row makes the delta non-finite too
+    assert not subtract_rows(before + 1, 0, poisoned)
 
 
 def test_rows_training_learns_planted_relations(planted: PlantedCorpus) -> None:

@@ -2,6 +2,11 @@
 deltas back, each message to the shard that holds the rows (`rows.Placement`), the rows named
 by position as indices or a bitmap, whichever is smaller (`rowcodec`).
 
+A chunk's rows come ordered by `Placement.sort_key` (kernels.rows.plan_chunk): its words
+first, then its other output rows, each part shard by shard. So what a shard sends or takes
+is three contiguous blocks of the chunk's matrices (`Layout`): replies are copied in, and
+deltas go out as views of the matrices themselves, with no gather or scatter.
+
 The transport, retries, bytes counted and the set-up calls the training loop makes
 (`wait_ready`, `checkpoint`, `load`, `stats`, `pull` for the export) are PSClient's, so the
 loop drives either strategy's shards alike. Shard 0 keeps the global word count.
@@ -9,46 +14,54 @@ loop drives either strategy's shards alike. Shard 0 keeps the global word count.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..errors import Distw2vError
+from ..kernels.rows import subtract_rows
 from .client import Pending, PSClient
 from .rowcodec import encode_rows, pack_deltas, unpack_deltas
 from .rows import Placement, RowSpec
 from .wire import Message, pack, pack_parts, unpack
 
 PushHandle = tuple[list[Message], Pending]
+Block = tuple[str, int, int]  # a message's array name, and the rows [lo, hi) it carries
 
 
 @dataclass(frozen=True)
-class Route:
-    """Which shard holds each of a message's rows: for each shard, (where0, at0) and
-    (where1, at1), the places in ids0 / ids1 of the rows it holds and their positions there,
-    sorted by position."""
+class Layout:
+    """Which shard holds a chunk's rows. Rows [0, n_in) are the chunk's words, whose syn0
+    and syn1 rows move; the others move only their syn1 rows. Shard s holds rows
+    [in_cuts[s], in_cuts[s + 1]) and [out_cuts[s], out_cuts[s + 1]); `names[s]` names them
+    by position in its messages (header, arrays)."""
 
-    n0: int
-    n1: int
-    shards: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]
+    n_in: int
+    in_cuts: np.ndarray
+    out_cuts: np.ndarray
+    names: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
 
-    def only(self, keep0: np.ndarray, keep1: np.ndarray) -> Route:
-        """The same route with just the rows `keep0` / `keep1` (bool, one per id) marks."""
-        def kept(where: np.ndarray, at: np.ndarray, keep: np.ndarray) -> tuple[Any, Any]:
-            mask = keep[where]
-            return where[mask], at[mask]
-
-        return Route(self.n0, self.n1, [(kept(*first, keep0), kept(*second, keep1))
-                                        for first, second in self.shards])
+    def blocks(self, shard: int) -> tuple[Block, Block, Block]:
+        """Shard `shard`'s blocks, by the names its messages give them: "in0" (syn0 rows),
+        "in1" and "out1" (syn1 rows)."""
+        i_lo, i_hi = int(self.in_cuts[shard]), int(self.in_cuts[shard + 1])
+        o_lo, o_hi = int(self.out_cuts[shard]), int(self.out_cuts[shard + 1])
+        return ("in0", i_lo, i_hi), ("in1", i_lo, i_hi), ("out1", o_lo, o_hi)
 
 
 @dataclass
 class Pulled:
-    """What a pull brings: the rows, and the global word count."""
+    """What a pull brought: the global word count, and each block as pulled (matrix, first
+    row, rows), to turn the trained matrices into deltas."""
 
-    rows0: np.ndarray
-    rows1: np.ndarray
     global_words: int = 0
+    blocks: list[tuple[np.ndarray, int, np.ndarray]] = field(default_factory=list)
+
+    def subtract(self) -> bool:
+        """Turn the trained blocks into their deltas, in place; whether all are finite."""
+        finite = [subtract_rows(matrix, lo, rows) for matrix, lo, rows in self.blocks]
+        return all(finite)
 
 
 class RowClient(PSClient):
@@ -90,64 +103,64 @@ class RowClient(PSClient):
 
     # --- training -------------------------------------------------------------------------
 
-    def route(self, ids0: np.ndarray, ids1: np.ndarray) -> Route:
-        """Where the syn0 rows of `ids0` and the syn1 rows of `ids1` (unique global ids) are
-        held: computed once a chunk, for its pull and its push."""
-        return Route(len(ids0), len(ids1), list(zip(self._by_shard(ids0),
-                                                    self._by_shard(ids1))))
+    def layout(self, rows: np.ndarray, n_in: int) -> Layout:
+        """Where the chunk's rows (unique global ids: the chunk's words, `n_in` of them, then
+        its other output rows, each part ordered by `Placement.sort_key`) are held."""
+        owners = self.placement.owners(rows)
+        if (np.diff(owners[:n_in]) < 0).any() or (np.diff(owners[n_in:]) < 0).any():
+            raise Distw2vError("a chunk's rows must come in Placement.sort_key order.")
+        positions = self.placement.positions(rows)
+        shards = np.arange(len(self.addresses) + 1)
+        in_cuts = np.searchsorted(owners[:n_in], shards)
+        out_cuts = n_in + np.searchsorted(owners[n_in:], shards)
+        names = []
+        for shard in range(len(self.addresses)):
+            header: dict[str, Any] = {"half": self.half}
+            arrays = {}
+            for which, cuts in (("in", in_cuts), ("out", out_cuts)):
+                # refuses positions out of order within a shard
+                kind, payload = encode_rows(positions[cuts[shard]:cuts[shard + 1]],
+                                            self.placement.rows(shard))
+                header[f"kind_{which}"], arrays[f"at_{which}"] = kind, payload
+            names.append((header, arrays))
+        return Layout(n_in, in_cuts, out_cuts, names)
 
-    def _by_shard(self, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """For each shard: where in `ids` its words are, and their positions, sorted (one
-        sort by shard, then position, for all shards at once)."""
-        owners = self.placement.owners(ids)
-        positions = self.placement.positions(ids)
-        order = np.argsort(owners * (int(positions.max(initial=0)) + 1) + positions)
-        ends = np.cumsum(np.bincount(owners, minlength=len(self.addresses)))
-        return [(where, positions[where]) for where in np.split(order, ends[:-1])]
-
-    def _named(self, which: str, positions: np.ndarray, shard: int) -> dict[str, Any]:
-        kind, payload = encode_rows(positions, self.placement.rows(shard))
-        self.row_bytes[kind] += payload.nbytes
-        return {"header": {f"kind{which}": kind}, "arrays": {f"at{which}": payload}}
-
-    def _requests(self, route: Route, build: Any) -> list[Message]:
+    def _requests(self, layout: Layout, extra: Any) -> list[Message]:
         requests: list[Message] = []
-        for shard, ((where0, at0), (where1, at1)) in enumerate(route.shards):
-            first, second = self._named("0", at0, shard), self._named("1", at1, shard)
-            header = {**first["header"], **second["header"], "half": self.half}
-            arrays = {**first["arrays"], **second["arrays"]}
-            extra_header, extra_arrays = build(shard, where0, where1)
-            requests.append(pack_parts({**header, **extra_header}, **arrays, **extra_arrays))
+        for shard, (header, arrays) in enumerate(layout.names):
+            for which in ("in", "out"):
+                self.row_bytes[header[f"kind_{which}"]] += arrays[f"at_{which}"].nbytes
+            more_header, more_arrays = extra(shard)
+            requests.append(pack_parts({**header, **more_header}, **arrays, **more_arrays))
         return requests
 
-    def pull_rows(self, route: Route) -> Pulled:
-        """The syn0 and syn1 rows of the route's ids, in their order, and the global word
-        count."""
-        requests = self._requests(route, lambda *_: ({}, {}))
-        pulled = Pulled(np.empty((route.n0, self.dim), dtype=np.float32),
-                        np.empty((route.n1, self.dim), dtype=np.float32))
+    def pull_rows(self, layout: Layout, syn0: np.ndarray, syn1: np.ndarray) -> Pulled:
+        """Fill the chunk's syn0 rows (`layout.n_in` of them) and syn1 rows (all) from the
+        shards; returns the global word count and the blocks as pulled."""
+        requests = self._requests(layout, lambda _: ({}, {}))
+        pulled = Pulled()
         for shard, reply in enumerate(self._call("RowPull", requests)):
             header, arrays = unpack(reply)
-            (where0, _), (where1, _) = route.shards[shard]
-            pulled.rows0[where0] = unpack_deltas(arrays["rows0"], self.half, len(where0),
-                                                 self.dim)
-            pulled.rows1[where1] = unpack_deltas(arrays["rows1"], self.half, len(where1),
-                                                 self.dim)
+            for (name, lo, hi), matrix in zip(layout.blocks(shard), (syn0, syn1, syn1)):
+                rows = unpack_deltas(arrays[name], self.half, hi - lo, self.dim)
+                matrix[lo:hi] = rows
+                pulled.blocks.append((matrix, lo, rows))
             if shard == 0:
                 pulled.global_words = int(header["global_words"])
         return pulled
 
-    def push_rows_async(self, route: Route, delta0: np.ndarray, delta1: np.ndarray,
+    def push_rows_async(self, layout: Layout, delta0: np.ndarray, delta1: np.ndarray,
                         words: int) -> PushHandle:
-        """Send the deltas of the route's syn0 rows (`delta0`, one row per id of its ids0)
-        and syn1 rows, with the corpus words they cover (counted by shard 0); returns at
-        once (see wait_push). Rows a `Route.only` left out are not sent."""
-        def build(shard: int, where0: np.ndarray, where1: np.ndarray) -> tuple[Any, Any]:
+        """Send the deltas of the chunk's syn0 rows (`delta0`, `layout.n_in` rows) and syn1
+        rows (`delta1`), with the corpus words they cover (counted by shard 0); returns once
+        they are written (see wait_push)."""
+        def extra(shard: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+            blocks = zip(layout.blocks(shard), (delta0, delta1, delta1))
             return ({"words": words if shard == 0 else 0},
-                    {"d0": pack_deltas(delta0[where0], self.half),
-                     "d1": pack_deltas(delta1[where1], self.half)})
+                    {name: pack_deltas(matrix[lo:hi], self.half)
+                     for (name, lo, hi), matrix in blocks})
 
-        requests = self._requests(route, build)
+        requests = self._requests(layout, extra)
         return requests, self._start("RowPush", requests)
 
     def wait_push(self, handle: PushHandle) -> int:

@@ -1,8 +1,9 @@
 """Training one encoded partition with the rows strategy (one Spark task): chunk by chunk,
 plan the chunk (its negatives drawn up front, so the rows it touches are known: kernels.rows),
-pull those rows from the row shards, train them with the local kernel, and push the deltas of
-the rows that changed. A chunk's push stays in flight while the next chunk is pulled and
-trained, as the column worker keeps one update in flight.
+pull those rows from the row shards, train them with the local kernel, and push their deltas
+(every touched row changes: measured on English, all but 0.06%). A chunk's push stays in
+flight while the next chunk is pulled and trained, as the column worker keeps one update in
+flight.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..errors import Distw2vError
 from ..kernels import mix_seed
-from ..kernels.rows import chunk_deltas, plan_chunk, train_chunk_rows
+from ..kernels.rows import plan_chunk, train_chunk_rows
 from ..vocab import negative_table
 from .client import PSClient
 from .row_client import PushHandle, RowClient
@@ -68,25 +69,20 @@ def train_partition_rows(
     for c, s_lo, s_hi in chunk_order(offsets, settings, stream):
         seed = int(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
         plan = plan_chunk(ids, offsets, s_lo, s_hi, neg_prob, neg_alias, negative, seed,
-                          candidates)
-        route = client.route(plan.rows[plan.inputs], plan.rows)
-        pulled = client.pull_rows(route)
-        syn0 = np.empty_like(pulled.rows1)  # only the chunk's words' input rows are used
-        syn0[plan.inputs] = pulled.rows0
-        syn1 = pulled.rows1.copy()
+                          candidates, sort_key=client.placement.sort_key)
+        layout = client.layout(plan.rows, plan.n_inputs)
+        syn0 = np.empty((plan.n_inputs, client.dim), dtype=np.float32)
+        syn1 = np.empty((len(plan.rows), client.dim), dtype=np.float32)
+        pulled = client.pull_rows(layout, syn0, syn1)
         words, pairs = train_chunk_rows(
             plan, syn0, syn1, keep[plan.rows], model=model, window=settings.window,
             negative=negative, alpha0=settings.start_alpha, alpha_min=settings.min_alpha,
             words_before=pulled.global_words, total_words=settings.total_words, state=seed)
-        delta0, changed0, changed1, finite = chunk_deltas(syn0, syn1, plan.inputs,
-                                                          pulled.rows0, pulled.rows1)
-        delta1 = syn1  # chunk_deltas turned it into its deltas
-        if not finite:
+        if not pulled.subtract():  # syn0 and syn1 are the deltas now
             raise Distw2vError("training diverged (a row overflowed); lower --alpha.")
-        changed = route.only(changed0, changed1)  # read-only rows stay
         if in_flight is not None:
             client.wait_push(in_flight)
-        in_flight = client.push_rows_async(changed, delta0, delta1, words)
+        in_flight = client.push_rows_async(layout, syn0, syn1, words)
         stats.words += words
         stats.pairs += pairs
         stats.batches += 1

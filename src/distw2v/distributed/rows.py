@@ -12,6 +12,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..checkpoints import load_arrays, save_arrays
 from ..errors import Distw2vError
-from ..kernels.row_updates import adagrad_rows, add_rows
+from ..kernels.row_updates import adagrad_rows, add_rows, all_finite
 from ..training import initial_inputs
 from .gate import CheckpointGate
 
@@ -82,6 +83,14 @@ class Placement:
             ids = np.asarray(ids, dtype=np.int64)
             return ids - self._bounds[self.owners(ids)]
         return self._permuted(ids) // self.shards
+
+    def sort_key(self, ids: np.ndarray) -> np.ndarray:
+        """Keys (int64) that order word ids by shard, then by position: sorted by them, each
+        shard's words are together and in the order of its rows."""
+        if not self.permute:
+            return np.asarray(ids, dtype=np.int64)  # contiguous ranges: the ids' own order
+        permuted = self._permuted(ids)
+        return permuted % self.shards * max(self.vocab_size, 1) + permuted // self.shards
 
     def rows(self, shard: int) -> int:
         """How many words shard `shard` holds."""
@@ -149,6 +158,9 @@ def _integers(values: np.ndarray, what: str) -> np.ndarray:
     if values.ndim != 1 or not (values.dtype.kind in "iu" or values.size == 0):
         raise Distw2vError(f"{what} must be a one-dimensional integer array.")
     return values.astype(np.int64)
+
+
+Update = tuple[np.ndarray, np.ndarray]  # row positions and their deltas
 
 
 def _summed(positions: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -242,27 +254,31 @@ class RowShard:
 
     def pull(self, ids0: np.ndarray, ids1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the syn0 rows of `ids0` and the syn1 rows of `ids1` (global ids)."""
-        return self.pull_at(self.positions(ids0), self.positions(ids1))
+        rows0, rows1 = self.pull_at(self.positions(ids0), self.positions(ids1))
+        return rows0, rows1
 
-    def pull_at(self, at0: np.ndarray, at1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`pull` by row positions (see Placement), as clients send them."""
+    def pull_at(self, at0: np.ndarray, *at1: np.ndarray) -> list[np.ndarray]:
+        """`pull` by row positions (see Placement), as clients send them: copies of the syn0
+        rows at `at0`, then of the syn1 rows at each array of `at1`."""
         with self._gate.call():
-            at0, at1 = self._checked(at0), self._checked(at1)
-            rows0, rows1 = self.syn0[at0], self.syn1[at1]  # fancy indexing copies
+            checked = [self._checked(at) for at in (at0, *at1)]
+            rows = [self.syn0[checked[0]]] + [self.syn1[at] for at in checked[1:]]  # copies
             with self._lock:
                 self.counters["pulls"] += 1
-                self.counters["rows_pulled"] += len(at0) + len(at1)
-            return rows0, rows1
+                self.counters["rows_pulled"] += sum(len(at) for at in checked)
+            return rows
 
     def push(self, ids0: np.ndarray, delta0: np.ndarray, ids1: np.ndarray,
              delta1: np.ndarray, words: int) -> int:
         """Apply deltas to the syn0 rows of `ids0` and the syn1 rows of `ids1` (push_at)."""
-        return self.push_at(self.positions(ids0), delta0, self.positions(ids1), delta1, words)
+        return self.push_at([(self.positions(ids0), delta0)],
+                            [(self.positions(ids1), delta1)], words)
 
-    def push_at(self, at0: np.ndarray, delta0: np.ndarray, at1: np.ndarray,
-                delta1: np.ndarray, words: int) -> int:
-        """Apply deltas to the syn0 rows at `at0` and the syn1 rows at `at1`, summed per
-        row first; add `words` to the global word count and return it.
+    def push_at(self, updates0: Sequence[Update], updates1: Sequence[Update],
+                words: int) -> int:
+        """Apply deltas to the syn0 rows (`updates0`: pairs of row positions and their
+        deltas) and the syn1 rows (`updates1`), each pair's summed per row first; add
+        `words` to the global word count and return it.
 
         SGD: row += damping * delta. AdaGrad, with per-element accumulators acc on the
         shard: acc += delta**2; row += adagrad_eta * delta / (sqrt(acc) + 1e-6).
@@ -277,16 +293,16 @@ class RowShard:
             if words < 0:
                 raise Distw2vError(f"a push cannot report {words} words.")
             updates = []
-            for at, delta, syn, acc in ((at0, delta0, self.syn0, self.acc0),
-                                        (at1, delta1, self.syn1, self.acc1)):
-                at = self._checked(at)
-                delta = np.asarray(delta, dtype=np.float32)
-                if delta.shape != (len(at), spec.dim):
-                    raise Distw2vError(f"deltas of shape {delta.shape} do not fit {len(at)} "
-                                       f"rows of {spec.dim}.")
-                if not np.isfinite(delta).all():
-                    raise Distw2vError("a push carries a delta that is not finite.")
-                updates.append((*_summed(at, delta), syn, acc))
+            for which, pairs in ((0, updates0), (1, updates1)):
+                for at, delta in pairs:
+                    at = self._checked(at)
+                    delta = np.asarray(delta, dtype=np.float32)
+                    if delta.shape != (len(at), spec.dim):
+                        raise Distw2vError(f"deltas of shape {delta.shape} do not fit "
+                                           f"{len(at)} rows of {spec.dim}.")
+                    if not all_finite(np.ascontiguousarray(delta)):
+                        raise Distw2vError("a push carries a delta that is not finite.")
+                    updates.append((which, *_summed(at, delta)))
             # One push at a time: the update kernels read, add and write rows without the GIL,
             # so two at once would lose one's changes to the rows both touch, the frequent
             # words' rows above all.
@@ -295,11 +311,12 @@ class RowShard:
             with self._lock:
                 self.global_words += int(words)
                 self.counters["pushes"] += 1
-                self.counters["rows_pushed"] += len(updates[0][0]) + len(updates[1][0])
+                self.counters["rows_pushed"] += sum(len(update[1]) for update in updates)
                 return self.global_words
 
     def _apply_updates(self, spec: RowSpec, updates: list[Any]) -> None:
-        for at, delta, syn, acc in updates:
+        for which, at, delta in updates:
+            syn, acc = (self.syn0, self.acc0) if which == 0 else (self.syn1, self.acc1)
             delta = np.ascontiguousarray(delta)
             if spec.optimizer == "adagrad":
                 adagrad_rows(syn, acc, at, delta, np.float32(spec.adagrad_eta),

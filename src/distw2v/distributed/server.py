@@ -149,21 +149,31 @@ class ShardService:
 
     def _positions(self, header: dict[str, Any], arrays: dict[str, np.ndarray],
                    which: str) -> np.ndarray:
-        return decode_rows(str(header[f"kind{which}"]), arrays[f"at{which}"],
+        return decode_rows(str(header[f"kind_{which}"]), arrays[f"at_{which}"],
                            len(self.rows.ids))
 
     def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
-        at0, at1 = self._positions(header, arrays, "0"), self._positions(header, arrays, "1")
-        rows0, rows1 = self.rows.pull_at(at0, at1)
+        """A chunk's rows (row_client.Layout): for the rows named `in`, their syn0 and syn1
+        rows; for those named `out`, their syn1 rows."""
+        at_in, at_out = self._positions(header, arrays, "in"), self._positions(header, arrays,
+                                                                                 "out")
+        in0, in1, out1 = self.rows.pull_at(at_in, at_in, at_out)
         half = bool(header.get("half", False))
         return pack_parts({"global_words": self.rows.global_words, "half": half},
-                          rows0=pack_deltas(rows0, half), rows1=pack_deltas(rows1, half))
+                          in0=pack_deltas(in0, half), in1=pack_deltas(in1, half),
+                          out1=pack_deltas(out1, half))
 
     def row_push(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-        at0, at1 = self._positions(header, arrays, "0"), self._positions(header, arrays, "1")
+        """Deltas for the rows a pull named, in the same three arrays."""
+        at_in, at_out = self._positions(header, arrays, "in"), self._positions(header, arrays,
+                                                                                 "out")
         half, dim = bool(header.get("half", False)), self.rows._require_spec().dim
-        words = self.rows.push_at(at0, unpack_deltas(arrays["d0"], half, len(at0), dim),
-                                  at1, unpack_deltas(arrays["d1"], half, len(at1), dim),
+
+        def deltas(name: str, at: np.ndarray) -> np.ndarray:
+            return unpack_deltas(arrays[name], half, len(at), dim)
+
+        words = self.rows.push_at([(at_in, deltas("in0", at_in))],
+                                  [(at_in, deltas("in1", at_in)), (at_out, deltas("out1", at_out))],
                                   int(header["words"]))
         return pack({"global_words": words})
 

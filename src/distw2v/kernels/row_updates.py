@@ -38,3 +38,14 @@ def adagrad_rows(matrix: np.ndarray, acc: np.ndarray, at: np.ndarray, deltas: np
             d = deltas[i, j]
             acc[row, j] += d * d
             matrix[row, j] += eta * d / (np.sqrt(acc[row, j]) + eps)
+
+
+# reassoc alone lets LLVM vectorize the probe's sum (4-5x): an inf or NaN still makes it NaN
+@numba.njit(nogil=True, fastmath={"reassoc"}, cache=True)
+def all_finite(deltas: np.ndarray) -> bool:
+    """Whether no element is inf or NaN (one pass, no temporary array)."""
+    probe = np.float32(0.0)
+    for i in range(deltas.shape[0]):
+        for j in range(deltas.shape[1]):
+            probe += deltas[i, j] * np.float32(0.0)
+    return probe == 0
