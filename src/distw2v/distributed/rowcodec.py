@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Distw2vError
+from ..kernels.bitmaps import bitmap_positions
 
 KINDS = ("indices", "bitmap")
 HALF_MAX = float(np.finfo(np.float16).max)
@@ -58,10 +59,10 @@ def decode_rows(kind: str, payload: np.ndarray, universe: int) -> np.ndarray:
         if payload.dtype != np.uint8 or payload.shape != ((universe + 7) // 8,):
             raise Distw2vError(f"a row bitmap must be {(universe + 7) // 8} bytes of uint8 "
                                f"for a shard of {universe} rows.")
-        bits = np.unpackbits(payload)
-        if bits[universe:].any():  # the padding of the last byte
+        positions, inside = bitmap_positions(payload, universe)
+        if not inside:  # a bit in the padding of the last byte
             raise Distw2vError(f"a row bitmap names rows beyond the shard's {universe}.")
-        return np.flatnonzero(bits[:universe]).astype(np.int64)
+        return positions
     raise Distw2vError(f"unknown row encoding {kind!r}; use 'indices' or 'bitmap'.")
 
 

@@ -130,7 +130,7 @@ def _localize(
 def _ordered(ids: np.ndarray, sort_key: SortKey | None) -> np.ndarray:
     if sort_key is None:
         return np.sort(ids)  # numpy's sort: SIMD, fast
-    return ids[np.argsort(sort_key(ids), kind="stable")]
+    return ids[np.argsort(sort_key(ids))]
 
 
 def plan_chunk(
