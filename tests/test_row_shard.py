@@ -209,6 +209,36 @@ def test_sgd_pushes_match_whole_matrices(damping: float) -> None:
     np.testing.assert_allclose(got1, syn1, rtol=1e-5, atol=1e-6)
 
 
+def test_pulls_and_pushes_by_position_take_several_blocks() -> None:
+    """What the service does with a chunk's three blocks: syn0 and syn1 rows of the chunk's
+    words, syn1 rows of its other output rows."""
+    shard = make_shards(shards=1)[0]
+    syn0, syn1 = initial_vectors(VOCAB, DIM, SEED)
+    at_in, at_out = np.array([1, 4, 50, 102]), np.array([0, 7, 99])  # row positions
+    word_in, word_out = shard.ids[at_in], shard.ids[at_out]  # the words held there
+    in0, in1, out1 = shard.pull_at(at_in, at_in, at_out)
+    np.testing.assert_array_equal(in0, syn0[word_in])
+    np.testing.assert_array_equal(in1, syn1[word_in])
+    np.testing.assert_array_equal(out1, syn1[word_out])
+    rng = np.random.default_rng(7)
+    d0, d1 = (rng.normal(0, 0.1, (4, DIM)).astype(np.float32) for _ in range(2))
+    dp = rng.normal(0, 0.1, (3, DIM)).astype(np.float32)
+    assert shard.push_at([(at_in, d0)], [(at_in, d1), (at_out, dp)], 12) == 12
+    syn0[word_in] += d0
+    syn1[word_in] += d1
+    syn1[word_out] += dp
+    assert shard.describe()["rows_pushed"] == 11 and shard.describe()["rows_pulled"] == 11
+    got0, got1 = whole([shard])
+    np.testing.assert_allclose(got0, syn0, atol=1e-6)
+    np.testing.assert_allclose(got1, syn1, atol=1e-6)
+    bad = dp.copy()
+    bad[2, 3] = np.inf  # one block not finite: nothing of the push is applied
+    with pytest.raises(Distw2vError, match="not finite"):
+        shard.push_at([(at_in, d0)], [(at_out, bad)], 5)
+    np.testing.assert_array_equal(whole([shard])[0], got0)
+    assert shard.global_words == 12
+
+
 def adagrad_reference(syn: np.ndarray, acc: np.ndarray, ids: np.ndarray, delta: np.ndarray,
                       eta: float) -> None:
     """acc += g**2; row += eta * g / (sqrt(acc) + 1e-6), g the push's summed delta per id."""
