@@ -9,16 +9,17 @@ it). Each run is its own process; its figures:
 * bytes a word on the wire (everything the training tasks sent and received);
 * words per CPU-second over every process of the run (driver, JVM, executors, shards: the
   CPU time of the run's process tree, sampled from /proc; the whole run, reading included);
-* quality: English's WordSim353 / SimLex999 / analogy; none for the Zipf corpus (no
-  structure to find);
+* quality: English's WordSim353 / SimLex999 / analogy; the planted corpus's analogies; none
+  for the Zipf corpus (no structure to find);
 * shard load balance: max / mean of the bytes each shard received and sent;
 * the row strategy's share of row-naming bytes sent as bitmaps (the rest: int32 indices).
 
-Corpora: the shared English corpus, and a generated Zipf corpus with at least 1M distinct
-words (min_count 1, 1 epoch: speed and traffic only). It prints where one strategy
-overtakes the other.
+Corpora: the shared English corpus; the quality matrix's planted-relations corpus
+(distw2v.synthetic.write_planted_corpus, its defaults: 1M words, 5 epochs); and a generated
+Zipf corpus with at least 1M distinct words (min_count 1, 1 epoch: speed and traffic only).
+It prints where one strategy overtakes the other.
 
-    python benchmarks/strategies.py                          # english d=50,100,300 + zipf
+    python benchmarks/strategies.py                   # english, planted, zipf at d=50,100,300
     python benchmarks/strategies.py --dims 100 --corpora english --epochs 2
 """
 
@@ -37,6 +38,21 @@ from common import Settings, emit_result, evaluate, machine, run_child
 
 RESULTS = Path(__file__).resolve().parent / "results" / "strategies.json"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def planted_corpus(work: Path) -> tuple[Path, Path]:
+    """The planted-relations corpus (the generator's defaults, as the quality matrix's) and
+    its analogies."""
+    from distw2v.synthetic import write_planted_corpus
+
+    directory = work / "planted"
+    path = directory / "planted.txt"
+    if not directory.exists():
+        partial = work / ".partial-planted"
+        partial.mkdir(parents=True, exist_ok=True)
+        write_planted_corpus(partial / path.name)
+        partial.rename(directory)
+    return path, directory / "planted.analogies.txt"
 
 
 def zipf_corpus(work: Path, words: int, vocab: int) -> Path:
@@ -152,38 +168,49 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     result["wall_seconds"] = time.perf_counter() - started
     result["train_words_per_second"] = result["trained_words"] / result["train_seconds"]
     result["vocab"] = len(words_list)
-    if args.quality:
+    if args.analogies:
+        from distw2v.evaluate import evaluate_analogies
+        from distw2v.vectors import Vectors
+
+        result["analogy"] = evaluate_analogies(Vectors(words_list, matrix),
+                                               args.analogies).accuracy
+    elif args.quality:
         result.update(evaluate(words_list, matrix, Path(args.eval_dir)))
     return result
 
 
 def spawn(args: argparse.Namespace, system: str, corpus: Path, dim: int, epochs: int,
-          min_count: int, quality: bool, no_permute: bool = False) -> dict[str, Any]:
+          min_count: int, quality: bool | Path, no_permute: bool = False) -> dict[str, Any]:
+    """One run in a child process; `quality` is True for English's figures, or the path of
+    the analogies to score."""
     cmd = [sys.executable, __file__, "--child", "--system", system, "--corpus", str(corpus),
            "--dim", str(dim), "--epochs", str(epochs), "--min-count", str(min_count),
            "--eval-dir", str(args.eval_dir)]
-    cmd += ["--quality"] if quality else []
+    cmd += ["--quality"] if quality is True else []
+    cmd += ["--analogies", str(quality)] if isinstance(quality, Path) else []
     cmd += ["--no-permute"] if no_permute else []
     result = run_child(cmd, f"{system} d={dim}", tail=4000)
     result["words_per_cpu_second"] = result["trained_words"] / result["cpu_seconds"]
     label = system + (" (no permutation)" if no_permute else "")
-    quality = (f"  ws353 {result['wordsim353']:.3f} sl999 {result['simlex999']:.3f} "
-               f"analogy {100 * result['analogy']:.1f}%" if quality else "")
+    quality_text = (f"  ws353 {result['wordsim353']:.3f} sl999 {result['simlex999']:.3f} "
+                    f"analogy {100 * result['analogy']:.1f}%" if "wordsim353" in result
+                    else f"  analogy {100 * result['analogy']:.1f}%" if "analogy" in result
+                    else "")
     extra = (f"  {result['bytes_per_word']:,.0f} B/word  balance {result['shard_balance']:.2f}"
              + (f"  bitmap {100 * result['bitmap_share']:.0f}%"
                 if result.get("bitmap_share") is not None else "")
              if system != "local" else "")
     print(f"  {label:26} train {result['train_words_per_second']:>10,.0f} words/s  "
           f"{result['words_per_cpu_second']:>9,.0f} words/CPU-s  wall "
-          f"{result['wall_seconds']:5.0f} s{extra}{quality}", flush=True)
+          f"{result['wall_seconds']:5.0f} s{extra}{quality_text}", flush=True)
     return {"system": label, "dim": dim, **result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpora", nargs="+", choices=("english", "zipf"),
-                        default=["english", "zipf"])
+    parser.add_argument("--corpora", nargs="+", choices=("english", "planted", "zipf"),
+                        default=["english", "planted", "zipf"])
     parser.add_argument("--dims", nargs="+", type=int, default=[50, 100, 300])
     parser.add_argument("--epochs", type=int, default=5, help="English's epochs (default: 5)")
     parser.add_argument("--zipf-words", type=int, default=20_000_000)
@@ -200,6 +227,7 @@ def main() -> None:
     parser.add_argument("--min-count", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--quality", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-permute", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--analogies", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -207,9 +235,14 @@ def main() -> None:
 
     runs: list[dict[str, Any]] = []
     for name in args.corpora:
+        quality: bool | Path
         if name == "english":
             corpus, epochs, min_count = SHARED_DATA / "english.txt.gz", args.epochs, 5
             quality = True
+        elif name == "planted":
+            args.work.mkdir(parents=True, exist_ok=True)
+            corpus, quality = planted_corpus(args.work)
+            epochs, min_count = Settings().epochs, Settings().min_count
         else:
             args.work.mkdir(parents=True, exist_ok=True)
             corpus = zipf_corpus(args.work, args.zipf_words, args.zipf_vocab)
