@@ -223,6 +223,11 @@ def test_train_chunk_rows_checks_its_arrays() -> None:
     with pytest.raises(ValueError, match="syn0_rows must be"):  # one for every row: too many
         train_chunk_rows(plan, syn0[plan.rows], rows1, keep_local, model="cbow", negative=2,
                          **settings)
+    short = ChunkPlan(rows=plan.rows, local_ids=plan.local_ids, local_offsets=plan.local_offsets,
+                      pool=plan.pool, n_inputs=int(plan.local_ids.max()))  # one word too few
+    with pytest.raises(ValueError, match="must be among its first"):
+        train_chunk_rows(short, rows0[:short.n_inputs], rows1, keep_local, model="skipgram",
+                         negative=2, **settings)
     with pytest.raises(ValueError, match="model must be"):
         train_chunk_rows(plan, rows0, rows1, keep_local, model="glove", negative=2,
                          **settings)

@@ -155,8 +155,7 @@ class ShardService:
     def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
         """A chunk's rows (row_client.Layout): for the rows named `in`, their syn0 and syn1
         rows; for those named `out`, their syn1 rows."""
-        at_in, at_out = self._positions(header, arrays, "in"), self._positions(header, arrays,
-                                                                                 "out")
+        at_in, at_out = (self._positions(header, arrays, which) for which in ("in", "out"))
         in0, in1, out1 = self.rows.pull_at(at_in, at_in, at_out)
         half = bool(header.get("half", False))
         return pack_parts({"global_words": self.rows.global_words, "half": half},
@@ -165,8 +164,7 @@ class ShardService:
 
     def row_push(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         """Deltas for the rows a pull named, in the same three arrays."""
-        at_in, at_out = self._positions(header, arrays, "in"), self._positions(header, arrays,
-                                                                                 "out")
+        at_in, at_out = (self._positions(header, arrays, which) for which in ("in", "out"))
         half, dim = bool(header.get("half", False)), self.rows._require_spec().dim
 
         def deltas(name: str, at: np.ndarray) -> np.ndarray:

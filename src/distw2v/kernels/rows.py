@@ -8,8 +8,8 @@ rows they touch are known only afterwards; here `plan_chunk` draws the chunk's n
 front into a pool, which makes the touched rows (chunk words and pool) known before training.
 It maps them into one local id space: `rows` are the global ids, the chunk's words first (the
 only input rows the kernels use), then the pool's other words, each part in the order of a
-sort key the caller gives (the rows strategy's: shard by shard, so that what each shard sends
-or takes is one contiguous block). Every index the kernels see is a position in `rows`. The
+sort key the caller gives (the rows strategy's: shard by shard, so that each shard's rows are
+contiguous in each part). Every index the kernels see is a position in `rows`. The
 kernels are `local.py`'s algorithm with negatives taken in order from the pool (one set of
 `negative` per trained centre) instead of drawn.
 """
@@ -296,6 +296,8 @@ def train_chunk_rows(
             raise ValueError(f"{name} must be C-contiguous float32 with {count} rows.")
     if syn0_rows.shape[1] != syn1_rows.shape[1] or keep_local.shape != (n,):
         raise ValueError("syn0_rows, syn1_rows and keep_local do not match the plan.")
+    if plan.words and plan.local_ids.max() >= plan.n_inputs:  # nor here: syn0's rows
+        raise ValueError(f"the plan's words must be among its first {plan.n_inputs} rows.")
     if len(plan.pool) < negative * plan.words:  # the kernels do not check their reads
         raise ValueError(f"the plan's pool holds {len(plan.pool)} negatives, fewer than "
                          f"{negative} for each of its {plan.words} words.")
