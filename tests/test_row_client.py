@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distw2v.distributed.row_client import RowClient
+from distw2v.distributed.row_client import RowClient, Trained
 from distw2v.distributed.rows import Placement, RowShard, RowSpec, placement
 from distw2v.distributed.server import start_server
 from distw2v.errors import Distw2vError
@@ -51,6 +51,7 @@ def test_pulls_and_pushes_match_whole_matrices(shards, half: bool) -> None:
     where = placement(group[0])
     with RowClient(addresses, where, DIM, half=half) as client:
         client.configure(group)
+        trained = None
         for step in range(6):
             # a few rows (indices), then nearly all of them (a bitmap), then none
             count = (5, 480, 0, 40, 499, 1)[step]
@@ -60,7 +61,9 @@ def test_pulls_and_pushes_match_whole_matrices(shards, half: bool) -> None:
             layout = client.layout(rows, n_in)
             syn0 = np.empty((n_in, DIM), dtype=np.float32)
             syn1 = np.empty((len(rows), DIM), dtype=np.float32)
-            pulled = client.pull_rows(layout, syn0, syn1)
+            # one call: the last step's push, applied first, then this step's pull
+            pulled = client.step(trained, layout, syn0, syn1)
+            assert pulled.global_words == 100 * step  # shard 0 keeps the count
             want0, want1 = whole.pull(rows[:n_in], rows)
             tolerance = 1e-3 if half else 0
             np.testing.assert_allclose(syn0, want0, atol=tolerance)
@@ -73,12 +76,13 @@ def test_pulls_and_pushes_match_whole_matrices(shards, half: bool) -> None:
             assert pulled.subtract()
             np.testing.assert_allclose(syn0, delta0, atol=1e-6)
             np.testing.assert_allclose(syn1, delta1, atol=1e-6)
-            words = client.wait_push(client.push_rows_async(layout, syn0, syn1, 100))
-            assert words == 100 * (step + 1)  # shard 0 keeps the count
-            if half:  # what the wire carried
+            trained = Trained(layout, syn0, syn1, 100)
+            if half:  # what the wire will carry
                 syn0 = syn0.astype(np.float16).astype(np.float32)
                 syn1 = syn1.astype(np.float16).astype(np.float32)
             whole.push(rows[:n_in], syn0, rows, syn1, 100)
+        last = client.step(trained)  # a push alone
+        assert last.global_words == 600 and last.blocks == []
         assert client.row_bytes["indices"] > 0 and client.row_bytes["bitmap"] > 0
         every = whole.pull(np.arange(VOCAB), np.arange(0))[0]  # in id order
         np.testing.assert_allclose(client.pull(0, VOCAB), every, atol=1e-6)
@@ -107,7 +111,7 @@ def test_checkpoint_and_load_through_grpc(shards, tmp_path) -> None:
         client.configure(group)
         ids = chunk_rows(placement(group[0]), np.arange(0, VOCAB, 7), np.arange(0))
         delta = np.full((len(ids), DIM), 0.5, dtype=np.float32)
-        client.wait_push(client.push_rows_async(client.layout(ids, len(ids)), delta, delta, 42))
+        client.step(Trained(client.layout(ids, len(ids)), delta, delta, 42))
         before = client.pull(0, VOCAB)
         client.checkpoint(str(tmp_path / "epoch-1"))
         client.configure(group)  # fresh rows

@@ -38,7 +38,7 @@ from distw2v.errors import Distw2vError
 
 SECRET = new_secret()
 METHODS = ("Configure", "Dot", "Update", "Pull", "Checkpoint", "Load", "Health", "Stats",
-           "RowConfigure", "RowPull", "RowPush", "RowPullRange", "RowCheckpoint", "RowLoad")
+           "RowConfigure", "RowStep", "RowPullRange", "RowCheckpoint", "RowLoad")
 
 
 @pytest.fixture()
@@ -307,6 +307,50 @@ def test_the_stream_names_bad_requests_and_goes_on(shard, roots) -> None:
             else:
                 assert reply[0] != OK and says in reply[1:], reply
     assert service.shard.spec is None
+
+
+def test_a_row_step_with_a_bad_part_changes_nothing(shard) -> None:
+    """A push and a pull in one call: the pull's rows are read before the push applies, so a
+    call the shard refuses (one sentence) leaves its rows and word count as they were."""
+    _, service = shard
+    spec = RowSpec(vocab_size=20, dim=4, shard=0, shards=1)
+    service.rows.configure(spec)
+    before0, before1 = service.rows.syn0.copy(), service.rows.syn1.copy()
+    at = np.array([1, 5], dtype=np.int32)
+    push = {"kind_push_in": "indices", "kind_push_out": "indices", "words": 9}
+    good = {"at_push_in": at, "at_push_out": np.zeros(0, np.int32),
+            "in0": np.ones((2, 4), np.float32), "in1": np.ones((2, 4), np.float32),
+            "out1": np.zeros((0, 4), np.float32)}
+    pull = {"kind_pull_in": "indices", "kind_pull_out": "indices"}
+    with stream_peer(service) as peer:
+        write_frame(peer, SECRET.encode())
+        assert read_frame(peer) == bytes([OK])
+        for header, arrays, says in [
+            ({**push, **pull}, {**good, "at_pull_in": np.array([3, 2], np.int32),
+                                "at_pull_out": np.zeros(0, np.int32)}, b"sorted, unique"),
+            ({**push, **pull}, {**good, "at_pull_in": np.array([20], np.int32),
+                                "at_pull_out": np.zeros(0, np.int32)}, b"in [0, 20)"),
+            ({**push, **pull, "kind_pull_out": "bitmap"},
+             {**good, "at_pull_in": at, "at_pull_out": np.zeros(1, np.uint8)},
+             b"must be 3 bytes"),
+            ({**push, "words": None}, good, b"bad request"),
+            (push, {**good, "in1": np.ones((3, 4), np.float32)}, b"must be float32 of shape"),
+        ]:
+            write_frame(peer, b"RowStep\0" + pack(header, **arrays))
+            reply = read_frame(peer)
+            assert reply[0] != OK and says in reply[1:], reply
+        np.testing.assert_array_equal(service.rows.syn0, before0)
+        np.testing.assert_array_equal(service.rows.syn1, before1)
+        assert service.rows.global_words == 0
+        # the same push with a good pull of the rows it changed: applied, then read
+        write_frame(peer, b"RowStep\0" + pack({**push, **pull}, **good, at_pull_in=at,
+                                                at_pull_out=np.zeros(0, np.int32)))
+        reply = read_frame(peer)
+        assert reply[0] == OK
+        header, rows = unpack(reply[1:])
+        assert header["global_words"] == 9
+        np.testing.assert_allclose(rows["in0"], before0[at] + 1)
+        np.testing.assert_allclose(rows["in1"], before1[at] + 1)
 
 
 def test_the_stream_listens_where_grpc_does(tmp_path) -> None:

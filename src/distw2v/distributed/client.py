@@ -30,7 +30,7 @@ from .wire import Message, joined, message_size, pack, pack_parts, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED)
-STREAMED = frozenset({"Dot", "Update", "RowPull", "RowPush"})  # the training calls
+STREAMED = frozenset({"Dot", "Update", "RowStep"})  # the training calls
 Pending = list[Future[bytes]] | int  # a call under way: gRPC futures, or a stream ticket
 
 

@@ -7,6 +7,9 @@ first, then its other output rows, each part shard by shard. So what a shard sen
 is three contiguous blocks of the chunk's matrices (`Layout`): replies are copied in, and
 deltas go out as views of the matrices themselves, with no gather or scatter.
 
+A task makes one call a chunk (`step`): it pushes the deltas of the chunk it trained last and
+pulls the rows of the next, and each shard applies the push before it reads the rows.
+
 The transport, retries, bytes counted and the set-up calls the training loop makes
 (`wait_ready`, `checkpoint`, `load`, `stats`, `pull` for the export) are PSClient's, so the
 loop drives either strategy's shards alike. Shard 0 keeps the global word count.
@@ -21,12 +24,11 @@ import numpy as np
 
 from ..errors import Distw2vError
 from ..kernels.rows import subtract_rows
-from .client import Pending, PSClient
+from .client import PSClient
 from .rowcodec import encode_rows, pack_deltas, unpack_deltas
 from .rows import Placement, RowSpec
 from .wire import Message, pack, pack_parts, unpack
 
-PushHandle = tuple[list[Message], Pending]
 Block = tuple[str, int, int]  # a message's array name, and the rows [lo, hi) it carries
 
 
@@ -35,12 +37,12 @@ class Layout:
     """Which shard holds a chunk's rows. Rows [0, n_in) are the chunk's words, whose syn0
     and syn1 rows move; the others move only their syn1 rows. Shard s holds rows
     [in_cuts[s], in_cuts[s + 1]) and [out_cuts[s], out_cuts[s + 1]); `names[s]` names them
-    by position in its messages (header, arrays)."""
+    by position: {"in": (kind, payload), "out": (kind, payload)} (rowcodec)."""
 
     n_in: int
     in_cuts: np.ndarray
     out_cuts: np.ndarray
-    names: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
+    names: list[dict[str, tuple[str, np.ndarray]]]
 
     def blocks(self, shard: int) -> tuple[Block, Block, Block]:
         """Shard `shard`'s blocks, by the names its messages give them: "in0" (syn0 rows),
@@ -48,6 +50,17 @@ class Layout:
         i_lo, i_hi = int(self.in_cuts[shard]), int(self.in_cuts[shard + 1])
         o_lo, o_hi = int(self.out_cuts[shard]), int(self.out_cuts[shard + 1])
         return ("in0", i_lo, i_hi), ("in1", i_lo, i_hi), ("out1", o_lo, o_hi)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained chunk, to push: its layout, its syn0 and syn1 rows turned into their
+    deltas (`Pulled.subtract`), and the corpus words it covered."""
+
+    layout: Layout
+    delta0: np.ndarray
+    delta1: np.ndarray
+    words: int
 
 
 @dataclass
@@ -113,57 +126,50 @@ class RowClient(PSClient):
         shards = np.arange(len(self.addresses) + 1)
         in_cuts = np.searchsorted(owners[:n_in], shards)
         out_cuts = n_in + np.searchsorted(owners[n_in:], shards)
-        names = []
-        for shard in range(len(self.addresses)):
-            header: dict[str, Any] = {"half": self.half}
-            arrays = {}
-            for which, cuts in (("in", in_cuts), ("out", out_cuts)):
-                # refuses positions out of order within a shard
-                kind, payload = encode_rows(positions[cuts[shard]:cuts[shard + 1]],
-                                            self.placement.rows(shard))
-                header[f"kind_{which}"], arrays[f"at_{which}"] = kind, payload
-            names.append((header, arrays))
+        # encode_rows refuses positions out of order within a shard
+        names = [{which: encode_rows(positions[cuts[shard]:cuts[shard + 1]],
+                                     self.placement.rows(shard))
+                  for which, cuts in (("in", in_cuts), ("out", out_cuts))}
+                 for shard in range(len(self.addresses))]
         return Layout(n_in, in_cuts, out_cuts, names)
 
-    def _requests(self, layout: Layout, extra: Any) -> list[Message]:
-        requests: list[Message] = []
-        for shard, (header, arrays) in enumerate(layout.names):
-            for which in ("in", "out"):
-                self.row_bytes[header[f"kind_{which}"]] += arrays[f"at_{which}"].nbytes
-            more_header, more_arrays = extra(shard)
-            requests.append(pack_parts({**header, **more_header}, **arrays, **more_arrays))
-        return requests
+    def _name(self, layout: Layout, shard: int, part: str, header: dict[str, Any],
+              arrays: dict[str, np.ndarray]) -> None:
+        """Name shard `shard`'s rows of `layout` in a request, as its `part` ("push" or
+        "pull")."""
+        for which, (kind, payload) in layout.names[shard].items():
+            header[f"kind_{part}_{which}"] = kind
+            arrays[f"at_{part}_{which}"] = payload
+            self.row_bytes[kind] += payload.nbytes
 
-    def pull_rows(self, layout: Layout, syn0: np.ndarray, syn1: np.ndarray) -> Pulled:
-        """Fill the chunk's syn0 rows (`layout.n_in` of them) and syn1 rows (all) from the
-        shards; returns the global word count and the blocks as pulled."""
-        requests = self._requests(layout, lambda _: ({}, {}))
+    def step(self, trained: Trained | None, layout: Layout | None = None,
+             syn0: np.ndarray | None = None, syn1: np.ndarray | None = None) -> Pulled:
+        """One call to every shard: push `trained`'s deltas (with its corpus words, counted
+        by shard 0), then pull the rows of `layout` into `syn0` (its `n_in` chunk words) and
+        `syn1` (all its rows). Returns the global word count after the push and the blocks
+        as pulled (none without a layout)."""
+        requests: list[Message] = []
+        for shard in range(len(self.addresses)):
+            header: dict[str, Any] = {"half": self.half}
+            arrays: dict[str, np.ndarray] = {}
+            if trained is not None:
+                self._name(trained.layout, shard, "push", header, arrays)
+                header["words"] = trained.words if shard == 0 else 0
+                deltas = (trained.delta0, trained.delta1, trained.delta1)
+                for (name, lo, hi), matrix in zip(trained.layout.blocks(shard), deltas):
+                    arrays[name] = pack_deltas(matrix[lo:hi], self.half)
+            if layout is not None:
+                self._name(layout, shard, "pull", header, arrays)
+            requests.append(pack_parts(header, **arrays))
         pulled = Pulled()
-        for shard, reply in enumerate(self._call("RowPull", requests)):
+        for shard, reply in enumerate(self._call("RowStep", requests)):
             header, arrays = unpack(reply)
-            for (name, lo, hi), matrix in zip(layout.blocks(shard), (syn0, syn1, syn1)):
-                rows = unpack_deltas(arrays[name], self.half, hi - lo, self.dim)
-                matrix[lo:hi] = rows
-                pulled.blocks.append((matrix, lo, rows))
+            if layout is not None:
+                assert syn0 is not None and syn1 is not None
+                for (name, lo, hi), matrix in zip(layout.blocks(shard), (syn0, syn1, syn1)):
+                    rows = unpack_deltas(arrays[name], self.half, hi - lo, self.dim)
+                    matrix[lo:hi] = rows
+                    pulled.blocks.append((matrix, lo, rows))
             if shard == 0:
                 pulled.global_words = int(header["global_words"])
         return pulled
-
-    def push_rows_async(self, layout: Layout, delta0: np.ndarray, delta1: np.ndarray,
-                        words: int) -> PushHandle:
-        """Send the deltas of the chunk's syn0 rows (`delta0`, `layout.n_in` rows) and syn1
-        rows (`delta1`), with the corpus words they cover (counted by shard 0); returns once
-        they are written (see wait_push)."""
-        def extra(shard: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-            blocks = zip(layout.blocks(shard), (delta0, delta1, delta1))
-            return ({"words": words if shard == 0 else 0},
-                    {name: pack_deltas(matrix[lo:hi], self.half)
-                     for (name, lo, hi), matrix in blocks})
-
-        requests = self._requests(layout, extra)
-        return requests, self._start("RowPush", requests)
-
-    def wait_push(self, handle: PushHandle) -> int:
-        """Wait for a push; the global word count after it."""
-        replies = self._finish("RowPush", *handle)
-        return int(unpack(replies[0])[0]["global_words"])

@@ -1,9 +1,9 @@
 """Training one encoded partition with the rows strategy (one Spark task): chunk by chunk,
 plan the chunk (its negatives drawn up front, so the rows it touches are known: kernels.rows),
 pull those rows from the row shards, train them with the local kernel, and push their deltas
-(every touched row changes: measured on English, all but 0.06%). A chunk's push stays in
-flight while the next chunk is pulled and trained, as the column worker keeps one update in
-flight.
+(every touched row changes: measured on English, all but 0.06%). A chunk's push rides with
+the next chunk's pull, one call a chunk (RowClient.step), as the column worker's round 2
+rides with the next batch's round 1.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..kernels import mix_seed
 from ..kernels.rows import plan_chunk, train_chunk_rows
 from ..vocab import negative_table
 from .client import PSClient
-from .row_client import PushHandle, RowClient
+from .row_client import RowClient, Trained
 from .rows import Placement
 from .shard import read_counts
 from .worker import WorkerSettings, WorkerStats, chunk_order
@@ -65,7 +65,7 @@ def train_partition_rows(
     """Train on every sentence of one encoded partition; `stream` keeps seeds distinct."""
     stats = WorkerStats()
     neg_prob, neg_alias = negatives
-    in_flight: PushHandle | None = None
+    trained: Trained | None = None  # the last chunk, its deltas not yet pushed
     for c, s_lo, s_hi in chunk_order(offsets, settings, stream):
         seed = int(mix_seed(np.uint64(settings.seed), np.uint64(stream), np.uint64(c)))
         plan = plan_chunk(ids, offsets, s_lo, s_hi, neg_prob, neg_alias, negative, seed,
@@ -73,21 +73,19 @@ def train_partition_rows(
         layout = client.layout(plan.rows, plan.n_inputs)
         syn0 = np.empty((plan.n_inputs, client.dim), dtype=np.float32)
         syn1 = np.empty((len(plan.rows), client.dim), dtype=np.float32)
-        pulled = client.pull_rows(layout, syn0, syn1)
+        pulled = client.step(trained, layout, syn0, syn1)
         words, pairs = train_chunk_rows(
             plan, syn0, syn1, keep[plan.rows], model=model, window=settings.window,
             negative=negative, alpha0=settings.start_alpha, alpha_min=settings.min_alpha,
             words_before=pulled.global_words, total_words=settings.total_words, state=seed)
         if not pulled.subtract():  # syn0 and syn1 are the deltas now
             raise Distw2vError("training diverged (a row overflowed); lower --alpha.")
-        if in_flight is not None:
-            client.wait_push(in_flight)
-        in_flight = client.push_rows_async(layout, syn0, syn1, words)
+        trained = Trained(layout, syn0, syn1, words)
         stats.words += words
         stats.pairs += pairs
         stats.batches += 1
-    if in_flight is not None:
-        client.wait_push(in_flight)
+    if trained is not None:
+        client.step(trained)
     stats.bytes_sent, stats.bytes_received = client.bytes_sent, client.bytes_received
     stats.index_bytes = client.row_bytes["indices"]
     stats.bitmap_bytes = client.row_bytes["bitmap"]

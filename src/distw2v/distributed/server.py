@@ -152,28 +152,31 @@ class ShardService:
         return decode_rows(str(header[f"kind_{which}"]), arrays[f"at_{which}"],
                            len(self.rows.ids))
 
-    def row_pull(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
-        """A chunk's rows (row_client.Layout): for the rows named `in`, their syn0 and syn1
-        rows; for those named `out`, their syn1 rows."""
-        at_in, at_out = (self._positions(header, arrays, which) for which in ("in", "out"))
-        in0, in1, out1 = self.rows.pull_at(at_in, at_in, at_out)
+    def row_step(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
+        """One call of a rows task (row_client.RowClient.step): apply the deltas of the rows
+        the request names as `push` (the arrays in0, in1, out1: the syn0 and syn1 rows of
+        `push_in`, the syn1 rows of `push_out`), then send the same three arrays for the rows
+        it names as `pull`. Either part may be missing; both are read before anything is
+        applied, so a malformed request changes nothing."""
         half = bool(header.get("half", False))
-        return pack_parts({"global_words": self.rows.global_words, "half": half},
-                          in0=pack_deltas(in0, half), in1=pack_deltas(in1, half),
-                          out1=pack_deltas(out1, half))
+        parts = {part: [self._positions(header, arrays, f"{part}_{which}")
+                        for which in ("in", "out")]
+                 for part in ("push", "pull") if f"kind_{part}_in" in header}
+        if "push" in parts:
+            (at_in, at_out), dim = parts["push"], self.rows._require_spec().dim
 
-    def row_push(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-        """Deltas for the rows a pull named, in the same three arrays."""
-        at_in, at_out = (self._positions(header, arrays, which) for which in ("in", "out"))
-        half, dim = bool(header.get("half", False)), self.rows._require_spec().dim
+            def deltas(name: str, at: np.ndarray) -> np.ndarray:
+                return unpack_deltas(arrays[name], half, len(at), dim)
 
-        def deltas(name: str, at: np.ndarray) -> np.ndarray:
-            return unpack_deltas(arrays[name], half, len(at), dim)
-
-        words = self.rows.push_at([(at_in, deltas("in0", at_in))],
-                                  [(at_in, deltas("in1", at_in)), (at_out, deltas("out1", at_out))],
-                                  int(header["words"]))
-        return pack({"global_words": words})
+            self.rows.push_at([(at_in, deltas("in0", at_in))],
+                              [(at_in, deltas("in1", at_in)), (at_out, deltas("out1", at_out))],
+                              int(header["words"]))
+        rows: dict[str, np.ndarray] = {}
+        if "pull" in parts:
+            at_in, at_out = parts["pull"]
+            pulled = self.rows.pull_at(at_in, at_in, at_out)
+            rows = {name: pack_deltas(r, half) for name, r in zip(("in0", "in1", "out1"), pulled)}
+        return pack_parts({"global_words": self.rows.global_words, "half": half}, **rows)
 
     def row_pull_range(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         ids, rows = self.rows.pull_range(int(header["lo"]), int(header["hi"]))
@@ -211,8 +214,8 @@ class ShardService:
             "Configure": self.configure, "Dot": self.dot, "Update": self.update,
             "Pull": self.pull, "Checkpoint": self.checkpoint, "Load": self.load,
             "Health": self.health, "Stats": self.stats,
-            "RowConfigure": self.row_configure, "RowPull": self.row_pull,
-            "RowPush": self.row_push, "RowPullRange": self.row_pull_range,
+            "RowConfigure": self.row_configure, "RowStep": self.row_step,
+            "RowPullRange": self.row_pull_range,
             "RowCheckpoint": self.row_checkpoint, "RowLoad": self.row_load,
         }
 

@@ -1,4 +1,4 @@
-"""A lean transport for the training calls (columns: Dot, Update; rows: RowPull, RowPush):
+"""A lean transport for the training calls (columns: Dot, Update; rows: RowStep):
 length-framed `wire` messages on one TCP connection per client and shard, beside the shard's
 gRPC server.
 
