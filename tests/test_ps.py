@@ -174,27 +174,26 @@ def test_round_two_rides_with_the_next_round_one(counts_file) -> None:
             server.stop(None)
 
 
-def test_calls_in_flight_on_the_streams_get_their_own_replies(counts_file) -> None:
-    """Replies come back in the order the calls went out; a call finished out of order finds
-    its replies kept, and a refused call leaves the next ones' replies where they belong."""
+def test_a_refused_call_on_the_streams_leaves_the_next_ones_replies_in_place(
+        counts_file) -> None:
+    """Every shard's reply to a refused call is read before the refusal is raised, so the
+    next call's replies are its own."""
     servers = [start_server() for _ in range(2)]
     try:
         with PSClient([f"127.0.0.1:{port}" for _, port, _ in servers]) as client:
             client.configure(specs(counts_file, 2))
 
-            def dot(words: int, **extra: object) -> bytes:
-                msg = batch_message(a_batch(words), words=words, **extra)
+            def dot(words: int) -> bytes:
+                msg = batch_message(a_batch(words), words=words)
                 return pack(msg["header"], **msg["arrays"])
 
-            first = client._start("Dot", [dot(3)] * 2)
-            refused = client._start("Dot", [pack({"words": 1})] * 2)  # names no batch
-            third = client._start("Dot", [dot(4)] * 2)
-            assert unpack(client._finish("Dot", [], third)[0])[0]["global_words"] == 7
+            assert unpack(client._call("Dot", [dot(3)] * 2)[0])[0]["global_words"] == 3
             with pytest.raises(Distw2vError, match="shard 0 at .* refused the request: bad"):
-                client._finish("Dot", [], refused)
-            assert unpack(client._finish("Dot", [], first)[0])[0]["global_words"] == 3
-            _, words = client.dot(a_batch(5), 2)  # the streams go on
-            assert words == 9
+                client._call("Dot", [pack({"words": 1})] * 2)  # names no batch
+            with pytest.raises(Distw2vError, match="shard 1 at .* refused the request: bad"):
+                client._call("Dot", [dot(4), pack({"words": 1})])  # one shard refuses
+            _, words = client.dot(a_batch(5), 2)  # the streams go on, in step
+            assert words == 9  # 3 + 4 (shard 0 took the half-refused call) + 2
     finally:
         for server, _, _ in servers:
             server.stop(None)

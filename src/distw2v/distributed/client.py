@@ -31,7 +31,6 @@ from .wire import Message, joined, message_size, pack, pack_parts, unpack
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.RESOURCE_EXHAUSTED)
 STREAMED = frozenset({"Dot", "Update", "RowStep"})  # the training calls
-Pending = list[Future[bytes]] | int  # a call under way: gRPC futures, or a stream ticket
 
 
 class ShardUnavailableError(Distw2vError):
@@ -85,14 +84,8 @@ class PSClient:
         return self._pool.submit(self._stub(method, shard), joined(request),
                                  timeout=self.timeout, metadata=self._metadata)
 
-    def _start(self, method: str, requests: Sequence[Message]) -> Pending:
-        if method in STREAMED:
-            return self._stream_start(method, requests)
-        return [self._send(method, s, r) for s, r in enumerate(requests)]
-
-    def _finish(self, method: str, requests: Sequence[Message], pending: Pending) -> list[Any]:
-        if isinstance(pending, int):
-            return self._stream_finish(pending)
+    def _grpc_call(self, method: str, requests: Sequence[Message]) -> list[bytes]:
+        pending = [self._send(method, s, r) for s, r in enumerate(requests)]
         replies: list[bytes] = []
         for shard, future in enumerate(pending):
             attempt = 0
@@ -129,32 +122,24 @@ class PSClient:
         return Distw2vError(f"{self._where(shard)} refused the request: {exc.details()}")
 
     def _call(self, method: str, requests: Sequence[Message]) -> list[Any]:
-        return self._finish(method, requests, self._start(method, requests))
+        """Send each shard its request at once; the replies, in shard order."""
+        if method in STREAMED:
+            return self._stream_call(method, requests)
+        return self._grpc_call(method, requests)
 
     # --- the streams (stream.py): training calls, no retries (resent, an update could
     # apply twice); any failure but a refusal drops them, and the next call opens new ones
 
-    def _stream_start(self, method: str, requests: Sequence[Message]) -> int:
+    def _stream_call(self, method: str, requests: Sequence[Message]) -> list[memoryview]:
         with self._stream_lock:
             if self._streams is None:
                 self._streams = StreamGroup(self._open_streams())
             try:
-                ticket = self._streams.start(method, requests)
+                replies = self._streams.call(method, requests)
             except ShardFailed as failed:
                 raise self._stream_error(failed) from None
-            # each request, its method's name and the framing
+            # each message, its method's name and the framing
             self.bytes_sent += sum(message_size(r) + len(method) + 5 for r in requests)
-            return ticket
-
-    def _stream_finish(self, ticket: int) -> list[memoryview]:
-        with self._stream_lock:
-            if self._streams is None:
-                raise ShardUnavailableError("the shards' streams broke before this call's "
-                                            "replies came.")
-            try:
-                replies = self._streams.finish(ticket)
-            except ShardFailed as failed:
-                raise self._stream_error(failed) from None
             self.bytes_received += sum(len(r) + 5 for r in replies)
             return replies
 

@@ -27,7 +27,6 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 
-from ..errors import Distw2vError
 from .wire import Message
 
 FRAME = struct.Struct("<I")
@@ -211,40 +210,19 @@ class ShardFailed(Exception):
 
 
 class StreamGroup:
-    """A client's streams to every shard, with calls in flight: `start` writes a call's
-    requests at once and returns its ticket; `finish` reads replies in the order the calls
-    went out, keeping those of earlier calls until they are asked for (the rows strategy
-    pulls while its last push is under way). Not thread-safe: the caller holds a lock."""
+    """A client's streams to every shard: `call` writes a call's requests to all of them at
+    once, then reads their replies in turn. Not thread-safe: the caller holds a lock."""
 
     def __init__(self, connections: list[StreamConnection]) -> None:
         self.connections = connections
-        self._sent = 0  # tickets given out
-        self._read = 0  # calls whose replies are all read
-        self._arrived: dict[int, list[memoryview] | ShardFailed] = {}
 
-    def start(self, method: str, requests: Sequence[Message]) -> int:
+    def call(self, method: str, requests: Sequence[Message]) -> list[memoryview]:
         for shard, connection in enumerate(self.connections):
             try:
                 connection.send(method, requests[shard])
             except OSError as exc:
                 raise ShardFailed(shard, exc) from None
-        self._sent += 1
-        return self._sent
-
-    def finish(self, ticket: int) -> list[memoryview]:
-        if not 0 < ticket <= self._sent:
-            raise Distw2vError(f"no call {ticket} is under way on these streams.")
-        while ticket not in self._arrived:
-            self._read += 1
-            self._arrived[self._read] = self._replies()
-        outcome = self._arrived.pop(ticket)
-        if isinstance(outcome, ShardFailed):
-            raise outcome
-        return outcome
-
-    def _replies(self) -> list[memoryview] | ShardFailed:
-        """One call's replies, from every shard; a refusal is kept, and the other shards'
-        replies read all the same, so that the next call's replies come next."""
+        # a refusal is raised once every shard's reply is read: the next call's come next
         replies, refusal = [], None
         for shard, connection in enumerate(self.connections):
             try:
@@ -253,7 +231,9 @@ class StreamGroup:
                 refusal = refusal or ShardFailed(shard, exc)
             except (OSError, EOFError) as exc:
                 raise ShardFailed(shard, exc) from None
-        return refusal or replies
+        if refusal is not None:
+            raise refusal
+        return replies
 
     def close(self) -> None:
         for connection in self.connections:
