@@ -21,6 +21,7 @@ It prints where one strategy overtakes the other.
 
     python benchmarks/strategies.py                   # english, planted, zipf at d=50,100,300
     python benchmarks/strategies.py --dims 100 --corpora english --epochs 2
+    python benchmarks/strategies.py --dims 100 --corpora english --repeats 3  # medians
 """
 
 from __future__ import annotations
@@ -179,6 +180,18 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def median_run(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median training words/s (the lower of the middle two), with every
+    repeat's figure beside it."""
+    speeds = [r["train_words_per_second"] for r in repeats]
+    chosen = sorted(repeats, key=lambda r: r["train_words_per_second"])[(len(repeats) - 1) // 2]
+    if len(repeats) > 1:
+        print(f"  median of {len(repeats)}: {chosen['system']} "
+              f"{chosen['train_words_per_second']:,.0f} words/s "
+              f"(all: {', '.join(f'{v:,.0f}' for v in speeds)})", flush=True)
+    return {**chosen, "repeat_words_per_second": speeds}
+
+
 def spawn(args: argparse.Namespace, system: str, corpus: Path, dim: int, epochs: int,
           min_count: int, quality: bool | Path, no_permute: bool = False) -> dict[str, Any]:
     """One run in a child process; `quality` is True for English's figures, or the path of
@@ -213,6 +226,9 @@ def main() -> None:
                         default=["english", "planted", "zipf"])
     parser.add_argument("--dims", nargs="+", type=int, default=[50, 100, 300])
     parser.add_argument("--epochs", type=int, default=5, help="English's epochs (default: 5)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of every system, taken in turn; each reports its run of "
+                        "median training words/s (default: 1)")
     parser.add_argument("--zipf-words", type=int, default=20_000_000)
     parser.add_argument("--zipf-vocab", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path,
@@ -249,11 +265,15 @@ def main() -> None:
             epochs, min_count, quality = 1, 1, False
         for dim in args.dims:
             print(f"{name}, d={dim}:", flush=True)
-            row = [spawn(args, system, corpus, dim, epochs, min_count, quality)
-                   for system in ("local", "columns", "rows")]
+            systems = [("local", False), ("columns", False), ("rows", False)]
             if name == "english" and dim == 100:
-                row.append(spawn(args, "rows", corpus, dim, epochs, min_count, quality,
-                                 no_permute=True))
+                systems.append(("rows", True))
+            # repeats go round the systems in turn, so that a slow spell of a shared machine
+            # falls on all of them; each system's run of median speed is the one reported
+            rounds = [[spawn(args, system, corpus, dim, epochs, min_count, quality,
+                             no_permute=no_permute) for system, no_permute in systems]
+                      for _ in range(args.repeats)]
+            row = [median_run([done[k] for done in rounds]) for k in range(len(systems))]
             for r in row:
                 r["corpus"] = name
             local, columns, rows = row[0], row[1], row[2]

@@ -9,7 +9,7 @@ wait on both at once; measured (benchmarks/column_overhead.py), that was most of
 pair costs beyond the kernels. Here a client writes its requests to every shard and then
 reads the replies in turn, and a shard answers each connection from a thread of its own.
 Everything else (configuration, checkpoints, stats, the export) stays on gRPC. A shard
-answers one connection's calls in order, so a rows task's pull comes after its last push.
+answers one connection's calls in order.
 
 A connection opens with a hello frame holding the run's secret (empty when the shard has
 none); the shard answers OK or closes it, so nothing else is read from a peer that does not
