@@ -46,7 +46,7 @@ def wait_gone(pid: int, timeout: float = 120.0) -> None:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     return
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone before the open, or the read
             return
         time.sleep(0.05)
     raise AssertionError(f"process {pid} still runs {timeout:.0f} s after its host was killed")
@@ -103,6 +103,15 @@ class Run:
             assert len(found()) >= count, (pattern, self.messages, self.outcome)
             return found()
 
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Let a paused run go on and wait for it, also when the test failed: its Spark
+        context must stop before the next test starts one."""
+        self.resume.set()
+        self.thread.join(600)
+
     def result(self, timeout: float = 600.0) -> Any:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the run hung"
@@ -123,20 +132,21 @@ def test_a_standalone_cluster_loses_a_shards_worker_and_recovers(planted, tmp_pa
         whole.result()
 
         checkpoints = tmp_path / "ckpt"
-        run = Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
-                  run_config=RunConfig(checkpoint_dir=str(checkpoints)),
-                  pause_on=EARLY_CHECKPOINT)
-        placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
-        assert len({m.group(3) for m in placed if m}) == 2  # two executors, one shard each
-        hosts = {int(m.group(1)): cluster.worker_running(int(m.group(4))) for m in placed if m}
-        assert len(set(hosts.values())) == 2, hosts  # ... on two different workers
-        shard_pid = next(int(m.group(4)) for m in placed if m and m.group(1) == "0")
+        with Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
+                 run_config=RunConfig(checkpoint_dir=str(checkpoints)),
+                 pause_on=EARLY_CHECKPOINT) as run:
+            placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
+            assert len({m.group(3) for m in placed if m}) == 2  # two executors, one shard each
+            hosts = {int(m.group(1)): cluster.worker_running(int(m.group(4)))
+                     for m in placed if m}
+            assert len(set(hosts.values())) == 2, hosts  # ... on two different workers
+            shard_pid = next(int(m.group(4)) for m in placed if m and m.group(1) == "0")
 
-        run.wait_for(EARLY_CHECKPOINT)  # saved mid-run; the driver waits in that log line
-        cluster.kill_worker(hosts[0])
-        wait_gone(shard_pid)  # the executor (and the shard in it) go when their worker does
-        run.resume.set()
-        figures, summary = run.result()
+            run.wait_for(EARLY_CHECKPOINT)  # saved mid-run; the driver waits in that log line
+            cluster.kill_worker(hosts[0])
+            wait_gone(shard_pid)  # the executor (and the shard in it) go when their worker does
+            run.resume.set()
+            figures, summary = run.result()
         recovery = run.wait_for(r"recovery 1/3: ")[0]
         assert "shard" in recovery and "resuming from" in recovery
         progress = json.loads((checkpoints / "progress.json").read_text())
@@ -152,17 +162,17 @@ def test_a_killed_shard_task_recovers_in_local_mode(planted, tmp_path) -> None:
     # small batches: more round trips make each epoch last long enough to be interrupted
     spark = SparkConfig(spark_master="local[4]", shards=2, shards_on="spark", partitions=8,
                         checkpoint_every=0.001, batch_pairs=2000)
-    run = Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
-              run_config=RunConfig(checkpoint_dir=str(tmp_path / "ckpt")),
-              pause_on=EARLY_CHECKPOINT)
-    placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
-    run.wait_for(EARLY_CHECKPOINT)
-    pid = int(placed[1].group(4)) if placed[1] else 0
-    assert pid != os.getpid()
-    os.kill(pid, signal.SIGKILL)
-    wait_gone(pid)
-    run.resume.set()
-    run.result()
+    with Run([planted.path], tmp_path / "model", VOCAB, TRAIN, spark,
+             run_config=RunConfig(checkpoint_dir=str(tmp_path / "ckpt")),
+             pause_on=EARLY_CHECKPOINT) as run:
+        placed = [PLACED.search(m) for m in run.wait_for(PLACED.pattern, count=2)]
+        run.wait_for(EARLY_CHECKPOINT)
+        pid = int(placed[1].group(4)) if placed[1] else 0
+        assert pid != os.getpid()
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid)
+        run.resume.set()
+        run.result()
     assert run.wait_for(r"recovery 1/3: ")
     assert accuracy(planted, tmp_path / "model") >= 0.9
 
