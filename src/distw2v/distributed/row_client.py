@@ -119,10 +119,9 @@ class RowClient(PSClient):
     def layout(self, rows: np.ndarray, n_in: int) -> Layout:
         """Where the chunk's rows (unique global ids: the chunk's words, `n_in` of them, then
         its other output rows, each part ordered by `Placement.sort_key`) are held."""
-        owners = self.placement.owners(rows)
+        owners, positions = self.placement.locate(rows)
         if (np.diff(owners[:n_in]) < 0).any() or (np.diff(owners[n_in:]) < 0).any():
             raise Distw2vError("a chunk's rows must come in Placement.sort_key order.")
-        positions = self.placement.positions(rows)
         shards = np.arange(len(self.addresses) + 1)
         in_cuts = np.searchsorted(owners[:n_in], shards)
         out_cuts = n_in + np.searchsorted(owners[n_in:], shards)

@@ -71,26 +71,30 @@ class Placement:
         a, b, _ = self._affine
         return (np.asarray(ids, dtype=np.int64) * a + b) % max(self.vocab_size, 1)
 
+    def locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The shard (int64) of each word id, and where it sits among that shard's rows."""
+        if not self.permute:
+            ids = np.asarray(ids, dtype=np.int64)
+            owners = np.searchsorted(self._bounds, ids, side="right") - 1
+            return owners, ids - self._bounds[owners]
+        permuted = self._permuted(ids)
+        return permuted % self.shards, permuted // self.shards
+
     def owners(self, ids: np.ndarray) -> np.ndarray:
         """The shard (int64) of each word id."""
-        if not self.permute:
-            return np.searchsorted(self._bounds, np.asarray(ids, np.int64), side="right") - 1
-        return self._permuted(ids) % self.shards
+        return self.locate(ids)[0]
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Where each word id sits among its shard's rows (int64)."""
-        if not self.permute:
-            ids = np.asarray(ids, dtype=np.int64)
-            return ids - self._bounds[self.owners(ids)]
-        return self._permuted(ids) // self.shards
+        return self.locate(ids)[1]
 
     def sort_key(self, ids: np.ndarray) -> np.ndarray:
         """Keys (int64) that order word ids by shard, then by position: sorted by them, each
         shard's words are together and in the order of its rows."""
         if not self.permute:
             return np.asarray(ids, dtype=np.int64)  # contiguous ranges: the ids' own order
-        permuted = self._permuted(ids)
-        return permuted % self.shards * max(self.vocab_size, 1) + permuted // self.shards
+        owners, positions = self.locate(ids)
+        return owners * max(self.vocab_size, 1) + positions
 
     def rows(self, shard: int) -> int:
         """How many words shard `shard` holds."""
@@ -237,12 +241,12 @@ class RowShard:
         ids = _integers(ids, "word ids")
         if ids.size and (ids.min() < 0 or ids.max() >= spec.vocab_size):
             raise Distw2vError(f"a word id is outside the vocabulary of {spec.vocab_size}.")
-        where = self.placement
-        foreign = where.owners(ids) != spec.shard
+        owners, positions = self.placement.locate(ids)
+        foreign = owners != spec.shard
         if foreign.any():
             raise Distw2vError(f"word id {int(ids[foreign][0])} is not held by row shard "
                                f"{spec.shard} of {spec.shards}.")
-        return where.positions(ids)
+        return positions
 
     def _checked(self, positions: np.ndarray) -> np.ndarray:
         positions = _integers(positions, "row positions")
@@ -296,11 +300,11 @@ class RowShard:
             for which, pairs in ((0, updates0), (1, updates1)):
                 for at, delta in pairs:
                     at = self._checked(at)
-                    delta = np.asarray(delta, dtype=np.float32)
+                    delta = np.ascontiguousarray(delta, dtype=np.float32)  # as the kernels take it
                     if delta.shape != (len(at), spec.dim):
                         raise Distw2vError(f"deltas of shape {delta.shape} do not fit "
                                            f"{len(at)} rows of {spec.dim}.")
-                    if not all_finite(np.ascontiguousarray(delta)):
+                    if not all_finite(delta):
                         raise Distw2vError("a push carries a delta that is not finite.")
                     updates.append((which, *_summed(at, delta)))
             # One push at a time: the update kernels read, add and write rows without the GIL,
@@ -317,7 +321,6 @@ class RowShard:
     def _apply_updates(self, spec: RowSpec, updates: list[Any]) -> None:
         for which, at, delta in updates:
             syn, acc = (self.syn0, self.acc0) if which == 0 else (self.syn1, self.acc1)
-            delta = np.ascontiguousarray(delta)
             if spec.optimizer == "adagrad":
                 adagrad_rows(syn, acc, at, delta, np.float32(spec.adagrad_eta),
                              np.float32(ADAGRAD_EPS))

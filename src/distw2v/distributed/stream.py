@@ -27,7 +27,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 
-from .wire import Message
+from .wire import Message, buffers
 
 FRAME = struct.Struct("<I")
 MAX_FRAME = 1 << 30  # as gRPC's message limit (server.MAX_MESSAGE)
@@ -142,7 +142,7 @@ class StreamServer:
                                 f"the shard failed on this call ({type(exc).__name__}: "
                                 f"{exc}).".encode())
                     continue
-                write_frame(conn, bytes([OK]), *([reply] if isinstance(reply, bytes) else reply))
+                write_frame(conn, bytes([OK]), *buffers(reply))
         except (OSError, EOFError):  # the client went away, or stop() closed the socket
             pass
         finally:
@@ -183,8 +183,7 @@ class StreamConnection:
             raise ConnectionError("the shard closed the stream as it opened")
 
     def send(self, method: str, message: Message) -> None:
-        parts = [message] if isinstance(message, bytes) else message
-        write_frame(self.sock, method.encode("ascii") + b"\0", *parts)
+        write_frame(self.sock, method.encode("ascii") + b"\0", *buffers(message))
 
     def receive(self) -> memoryview:
         """The next reply's message (a view: no copy); raises Refused for a refusal."""

@@ -51,12 +51,17 @@ def pack(header: dict[str, Any], **arrays: np.ndarray) -> bytes:
     return joined(pack_parts(header, **arrays))
 
 
+def buffers(message: Message) -> Parts:
+    """The buffers a message is made of."""
+    return [message] if isinstance(message, bytes) else message
+
+
 def joined(message: Message) -> bytes:
     return message if isinstance(message, bytes) else b"".join(message)
 
 
 def message_size(message: Message) -> int:
-    return len(message) if isinstance(message, bytes) else sum(len(p) for p in message)
+    return sum(len(p) for p in buffers(message))
 
 
 def unpack(message: bytes | memoryview) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
