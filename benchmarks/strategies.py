@@ -41,21 +41,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "strategies.json"
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
-def planted_corpus(work: Path) -> tuple[Path, Path]:
-    """The planted-relations corpus (the generator's defaults, as the quality matrix's) and
-    its analogies."""
-    from distw2v.synthetic import write_planted_corpus
-
-    directory = work / "planted"
-    path = directory / "planted.txt"
-    if not directory.exists():
-        partial = work / ".partial-planted"
-        partial.mkdir(parents=True, exist_ok=True)
-        write_planted_corpus(partial / path.name)
-        partial.rename(directory)
-    return path, directory / "planted.analogies.txt"
-
-
 def zipf_corpus(work: Path, words: int, vocab: int) -> Path:
     from distw2v.synthetic import write_zipf_corpus
 
@@ -256,8 +241,10 @@ def main() -> None:
             corpus, epochs, min_count = SHARED_DATA / "english.txt.gz", args.epochs, 5
             quality = True
         elif name == "planted":
-            args.work.mkdir(parents=True, exist_ok=True)
-            corpus, quality = planted_corpus(args.work)
+            from quality_matrix import planted_corpus  # the quality matrix's, cached there
+
+            spec = planted_corpus()
+            corpus, quality = Path(spec["plain"]), Path(spec["analogies"])
             epochs, min_count = Settings().epochs, Settings().min_count
         else:
             args.work.mkdir(parents=True, exist_ok=True)
