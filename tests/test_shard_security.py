@@ -271,10 +271,13 @@ def test_the_stream_refuses_peers_without_the_secret(shard, roots, secret) -> No
     spec = asdict(specs(str(roots[0] / "counts.npy"), 1)[0])
     configure = b"Configure\0" + pack({"spec": spec})
     with stream_peer(service) as peer:
-        if secret is not None:
-            write_frame(peer, secret.encode())
-        write_frame(peer, configure)  # without a hello this is read as one, and refused
-        assert read_frame(peer) == bytes([UNAUTHENTICATED])
+        if secret is None:
+            assert len(read_frame(peer)) == stream.NONCE  # the shard's challenge
+            write_frame(peer, configure)  # without a hello this is read as one, and refused
+            assert read_frame(peer) == bytes([UNAUTHENTICATED])
+        else:
+            with pytest.raises(PermissionError, match="refused the secret"):
+                stream.client_hello(peer, secret)
         assert closed(peer)
     assert service.shard.spec is None and service.bytes_in == 0  # nothing reached the shard
 
@@ -293,8 +296,7 @@ def test_the_stream_reads_no_more_than_a_hello_before_the_secret(shard, monkeypa
 def test_the_stream_names_bad_requests_and_goes_on(shard, roots) -> None:
     _, service = shard
     with stream_peer(service) as peer:
-        write_frame(peer, SECRET.encode())
-        assert read_frame(peer) == bytes([OK])
+        stream.client_hello(peer, SECRET)
         for request, says in [(b"no method here", b"names no method"),
                               (b"Steal\0" + pack({}), b"no method 'Steal'"),
                               (b"Dot\0garbage", b"malformed parameter-server message"),
@@ -323,8 +325,7 @@ def test_a_row_step_with_a_bad_part_changes_nothing(shard) -> None:
             "out1": np.zeros((0, 4), np.float32)}
     pull = {"kind_pull_in": "indices", "kind_pull_out": "indices"}
     with stream_peer(service) as peer:
-        write_frame(peer, SECRET.encode())
-        assert read_frame(peer) == bytes([OK])
+        stream.client_hello(peer, SECRET)
         for header, arrays, says in [
             ({**push, **pull}, {**good, "at_pull_in": np.array([3, 2], np.int32),
                                 "at_pull_out": np.zeros(0, np.int32)}, b"sorted, unique"),
@@ -384,8 +385,7 @@ def test_a_failing_call_on_the_stream_is_named_and_the_stream_goes_on() -> None:
     server = stream.StreamServer("127.0.0.1", 0, respond, SECRET)
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as peer:
-            write_frame(peer, SECRET.encode())
-            assert read_frame(peer) == bytes([OK])
+            stream.client_hello(peer, SECRET)
             write_frame(peer, b"Boom\0")
             reply = read_frame(peer)
             assert reply[0] == stream.REFUSED

@@ -30,6 +30,9 @@ Format = Literal["text", "wet", "reddit", "jsonl"]
 Tokenizer = Literal["auto", "whitespace", "unicode"]
 FORMATS: tuple[Format, ...] = ("text", "wet", "reddit", "jsonl")
 INT32_MAX = 2**31 - 1  # word ids are int32
+MAX_DIM = 10_000  # far above any real run; bounds dim here and in the shards' specs
+MAX_NEGATIVE = 1000
+MAX_SEED = 2**53 - 1  # exact in JSON and JavaScript
 
 
 def option(default: Any, help: str, *, minimum: float | None = None,
@@ -222,10 +225,11 @@ class TrainConfig:
     """Training hyper-parameters for skip-gram / CBOW with negative sampling."""
 
     model: Model = option("skipgram", "skipgram or cbow", choices=("skipgram", "cbow"))
-    dim: int = option(100, "vector dimension", minimum=1, maximum=10_000)
+    dim: int = option(100, "vector dimension", minimum=1, maximum=MAX_DIM)
     window: int = option(5, "maximum distance between a word and its context (dynamic window)",
                          minimum=1, maximum=1000)
-    negative: int = option(5, "negative samples per positive pair", minimum=1, maximum=1000)
+    negative: int = option(5, "negative samples per positive pair", minimum=1,
+                          maximum=MAX_NEGATIVE)
     epochs: int = option(5, "passes over the corpus", minimum=1, maximum=10_000)
     alpha: float | None = option(
         None, "initial learning rate", default_text="0.025 for skipgram, 0.05 for cbow",
@@ -237,7 +241,7 @@ class TrainConfig:
                            minimum=0, maximum=1.0)
     workers: int = option(2, "training threads", minimum=1, maximum=1024)
     seed: int = option(1, "random seed; with workers=1 the result is bit-identical run to run",
-                       minimum=0, maximum=2**53 - 1)  # exact in JSON and JavaScript
+                       minimum=0, maximum=MAX_SEED)
     batch_words: int = option(
         50_000, "words handed to a thread at a time (larger = less hand-off overhead)",
         minimum=1, maximum=10_000_000,

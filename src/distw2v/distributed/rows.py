@@ -21,14 +21,18 @@ import fsspec
 import numpy as np
 
 from ..checkpoints import load_arrays, save_arrays
+from ..config import INT32_MAX, MAX_DIM, MAX_SEED
 from ..errors import Distw2vError
 from ..kernels.row_updates import adagrad_rows, add_rows, all_finite
 from ..training import initial_inputs
+from . import checks
+from .checks import bounded
 from .gate import CheckpointGate
 
 CHECKPOINT_FORMAT = "distw2v-rows"
 BLOCK_VALUES = 1 << 22  # floats drawn at a time when initialising: bounded memory
 ADAGRAD_EPS = 1e-6
+MAX_SHARDS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -121,15 +125,19 @@ def owners(ids: np.ndarray, shards: int, permute: bool, seed: int,
 
 @dataclass(frozen=True, kw_only=True)
 class RowSpec:
-    vocab_size: int
-    dim: int
-    shard: int  # this shard's index in [0, shards)
-    shards: int
+    """What a driver configures a row shard with; the bounds are checked when one arrives
+    from a peer (checks.spec_from)."""
+
+    vocab_size: int = bounded(0, INT32_MAX)
+    dim: int = bounded(1, MAX_DIM)
+    shard: int = bounded(0, MAX_SHARDS)  # this shard's index in [0, shards)
+    shards: int = bounded(1, MAX_SHARDS)
     permute: bool = True  # spread ids over the shards (else contiguous ranges; see Placement)
-    seed: int = 1  # of the placement hash and of the initial vectors (the local trainer's)
+    # of the placement hash and of the initial vectors (the local trainer's)
+    seed: int = bounded(0, MAX_SEED, default=1)
     optimizer: str = "sgd"  # or "adagrad", with accumulators on the shard
-    adagrad_eta: float = 0.05
-    damping: float = 1.0  # SGD deltas are scaled by it
+    adagrad_eta: float = bounded(0, 10.0, default=0.05)
+    damping: float = bounded(0, 10.0, default=1.0)  # SGD deltas are scaled by it
     model: str = "skipgram"  # or "cbow"
 
 
@@ -155,6 +163,9 @@ def _check(spec: RowSpec) -> None:
     if not (np.isfinite(spec.damping) and np.isfinite(spec.adagrad_eta)
             and spec.adagrad_eta > 0):
         raise Distw2vError("damping must be finite and adagrad_eta finite and positive.")
+    matrices = 4 if spec.optimizer == "adagrad" else 2
+    checks.affordable(matrices * 4 * spec.dim * -(-spec.vocab_size // spec.shards),
+                      "this shard's rows")
 
 
 def _integers(values: np.ndarray, what: str) -> np.ndarray:
@@ -201,7 +212,13 @@ class RowShard:
     def configure(self, spec: RowSpec) -> None:
         """Hold this shard's rows: syn0 as the local trainer starts it (`initial_inputs` over
         the whole vocabulary from one generator seeded by `seed`, drawn in blocks, the owned
-        rows kept: a word starts the same whichever shard holds it), syn1 zero."""
+        rows kept: a word starts the same whichever shard holds it), syn1 zero. Waits for
+        the pulls and pushes under way and holds new ones back meanwhile: none may see the
+        rows change under it."""
+        with self._gate.paused():
+            self._configure(spec)
+
+    def _configure(self, spec: RowSpec) -> None:
         self._prepare(spec)
         where = self.placement
         syn0 = np.empty((len(self.ids), spec.dim), dtype=np.float32)
@@ -383,14 +400,15 @@ class RowShard:
             raise Distw2vError(f"the checkpoint in {uri} belongs to another model "
                                f"({saved.vocab_size} words x {saved.dim}, seed {saved.seed}, "
                                f"{saved.optimizer}).")
-        self._prepare(spec)
-        arrays = load_arrays(uri, self._names(spec), (len(self.ids), spec.dim))
-        self.syn0, self.syn1 = arrays[0], arrays[1]
-        if spec.optimizer == "adagrad":
-            self.acc0, self.acc1 = arrays[2], arrays[3]
-        self.global_words = int(meta.get("global_words", 0)) if global_words is None \
-            else global_words
-        self.spec = spec
+        with self._gate.paused():  # as configure
+            self._prepare(spec)
+            arrays = load_arrays(uri, self._names(spec), (len(self.ids), spec.dim))
+            self.syn0, self.syn1 = arrays[0], arrays[1]
+            if spec.optimizer == "adagrad":
+                self.acc0, self.acc1 = arrays[2], arrays[3]
+            self.global_words = int(meta.get("global_words", 0)) if global_words is None \
+                else global_words
+            self.spec = spec
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec

@@ -6,8 +6,9 @@ Methods take and return `wire` messages (raw little-endian arrays), registered w
 generic handlers so no generated code is needed; the same methods answer on the shard's
 stream listener (`stream.py`), which the training calls take. Errors the caller can fix come
 back as INVALID_ARGUMENT / FAILED_PRECONDITION with one sentence. With a secret, every call
-must carry it (UNAUTHENTICATED otherwise; a stream, when it opens); the paths calls name must
-lie under the shard's roots.
+must carry it (SecretCheck answers UNAUTHENTICATED before the message is read; a stream
+proves it when it opens); every request is checked (checks.py) before a kernel sees it; the
+paths calls name must lie under the shard's roots.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from typing import Any
 import grpc
 import numpy as np
 
+from ..config import INT32_MAX
 from ..errors import Distw2vError
 from ..memory import process_peak_rss_mb
+from . import checks
 from .roots import under_root
 from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
@@ -55,27 +58,38 @@ def new_secret() -> str:
 
 
 def batch_from(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Batch:
-    return Batch(centers=arrays["centers"], ctx_offsets=arrays["ctx_offsets"],
-                 contexts=arrays["contexts"], seed=int(header["seed"]))
+    return Batch(centers=checks.array(arrays, "centers", "int32", 1),
+                 ctx_offsets=checks.array(arrays, "ctx_offsets", "int64", 1),
+                 contexts=checks.array(arrays, "contexts", "int32", 1),
+                 seed=checks.integer(header, "seed", 0, checks.SEED_MAX))
 
 
-def _finish(header: dict[str, Any], dots: np.ndarray) -> Finish:
+def _finish(header: Any, dots: np.ndarray) -> Finish:
     """A round 2 as it travels: {"key": Batch.key, "alpha": ...} and the summed dots."""
-    key = tuple(int(k) for k in header["key"])
-    if len(key) != 3:
-        raise ValueError("a batch key has three numbers")
-    return (key[0], key[1], key[2]), dots, float(header["alpha"])
+    key = header.get("key") if isinstance(header, dict) else None
+    if not (isinstance(key, list) and len(key) == 3
+            and all(isinstance(k, int) and not isinstance(k, bool) for k in key)):
+        raise checks.BadRequest("a batch key is a list of three integers.")
+    return (key[0], key[1], key[2]), dots, checks.number(header, "alpha", 0.0, 1.0)
+
+
+# The arrays each method reads: a request carrying any other is refused (checks.only).
+ARRAYS = {
+    "Dot": frozenset({"centers", "ctx_offsets", "contexts", "finish_dots"}),
+    "Update": frozenset({"dots"}),
+    "RowStep": frozenset({f"at_{part}_{which}" for part in ("push", "pull")
+                          for which in ("in", "out")} | {"in0", "in1", "out1"}),
+}
 
 
 class ShardService:
     """Byte-level handlers: unpack, call the shard, pack. Also counts bytes in and out."""
 
-    def __init__(self, shard: ParameterShard, *, secret: str | None = None,
-                 checkpoint_root: str | None = None, work_root: str | None = None) -> None:
+    def __init__(self, shard: ParameterShard, *, checkpoint_root: str | None = None,
+                 work_root: str | None = None) -> None:
         self.shard = shard
         self.rows = RowShard()  # holds nothing until a run of the rows strategy configures it
         self.strategy = "columns"  # the one a run configured last: Stats and Health report it
-        self.secret = secret or None  # an empty secret would match a call that sends none
         self.checkpoint_root = checkpoint_root
         self.work_root = work_root
         self.bytes_in = 0
@@ -87,7 +101,7 @@ class ShardService:
     def _spec(self, header: dict[str, Any]) -> ShardSpec:
         """The request's spec, its counts file checked to be a counts.npy under the work dir
         (without one: a local path, as a driver on this machine sends)."""
-        spec = ShardSpec(**header["spec"])
+        spec = checks.spec_from(ShardSpec, header.get("spec"))
         root, what = ((self.work_root, "this shard's --work-dir") if self.work_root
                       else ("/", "a local path: this shard has no --work-dir"))
         counts = under_root(spec.counts_uri, root, what)
@@ -102,13 +116,6 @@ class ShardService:
                                "checkpoints.")
         return under_root(header["uri"], self.checkpoint_root, "this shard's --checkpoint-root")
 
-    def _authorised(self, context: grpc.ServicerContext) -> bool:
-        if self.secret is None:
-            return True
-        sent = [v for k, v in context.invocation_metadata() if k == SECRET_HEADER]
-        given = sent[0] if sent and isinstance(sent[0], str) else ""
-        return hmac.compare_digest(given.encode(), self.secret.encode())
-
     def configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         self.shard.configure(self._spec(header))
         self.strategy = "columns"
@@ -117,16 +124,19 @@ class ShardService:
     def dot(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Message:
         finish = header.get("finish")  # the previous batch's round 2 rides along
         dots, global_words = self.shard.dot(
-            batch_from(header, arrays), int(header["words"]),
-            None if finish is None else _finish(finish, arrays["finish_dots"]))
+            batch_from(header, arrays), checks.integer(header, "words", 0, checks.WORDS_MAX),
+            None if finish is None else
+            _finish(finish, checks.array(arrays, "finish_dots", "float32", 2)))
         return pack_parts({"global_words": global_words}, dots=dots)
 
     def update(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
-        self.shard.update(*_finish(header, arrays["dots"]))
+        self.shard.update(*_finish(header, checks.array(arrays, "dots", "float32", 2)))
         return pack({"ok": True})
 
     def pull(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        rows = self.shard.pull(int(header["lo"]), int(header["hi"]), header.get("which", "syn0"))
+        rows = self.shard.pull(checks.integer(header, "lo", 0, INT32_MAX),
+                               checks.integer(header, "hi", 0, INT32_MAX),
+                               header.get("which", "syn0"))
         return pack({}, rows=rows)
 
     def checkpoint(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
@@ -136,14 +146,15 @@ class ShardService:
     def load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         words = header.get("global_words")
         self.shard.load(self._checkpoint_uri(header), self._spec(header),
-                        None if words is None else int(words))
+                        None if words is None else
+                        checks.integer(header, "global_words", 0, checks.WORDS_MAX))
         self.strategy = "columns"
         return pack({"ok": True})
 
     # --- the rows strategy: rows named by position (rowcodec), deltas maybe float16 ---------
 
     def row_configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.rows.configure(RowSpec(**header["spec"]))
+        self.rows.configure(checks.spec_from(RowSpec, header.get("spec")))
         self.strategy = "rows"
         return pack({"ok": True})
 
@@ -158,7 +169,9 @@ class ShardService:
         `push_in`, the syn1 rows of `push_out`), then send the same three arrays for the rows
         it names as `pull`. Either part may be missing; both are read before anything is
         applied, so a malformed request changes nothing."""
-        half = bool(header.get("half", False))
+        half = header.get("half", False)
+        if not isinstance(half, bool):
+            raise checks.BadRequest("half must be true or false.")
         parts = {part: [self._positions(header, arrays, f"{part}_{which}")
                         for which in ("in", "out")]
                  for part in ("push", "pull") if f"kind_{part}_in" in header}
@@ -170,7 +183,7 @@ class ShardService:
 
             self.rows.push_at([(at_in, deltas("in0", at_in))],
                               [(at_in, deltas("in1", at_in)), (at_out, deltas("out1", at_out))],
-                              int(header["words"]))
+                              checks.integer(header, "words", 0, checks.WORDS_MAX))
         rows: dict[str, np.ndarray] = {}
         if "pull" in parts:
             at_in, at_out = parts["pull"]
@@ -179,7 +192,8 @@ class ShardService:
         return pack_parts({"global_words": self.rows.global_words, "half": half}, **rows)
 
     def row_pull_range(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        ids, rows = self.rows.pull_range(int(header["lo"]), int(header["hi"]))
+        ids, rows = self.rows.pull_range(checks.integer(header, "lo", 0, INT32_MAX),
+                                         checks.integer(header, "hi", 0, INT32_MAX))
         return pack({}, ids=ids, rows=rows)
 
     def row_checkpoint(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
@@ -188,8 +202,9 @@ class ShardService:
 
     def row_load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         words = header.get("global_words")
-        self.rows.load(self._checkpoint_uri(header), RowSpec(**header["spec"]),
-                       None if words is None else int(words))
+        self.rows.load(self._checkpoint_uri(header), checks.spec_from(RowSpec, header.get("spec")),
+                       None if words is None else
+                       checks.integer(header, "global_words", 0, checks.WORDS_MAX))
         self.strategy = "rows"
         return pack({"ok": True})
 
@@ -228,7 +243,10 @@ class ShardService:
             raise Refused(INVALID, f"no method {name!r}.")
         try:
             header, arrays = unpack(request)
+            checks.only(arrays, ARRAYS.get(name, frozenset()), name)
             response = method(header, arrays)
+        except checks.BadRequest as exc:
+            raise Refused(INVALID, f"bad request: {exc}") from None
         except Distw2vError as exc:
             raise Refused(REFUSED, str(exc)) from None
         except MemoryError:
@@ -243,10 +261,6 @@ class ShardService:
 
     def handler(self, name: str) -> grpc.RpcMethodHandler:
         def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-            if not self._authorised(context):  # before anything else, for every method
-                context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                              "this parameter-server shard needs the run's secret; the call "
-                              "carried none or another one.")
             try:
                 return joined(self.respond(name, request))
             except Refused as refusal:
@@ -258,6 +272,31 @@ class ShardService:
     def generic_handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
             SERVICE, {name: self.handler(name) for name in self.methods})
+
+
+class SecretCheck(grpc.ServerInterceptor):
+    """Checks a call's secret from its metadata, before its message is read: a call without
+    it is answered at once and its message never read, so strangers can neither hold the
+    server's threads (a call that never sends its message) nor fill its memory (one that
+    sends a huge one)."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+        self._refuse = grpc.stream_unary_rpc_method_handler(self._refused)
+
+    @staticmethod
+    def _refused(_requests: Any, context: grpc.ServicerContext) -> bytes:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "this parameter-server shard needs the run's secret; the call carried "
+                      "none or another one.")
+        raise AssertionError("not reached: abort raises")
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        sent = [v for k, v in details.invocation_metadata or () if k == SECRET_HEADER]
+        given = sent[0].encode() if sent and isinstance(sent[0], str) else b""
+        if hmac.compare_digest(given, self._secret):
+            return continuation(details)
+        return self._refuse  # takes the request as a stream it never reads
 
 
 class ShardServer:
@@ -283,9 +322,10 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
     if not secret and host not in LOOPBACK:
         raise Distw2vError(f"binding {host} needs --secret-file PATH (or ${SECRET_ENV}): "
                            "without a secret anyone who reaches the port can use the model.")
-    service = ShardService(ParameterShard(), secret=secret, checkpoint_root=checkpoint_root,
+    service = ShardService(ParameterShard(), checkpoint_root=checkpoint_root,
                            work_root=work_root)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=OPTIONS)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=OPTIONS,
+                         interceptors=[SecretCheck(secret)] if secret else [])
     server.add_generic_rpc_handlers((service.generic_handler(),))
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

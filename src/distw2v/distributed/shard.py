@@ -18,6 +18,7 @@ import fsspec
 import numpy as np
 
 from ..checkpoints import load_arrays, save_arrays
+from ..config import INT32_MAX, MAX_DIM, MAX_NEGATIVE, MAX_SEED
 from ..errors import Distw2vError
 from ..kernels.columns import (
     apply_updates,
@@ -27,8 +28,11 @@ from ..kernels.columns import (
     partial_dots,
     partial_dots_cbow,
 )
+from ..kernels.row_updates import all_finite
 from ..training import initial_inputs
 from ..vocab import negative_table
+from . import checks
+from .checks import bounded
 from .gate import CheckpointGate
 
 CHECKPOINT_FORMAT = "distw2v-shard"
@@ -61,14 +65,17 @@ Finish = tuple[BatchKey, np.ndarray, float]  # a batch's round 2: its key, summe
 
 @dataclass(frozen=True, kw_only=True)
 class ShardSpec:
-    vocab_size: int
-    dim: int  # the full dimension; this shard holds [lo, hi)
-    lo: int
-    hi: int
-    negative: int
-    seed: int
+    """What a driver configures a column shard with; the bounds are checked when one arrives
+    from a peer (checks.spec_from)."""
+
+    vocab_size: int = bounded(1, INT32_MAX)
+    dim: int = bounded(1, MAX_DIM)  # the full dimension; this shard holds [lo, hi)
+    lo: int = bounded(0, MAX_DIM)
+    hi: int = bounded(1, MAX_DIM)
+    negative: int = bounded(1, MAX_NEGATIVE)
+    seed: int = bounded(0, MAX_SEED)
     counts_uri: str  # .npy of int64 word counts (for the negative-sampling table)
-    shards: int = 1  # how many shards split the columns
+    shards: int = bounded(1, MAX_DIM, default=1)  # how many shards split the columns
     model: str = "skipgram"  # or "cbow": one dot product per centre, of its contexts' mean
 
 
@@ -115,13 +122,16 @@ class ParameterShard:
     # --- set-up -------------------------------------------------------------------------
 
     def configure(self, spec: ShardSpec) -> None:
-        """Allocate and initialise this shard's columns (word2vec's start, seeded per shard)."""
-        self._prepare(spec)
-        width = spec.hi - spec.lo
-        rng = np.random.default_rng([spec.seed, spec.lo])
-        self.syn0 = initial_inputs(rng, spec.vocab_size, width, spec.dim)
-        self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
-        self.spec = spec
+        """Allocate and initialise this shard's columns (word2vec's start, seeded per shard).
+        Waits for the calls under way and holds new ones back meanwhile: a call must never
+        see the matrices change under it."""
+        with self._gate.paused():
+            self._prepare(spec)
+            width = spec.hi - spec.lo
+            rng = np.random.default_rng([spec.seed, spec.lo])
+            self.syn0 = initial_inputs(rng, spec.vocab_size, width, spec.dim)
+            self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
+            self.spec = spec
 
     def _prepare(self, spec: ShardSpec) -> None:
         """Everything but the matrices: the negative-sampling table, fresh counters."""
@@ -131,6 +141,7 @@ class ParameterShard:
             )
         if spec.model not in ("skipgram", "cbow"):
             raise Distw2vError(f"unknown model {spec.model!r}; use 'skipgram' or 'cbow'.")
+        checks.affordable(2 * 4 * spec.vocab_size * (spec.hi - spec.lo), "this shard's columns")
         counts = read_counts(spec.counts_uri)
         if counts.shape != (spec.vocab_size,):
             raise Distw2vError(
@@ -148,16 +159,23 @@ class ParameterShard:
             raise Distw2vError("this parameter-server shard has not been configured.")
         return self.spec
 
-    def _negatives(self, batch: Batch) -> np.ndarray:
+    def _check(self, batch: Batch) -> None:
+        """Refuse a batch the kernels would read or write outside their arrays with."""
         spec = self._require_spec()
-        if batch.centers.size and (
-            int(batch.centers.max()) >= spec.vocab_size
-            or int(batch.contexts.max(initial=0)) >= spec.vocab_size
-            or min(int(batch.centers.min()), int(batch.contexts.min(initial=0))) < 0
-        ):
-            raise Distw2vError("a batch names a word id outside the vocabulary.")
-        return draw_batch_negatives(len(batch.centers), spec.negative, self.neg_prob,
-                                    self.neg_alias, np.uint64(batch.seed))
+        for name, kind in (("centers", "int32"), ("ctx_offsets", "int64"),
+                           ("contexts", "int32")):
+            checks.array(vars(batch), name, kind, 1)
+        if batch.pairs > checks.PAIRS_MAX:
+            raise Distw2vError(f"a batch of {batch.pairs} pairs is over the limit of "
+                               f"{checks.PAIRS_MAX}.")
+        checks.offsets(batch.ctx_offsets, len(batch.centers), batch.pairs)
+        checks.word_ids(batch.centers, spec.vocab_size, "a batch's centres")
+        checks.word_ids(batch.contexts, spec.vocab_size, "a batch's contexts")
+        checks.integer(vars(batch), "seed", 0, checks.SEED_MAX)
+
+    def _negatives(self, batch: Batch) -> np.ndarray:
+        return draw_batch_negatives(len(batch.centers), self._require_spec().negative,
+                                    self.neg_prob, self.neg_alias, np.uint64(batch.seed))
 
     # --- the two training rounds ----------------------------------------------------------
 
@@ -167,6 +185,9 @@ class ParameterShard:
         `words` to the global word count and returns it. `finish`, the round 2 of the
         client's previous batch, is applied first: one call a batch instead of two."""
         with self._gate.call():
+            self._check(batch)  # both parts are checked before either changes anything
+            if words < 0:
+                raise Distw2vError(f"a call cannot report {words} words.")
             if finish is not None:
                 self._update(*finish)
             return self._dot(batch, words)
@@ -200,7 +221,7 @@ class ParameterShard:
     def _update(self, key: BatchKey, dots: np.ndarray, alpha: float) -> None:
         spec = self._require_spec()
         with self._lock:
-            pending = self._pending.pop(key, None)
+            pending = self._pending.get(key)
         if pending is None:
             raise Distw2vError(
                 "round 2 for a batch this shard did not see in round 1 (or saw too long ago)."
@@ -208,12 +229,19 @@ class ParameterShard:
         batch, negatives, partial = pending
         cbow = spec.model == "cbow"
         rows = len(batch.centers) if cbow else batch.pairs  # CBOW: one row per centre
-        if dots.shape != (rows, spec.negative + 1):
+        if dots.dtype != np.float32 or dots.shape != (rows, spec.negative + 1):
             raise Distw2vError(f"dot products of shape {dots.shape} do not fit the batch.")
+        dots = np.ascontiguousarray(dots)
+        if not all_finite(dots):
+            raise Distw2vError("a round 2 carries a dot product that is not finite.")
+        if not 0.0 <= alpha <= 1.0:  # NaN too
+            raise Distw2vError("a learning rate must be from 0 to 1.")
+        with self._lock:  # checked: now it is taken (a second round 2 for it is refused)
+            if self._pending.pop(key, None) is None:
+                raise Distw2vError("round 2 for a batch that has had its round 2.")
         (apply_updates_cbow if cbow else apply_updates)(
             self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts, negatives,
-            np.ascontiguousarray(dots, dtype=np.float32), partial, alpha,
-            extrapolation(spec.model, spec.shards))
+            dots, partial, alpha, extrapolation(spec.model, spec.shards))
         with self._lock:
             self.stats.requests += 1
             self.stats.pairs_updated += batch.pairs
@@ -223,6 +251,8 @@ class ParameterShard:
     def pull(self, lo: int, hi: int, which: str = "syn0") -> np.ndarray:
         """Rows [lo, hi) of this shard's columns of the input (syn0) or output (syn1) matrix."""
         self._require_spec()
+        if which not in ("syn0", "syn1"):
+            raise Distw2vError(f"there is no matrix {str(which)[:20]!r}; use syn0 or syn1.")
         matrix = self.syn0 if which == "syn0" else self.syn1
         if not 0 <= lo <= hi <= matrix.shape[0]:
             raise Distw2vError(f"rows [{lo}, {hi}) are outside the vocabulary.")
@@ -264,12 +294,13 @@ class ParameterShard:
         if replace(saved, counts_uri=spec.counts_uri) != spec:
             raise Distw2vError(f"the checkpoint in {uri} belongs to another model "
                                f"({saved.vocab_size} words x {saved.dim}, seed {saved.seed}).")
-        self._prepare(spec)
-        self.syn0, self.syn1 = load_arrays(uri, [f"syn0-{lo}-{hi}", f"syn1-{lo}-{hi}"],
-                                           (spec.vocab_size, hi - lo))
-        self.global_words = int(meta.get("global_words", 0)) if global_words is None \
-            else global_words
-        self.spec = spec
+        with self._gate.paused():  # as configure: no call sees the matrices change
+            self._prepare(spec)
+            self.syn0, self.syn1 = load_arrays(uri, [f"syn0-{lo}-{hi}", f"syn1-{lo}-{hi}"],
+                                               (spec.vocab_size, hi - lo))
+            self.global_words = int(meta.get("global_words", 0)) if global_words is None \
+                else global_words
+            self.spec = spec
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec

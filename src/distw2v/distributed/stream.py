@@ -11,29 +11,41 @@ reads the replies in turn, and a shard answers each connection from a thread of 
 Everything else (configuration, checkpoints, stats, the export) stays on gRPC. A shard
 answers one connection's calls in order.
 
-A connection opens with a hello frame holding the run's secret (empty when the shard has
-none); the shard answers OK or closes it, so nothing else is read from a peer that does not
-know the secret. After that, each request frame is [method name, NUL, wire message] and each
-reply [status byte, body]: the reply message, or for a refusal one UTF-8 sentence. A frame
-is a 4-byte little-endian length and that many bytes.
+A connection opens with a challenge and response, so the secret itself never crosses the
+wire and a captured hello cannot be replayed: the shard sends a fresh random nonce; the
+client answers with a nonce of its own and HMAC-SHA256(secret, "client" + both nonces); the
+shard answers OK with HMAC(secret, "shard" + both nonces), which proves to the client that it
+talks to one of the run's shards, or UNAUTHENTICATED and closes the connection, so nothing
+else is read from a peer that does not know the secret (empty when the shard has none). The
+whole hello has a deadline, and peers still in their hello have slots of their own: however
+many of them a stranger opens, the oldest is dropped to make room, and the run's clients,
+whose hellos take one round trip, always get in. After that, each request frame is [method
+name, NUL, wire message] and each reply [status byte, body]: the reply message, or for a
+refusal one UTF-8 sentence. A frame is a 4-byte little-endian length and that many bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import secrets
 import socket
 import struct
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from .wire import Message, buffers
 
 FRAME = struct.Struct("<I")
 MAX_FRAME = 1 << 30  # as gRPC's message limit (server.MAX_MESSAGE)
-MAX_HELLO = 1024  # a secret is 43 characters: a longer hello is not one
-HELLO_SECONDS = 10.0  # a peer gets this long to say the secret before it is dropped
+NONCE = 32
+HELLO = 2 * NONCE  # the client's nonce and its proof (an HMAC-SHA256)
+HELLO_SECONDS = 10.0  # a peer gets this long in all to prove it knows the secret
 MAX_CONNECTIONS = 256  # per shard: training tasks and drivers of one run
+MAX_HELLOS = 64  # peers still in their hello; the oldest is dropped to make room
 OK, REFUSED, INVALID, UNAUTHENTICATED = 0, 1, 2, 3
 log = logging.getLogger(__name__)
 
@@ -73,6 +85,45 @@ def read_frame(sock: socket.socket, limit: int = MAX_FRAME) -> bytes:
     return _recv_exactly(sock, size) if size else b""
 
 
+def proof(secret: bytes, role: bytes, shard_nonce: bytes, client_nonce: bytes) -> bytes:
+    """What a party that knows the secret answers to a pair of nonces in `role`."""
+    return hmac.new(secret, role + shard_nonce + client_nonce, hashlib.sha256).digest()
+
+
+def read_hello(sock: socket.socket, size: int, deadline: float) -> bytes:
+    """Exactly `size` bytes by the monotonic `deadline`: a timeout per read would let a peer
+    that sends a byte at a time hold its slot for ever."""
+    data = b""
+    while len(data) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the hello took too long")
+        sock.settimeout(remaining)
+        piece = sock.recv(size - len(data))
+        if not piece:
+            raise EOFError("the peer closed the connection in its hello")
+        data += piece
+    return data
+
+
+def client_hello(sock: socket.socket, secret: str | None) -> None:
+    """The client's side of the hello (see the module's docstring) on a connected socket."""
+    key = (secret or "").encode()
+    deadline = time.monotonic() + HELLO_SECONDS
+    shard_nonce = read_hello(sock, FRAME.size + NONCE, deadline)[FRAME.size:]
+    mine = secrets.token_bytes(NONCE)
+    write_frame(sock, mine, proof(key, b"client", shard_nonce, mine))
+    answer = read_hello(sock, FRAME.size + 1, deadline)[FRAME.size:]
+    if answer == bytes([UNAUTHENTICATED]):
+        raise PermissionError("the shard refused the secret")
+    if answer != bytes([OK]):
+        raise ConnectionError("the shard answered the hello with something else")
+    if not hmac.compare_digest(read_hello(sock, NONCE, deadline),
+                               proof(key, b"shard", shard_nonce, mine)):
+        raise PermissionError("the peer does not know the run's secret: it is no shard of "
+                              "this run")
+
+
 def write_frame(sock: socket.socket, *parts: bytes | memoryview) -> None:
     """One frame of `parts`, written without joining them (sendmsg gathers)."""
     pending = [memoryview(p).cast("B")
@@ -97,7 +148,8 @@ class StreamServer:
         self.port: int = self._listener.getsockname()[1]
         self._respond = respond
         self._secret = (secret or "").encode()
-        self._connections: set[socket.socket] = set()
+        self._connections: set[socket.socket] = set()  # past their hello
+        self._hellos: OrderedDict[socket.socket, None] = OrderedDict()  # in it, oldest first
         self._lock = threading.Lock()
         self._stopped = False
         threading.Thread(target=self._accept, name="shard-stream", daemon=True).start()
@@ -109,22 +161,19 @@ class StreamServer:
             except OSError:  # the listener closed: stop() was called
                 return
             with self._lock:
-                if self._stopped or len(self._connections) >= MAX_CONNECTIONS:
+                if self._stopped:
                     conn.close()
                     continue
-                self._connections.add(conn)
+                if len(self._hellos) >= MAX_HELLOS:
+                    _drop(self._hellos.popitem(last=False)[0])
+                self._hellos[conn] = None
             threading.Thread(target=self._serve, args=(conn,), name="shard-stream-conn",
                              daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(HELLO_SECONDS)
-            if not hmac.compare_digest(read_frame(conn, MAX_HELLO), self._secret):
-                write_frame(conn, bytes([UNAUTHENTICATED]))
+            if not self._hello(conn):
                 return
-            write_frame(conn, bytes([OK]))
-            conn.settimeout(None)
             while True:
                 request = read_frame(conn)
                 end = request.find(b"\0", 0, 64)  # a method's name is short
@@ -148,18 +197,56 @@ class StreamServer:
         finally:
             with self._lock:
                 self._connections.discard(conn)
+                self._hellos.pop(conn, None)
             conn.close()
+
+    def _hello(self, conn: socket.socket) -> bool:
+        """The shard's side of the hello; True once the peer has proved it knows the secret
+        and holds one of the connections' slots."""
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deadline = time.monotonic() + HELLO_SECONDS
+        nonce = secrets.token_bytes(NONCE)
+        conn.settimeout(HELLO_SECONDS)
+        write_frame(conn, nonce)
+        (size,) = FRAME.unpack(read_hello(conn, FRAME.size, deadline))
+        if size != HELLO:
+            write_frame(conn, bytes([UNAUTHENTICATED]))
+            return False
+        hello = read_hello(conn, HELLO, deadline)
+        theirs = hello[:NONCE]
+        if not hmac.compare_digest(hello[NONCE:], proof(self._secret, b"client", nonce, theirs)):
+            write_frame(conn, bytes([UNAUTHENTICATED]))
+            return False
+        with self._lock:
+            if conn not in self._hellos or self._stopped:
+                return False  # dropped to make room, or the server stopped
+            del self._hellos[conn]
+            full = len(self._connections) >= MAX_CONNECTIONS
+            if not full:
+                self._connections.add(conn)
+        if full:
+            write_frame(conn, bytes([REFUSED]))
+            return False
+        write_frame(conn, bytes([OK]), proof(self._secret, b"shard", nonce, theirs))
+        conn.settimeout(None)
+        return True
 
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
             connections = list(self._connections)
+            connections += list(self._hellos)
         self._listener.close()
         for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _drop(conn)
+
+
+def _drop(conn: socket.socket) -> None:
+    """End a connection another thread serves: its next read returns or fails at once."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class StreamConnection:
@@ -169,18 +256,14 @@ class StreamConnection:
         self.sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            write_frame(self.sock, (secret or "").encode())
-            answer = read_frame(self.sock, MAX_HELLO)
+            client_hello(self.sock, secret)
+            self.sock.settimeout(timeout)
         except EOFError:
-            answer = b""
+            self.sock.close()
+            raise ConnectionError("the shard closed the stream as it opened") from None
         except BaseException:
             self.sock.close()
             raise
-        if answer != bytes([OK]):
-            self.sock.close()
-            if answer == bytes([UNAUTHENTICATED]):
-                raise PermissionError("the shard refused the secret")
-            raise ConnectionError("the shard closed the stream as it opened")
 
     def send(self, method: str, message: Message) -> None:
         write_frame(self.sock, method.encode("ascii") + b"\0", *buffers(message))
