@@ -17,15 +17,18 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from distw2v.config import SparkConfig
-from distw2v.distributed import stream
+from distw2v.config import SparkConfig, check_bounds
+from distw2v.distributed import checks, stream
 from distw2v.distributed.client import PSClient
 from distw2v.distributed.processes import ShardProcesses
 from distw2v.distributed.rows import RowShard, RowSpec
 from distw2v.distributed.server import OPTIONS, SECRET_HEADER, SERVICE, new_secret, start_server
 from distw2v.distributed.shard import Batch, ParameterShard, ShardSpec
 from distw2v.distributed.wire import pack, unpack
+from distw2v.errors import Distw2vError
 
 VOCAB, DIM, NEG = 50, 8, 3
 
@@ -363,3 +366,154 @@ def test_a_captured_hello_cannot_be_replayed_and_a_fake_shard_learns_nothing() -
     finally:
         fake.close()
         server.stop(None)
+
+
+# --- random messages: a property test per strategy -------------------------------------------
+
+FUZZ_EXAMPLES = 10_000  # per strategy, in the slow tier
+
+_SCALAR = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
+           | st.text(max_size=12))
+_JSON = _SCALAR | st.lists(_SCALAR, max_size=4) | st.dictionaries(st.text(max_size=8), _SCALAR,
+                                                                  max_size=3)
+_DTYPES = ["<i4", "<i8", "<f4", "<u8", "|u1"]
+
+
+@st.composite
+def _array(draw: Any) -> np.ndarray:
+    """An array of a wire dtype and small shape; its values, drawn by a generator hypothesis
+    seeds (drawing each value through hypothesis costs more than the call), mix extremes,
+    the vocabulary's edges and random numbers."""
+    dtype = np.dtype(draw(st.sampled_from(_DTYPES)))
+    shape = draw(st.lists(st.integers(0, 6), max_size=3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32)))
+    size = int(np.prod(shape)) if shape else 1
+    if dtype.kind == "f":
+        pool = np.array([np.nan, np.inf, -np.inf, 0.0, 1e38, -1.0], np.float32)
+        values = rng.standard_normal(size).astype(np.float32)
+    else:
+        info = np.iinfo(dtype)
+        pool = np.array([v for v in (info.min, info.max, -1, 0, 1, VOCAB - 1, VOCAB, 2**31)
+                         if info.min <= v <= info.max], dtype)
+        values = rng.integers(0, min(int(info.max), 2 * VOCAB), size, endpoint=True,
+                              dtype=dtype)
+    edges = rng.random(size) < 0.3
+    values[edges] = rng.choice(pool, int(edges.sum()))
+    return values.reshape(shape)
+
+
+def _perturbed(values: np.ndarray, seed: int) -> np.ndarray:
+    """`values` with a few elements set to an edge of their dtype or of the vocabulary, or
+    moved by a little: what gets past checks of dtype and shape."""
+    rng = np.random.default_rng(seed)
+    out = values.copy().reshape(-1)
+    if out.size:
+        at = rng.integers(0, out.size, rng.integers(1, 3, endpoint=True))
+        if out.dtype.kind == "f":
+            out[at] = rng.choice(np.array([np.nan, np.inf, 1e30, -1.0], np.float32), len(at))
+        else:
+            info = np.iinfo(out.dtype)
+            pool = np.array([v for v in (info.min, info.max, -1, 0, VOCAB, 2**31, 4000)
+                             if info.min <= v <= info.max], out.dtype)
+            nudged = out[at].astype(np.int64) + rng.integers(-2, 2, len(at), endpoint=True)
+            out[at] = np.where(rng.random(len(at)) < 0.5, rng.choice(pool, len(at)),
+                               np.clip(nudged, info.min, info.max).astype(out.dtype))
+    return out.reshape(values.shape)
+
+
+def _valid(method: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A request the shard (configured as `column_spec` or `row_spec`) would take."""
+    at = np.array([1, 4, 9], np.int32)
+    rows = np.ones((3, DIM), np.float32)
+    return {
+        "Dot": ({"seed": 5, "words": 3, "finish": {"key": [5, 3, 2], "alpha": 0.01}},
+                {"centers": np.array([1, 2], np.int32),
+                 "ctx_offsets": np.array([0, 2, 3], np.int64),
+                 "contexts": np.array([3, 4, 5], np.int32),
+                 "finish_dots": np.zeros((3, NEG + 1), np.float32)}),
+        "Update": ({"key": [5, 3, 2], "alpha": 0.01},
+                   {"dots": np.zeros((3, NEG + 1), np.float32)}),
+        "Pull": ({"lo": 0, "hi": 5, "which": "syn1"}, {}),
+        "RowStep": ({"kind_push_in": "indices", "kind_push_out": "indices", "words": 3,
+                     "half": False, "kind_pull_in": "indices", "kind_pull_out": "bitmap"},
+                    {"at_push_in": at, "at_push_out": at, "in0": rows, "in1": rows,
+                     "out1": rows, "at_pull_in": at,
+                     "at_pull_out": np.packbits(np.isin(np.arange(VOCAB), at))}),
+        "RowPullRange": ({"lo": 0, "hi": 9}, {}),
+        "Health": ({}, {}), "Stats": ({}, {}),
+    }[method]
+
+
+@st.composite
+def _request(draw: Any, methods: list[str]) -> tuple[str, bytes]:
+    """A valid request with up to four things changed, or bytes from nowhere."""
+    method = draw(st.sampled_from(methods))
+    if draw(st.integers(0, 19)) == 0:
+        return method, draw(st.binary(max_size=200))
+    header, arrays = _valid(method)
+    header, arrays = dict(header), dict(arrays)
+    for _ in range(draw(st.integers(0, 4))):
+        what = draw(st.sampled_from(["header", "drop header", "array", "drop array",
+                                     "perturb", "perturb"]))
+        if what == "header":
+            header[draw(st.sampled_from([*header, "key", "alpha", "spec", "words"]))] = \
+                draw(_JSON)
+        elif what == "drop header" and header:
+            del header[draw(st.sampled_from(sorted(header)))]
+        elif what == "array":
+            arrays[draw(st.sampled_from([*arrays, "smuggled"]))] = draw(_array())
+        elif what == "drop array" and arrays:
+            del arrays[draw(st.sampled_from(sorted(arrays)))]
+        elif what == "perturb" and arrays:  # the same dtype and shape, some values changed
+            name = draw(st.sampled_from(sorted(arrays)))
+            arrays[name] = _perturbed(arrays[name], draw(st.integers(0, 2**32)))
+    try:
+        return method, pack(header, **arrays)
+    except (TypeError, ValueError):  # not JSON (a NaN key...): send it raw as the header
+        return method, pack({}, **arrays)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["columns", "rows"])
+def test_random_messages_are_answered_or_refused_in_one_sentence(shard_process, work,
+                                                                 strategy) -> None:
+    columns = strategy == "columns"
+    peer = configured(shard_process, "Configure" if columns else "RowConfigure",
+                      column_spec(work) if columns else row_spec())
+    methods = (["Dot", "Update", "Pull"] if columns else ["RowStep", "RowPullRange"]) + \
+        ["Health", "Stats"]
+    answered: dict[int, int] = {}
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(_request(methods))
+    def one(request: tuple[str, bytes]) -> None:
+        status, reply = peer.call(*request)
+        answered[status] = answered.get(status, 0) + 1
+        if status != stream.OK:
+            text = reply.decode()
+            assert status in (stream.REFUSED, stream.INVALID), text
+            assert "\n" not in text and "failed on this call" not in text, (request, text)
+
+    one()
+    assert sum(answered.values()) >= FUZZ_EXAMPLES
+    assert answered.get(stream.OK) and answered.get(stream.INVALID)  # both kinds were met
+    alive(shard_process, peer)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from([ShardSpec, RowSpec]),
+       st.dictionaries(st.sampled_from(["vocab_size", "dim", "lo", "hi", "negative", "seed",
+                                        "shards", "shard", "model", "damping", "counts_uri",
+                                        "adagrad_eta", "permute", "optimizer", "extra"]),
+                       _JSON, max_size=6))
+def test_a_spec_from_a_peer_is_typed_and_bounded_or_refused(kind: Any, change: Any) -> None:
+    base = column_spec(Path("/w")) if kind is ShardSpec else row_spec()
+    try:
+        spec = checks.spec_from(kind, {**base, **change})
+    except Distw2vError as exc:
+        assert "\n" not in str(exc) and str(exc).endswith(".")
+        return
+    check_bounds(spec)
+    for name, value in asdict(spec).items():
+        assert type(value) is type(base[name]), name  # noqa: E721 - bool is not an int here
