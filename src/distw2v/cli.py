@@ -200,6 +200,14 @@ def cmd_ps_shard(args: argparse.Namespace) -> None:
                   work_root=args.work_dir, stream_port=args.stream_port)
 
 
+def cmd_ps_secret(args: argparse.Namespace) -> None:
+    from .distributed.server import new_secret
+    from .distributed.tls import with_tls
+
+    secret = new_secret()
+    print(with_tls(secret) if args.tls else secret)
+
+
 def _load_model(path: str) -> Any:
     """The Vectors at `path`: a regular file is read as word2vec (binary or text), anything
     else as a model directory."""
@@ -381,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoints are written and read only under it, e.g. the run's "
                    "--checkpoint-dir (without it, none are taken)")
     p.set_defaults(run=cmd_ps_shard)
+
+    p = command("ps-secret", "print a new secret for shards an operator runs (ps-shard "
+                "--secret-file, and $DISTW2V_SHARD_SECRET for the driver given --ps)")
+    p.add_argument("--tls", action="store_true",
+                   help="the secret also carries a key and certificate made for the run: "
+                   "shards serve TLS with them and clients trust that certificate only")
+    p.set_defaults(run=cmd_ps_secret)
 
     p = command("eval", "evaluate a model on analogy, word-similarity and cluster-label files")
     p.add_argument("model", help="model directory, or word2vec file (binary or text)")

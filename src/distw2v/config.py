@@ -23,6 +23,7 @@ from .errors import Distw2vError
 
 Model = Literal["skipgram", "cbow"]
 ShardsOn = Literal["spark", "local"]
+ShardTls = Literal["auto", "on", "off"]
 Strategy = Literal["columns", "rows"]
 Optimizer = Literal["sgd", "adagrad"]
 EngineName = Literal["local", "spark"]
@@ -302,6 +303,11 @@ class SparkConfig:
         "slot of its own), or 'local' as subprocesses of the driver",
         default_text="local with a local[...] master, spark otherwise",
     )
+    shard_tls: ShardTls = option(
+        "auto", "encrypt and authenticate the traffic between the driver, the tasks and the "
+        "shards the run starts with TLS, under a certificate made for the run: 'auto' does "
+        "where shards listen beyond loopback (placed by Spark on a cluster); shards given by "
+        "--ps use TLS when their secret carries it (distw2v ps-secret --tls)")
     max_recoveries: int = option(
         3, "times a run with --checkpoint-dir starts new shards and resumes from its last "
         "checkpoint when a shard is lost", minimum=0, maximum=1000,
@@ -343,6 +349,8 @@ class SparkConfig:
     def __post_init__(self) -> None:
         require(self.strategy in ("columns", "rows"), "strategy must be 'columns' or 'rows'")
         require(self.optimizer in ("sgd", "adagrad"), "optimizer must be 'sgd' or 'adagrad'")
+        require(self.shard_tls in ("auto", "on", "off"), "shard_tls must be 'auto', 'on' or "
+                "'off'")
         check_bounds(self)
 
     @property
@@ -352,6 +360,10 @@ class SparkConfig:
         if self.shards_on is not None:
             return self.shards_on == "spark"
         return not self.spark_master.startswith("local")
+
+    def shard_tls_for(self, loopback: bool) -> bool:
+        """Whether the shards this run starts, listening on loopback or not, use TLS."""
+        return self.shard_tls == "on" or (self.shard_tls == "auto" and not loopback)
 
     @property
     def ps_addresses(self) -> list[str]:

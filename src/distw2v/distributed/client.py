@@ -23,9 +23,10 @@ import grpc
 import numpy as np
 
 from ..errors import Distw2vError
+from . import tls
 from .server import OPTIONS, SECRET_ENV, SECRET_HEADER, SERVICE
 from .shard import Batch, Finish, ShardSpec
-from .stream import Refused, ShardFailed, StreamConnection, StreamGroup
+from .stream import NotAShard, Refused, ShardFailed, StreamConnection, StreamGroup
 from .wire import Message, joined, message_size, pack, pack_parts, unpack
 
 TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -59,13 +60,18 @@ class PSClient:
         self.addresses = list(addresses)
         self.timeout = timeout
         self.retries = retries
-        self._metadata = ((SECRET_HEADER, secret),) if secret else ()  # sent on every call
-        self._secret = secret
+        token, run_tls = tls.split(secret)
+        self._metadata = ((SECRET_HEADER, token),) if token else ()  # sent on every call
+        self._token = token
+        self._tls = run_tls.client_context() if run_tls else None  # trusts the run's only
         self._streams: StreamGroup | None = None  # opened by the first training call
         self._stream_lock = threading.Lock()  # a call's requests and replies stay in order
         self.bytes_sent = 0
         self.bytes_received = 0
-        self._channels = [grpc.insecure_channel(a, options=OPTIONS) for a in self.addresses]
+        self._channels = [
+            grpc.secure_channel(a, grpc.ssl_channel_credentials(run_tls.cert), options=OPTIONS + [
+                ("grpc.ssl_target_name_override", tls.SERVER_NAME)]) if run_tls
+            else grpc.insecure_channel(a, options=OPTIONS) for a in self.addresses]
         self._stubs: dict[str, list[Any]] = {}
         # Blocking calls on a small pool: far cheaper per call than gRPC's own futures.
         self._pool = ThreadPoolExecutor(max_workers=2 * len(self.addresses),
@@ -158,7 +164,10 @@ class PSClient:
                     raise Distw2vError(f"{self._where(shard)} has no stream listener.")
                 try:
                     streams.append(StreamConnection(address.rsplit(":", 1)[0], port,
-                                                    self._secret, self.timeout))
+                                                    self._token, self.timeout, self._tls))
+                except NotAShard:
+                    raise Distw2vError(f"the peer at {address} is not one of this run's shards: "
+                                       "it could not prove it knows the run's secret.") from None
                 except PermissionError:
                     raise self._unauthenticated(shard) from None
                 except OSError as exc:

@@ -38,6 +38,7 @@ from .server import new_secret
 from .session import reported_jobs, spark_context, spark_failure
 from .shard import ShardSpec
 from .spark_shards import SparkShards
+from .tls import with_tls
 from .worker import ColumnsTrainer, WorkerSettings
 
 EXPORT_BLOCK_BYTES = 32 << 20
@@ -137,8 +138,10 @@ def _shard_group(sc: Any, config: SparkConfig, work: str,
     if config.shards_placed_by_spark:
         if local:  # a local master's slots are known at once; a cluster's once shards run
             _check_slots(sc, config)
-        group = SparkShards(sc, config.shards, secret=new_secret(), work_root=work,
-                            checkpoint_root=checkpoint_dir,
+        secret = new_secret()
+        group = SparkShards(sc, config.shards,
+                            secret=with_tls(secret) if config.shard_tls_for(local) else secret,
+                            work_root=work, checkpoint_root=checkpoint_dir,
                             host="127.0.0.1" if local else None)
     else:
         group = ShardProcesses(config, work_root=work, checkpoint_root=checkpoint_dir)

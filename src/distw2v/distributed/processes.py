@@ -10,7 +10,8 @@ import threading
 
 from ..config import SparkConfig
 from ..errors import Distw2vError
-from .server import SECRET_ENV, new_secret
+from .server import LOOPBACK, SECRET_ENV, new_secret
+from .tls import with_tls
 
 ANNOUNCE = "distw2v ps-shard listening on "
 START_SECONDS = 60.0
@@ -38,7 +39,10 @@ class ShardProcesses:
         self.checkpoint_root = checkpoint_root
         # A fresh secret for shards started here; an operator's shards (--ps) have theirs,
         # which the driver is given the same way they are: in the environment.
-        self.secret = (os.environ.get(SECRET_ENV) or None) if self.addresses else new_secret()
+        self.secret = os.environ.get(SECRET_ENV) or None
+        if not self.addresses:
+            token = new_secret()
+            self.secret = with_tls(token) if config.shard_tls_for(host in LOOPBACK) else token
         self.replaceable = not self.addresses
 
     def __enter__(self) -> ShardProcesses:

@@ -32,7 +32,7 @@ import numpy as np
 from ..config import INT32_MAX
 from ..errors import Distw2vError
 from ..memory import process_peak_rss_mb
-from . import checks
+from . import checks, tls
 from .roots import under_root
 from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
@@ -322,16 +322,20 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 8, *,
     if not secret and host not in LOOPBACK:
         raise Distw2vError(f"binding {host} needs --secret-file PATH (or ${SECRET_ENV}): "
                            "without a secret anyone who reaches the port can use the model.")
+    token, run_tls = tls.split(secret)
     service = ShardService(ParameterShard(), checkpoint_root=checkpoint_root,
                            work_root=work_root)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads), options=OPTIONS,
-                         interceptors=[SecretCheck(secret)] if secret else [])
+                         interceptors=[SecretCheck(token)] if token else [])
     server.add_generic_rpc_handlers((service.generic_handler(),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = (server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials(
+                 [(run_tls.key, run_tls.cert)])) if run_tls
+             else server.add_insecure_port(f"{host}:{port}"))
     if bound == 0:
         raise Distw2vError(f"cannot listen on {host}:{port} (address in use?).")
     try:
-        stream = StreamServer(host, stream_port, service.respond, secret)
+        stream = StreamServer(host, stream_port, service.respond, token,
+                              run_tls.server_context() if run_tls else None)
     except OSError as exc:
         raise Distw2vError(f"cannot listen on {host}:{stream_port} for the training calls "
                            f"({exc.strerror or exc}).") from None

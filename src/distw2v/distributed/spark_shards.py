@@ -2,9 +2,10 @@
 
 One Spark job of S tasks, each serving one shard over gRPC on its executor's host until the job
 is cancelled. A task announces its address in a small file under the run's work directory
-(which driver, executors and shards all reach already, for the word counts); the driver reads
-the S files. Training jobs run on the remaining task slots. Spark offers tasks round-robin over
-executors, so with enough executors every shard lands on a different one.
+(which driver, executors and shards all reach already, for the word counts), with a MAC under
+the run's secret; the driver reads the S files and ignores any without it. Training jobs run
+on the remaining task slots. Spark offers tasks round-robin over executors, so with enough
+executors every shard lands on a different one.
 
 Losing a shard (its executor dies, Spark retries its task, or the job ends) is reported by
 `lost()`; `restart()` cancels the job and starts a fresh set of shards for the driver to load
@@ -13,7 +14,10 @@ the last checkpoint into.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import os
 import socket
 import threading
@@ -25,14 +29,33 @@ import fsspec
 
 from ..errors import Distw2vError
 from .session import executor_id, spark_failure
+from .tls import split
 
 START_SECONDS = 180.0  # executors may still be registering when the run starts
 PARENT_POLL_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 def executor_host() -> str:
     """The address this executor is reached at: Spark's own setting, else the host's name."""
     return os.environ.get("SPARK_LOCAL_IP") or socket.gethostbyname(socket.gethostname())
+
+
+def _mac(note: dict[str, Any], secret: str | None) -> str:
+    body = json.dumps({k: v for k, v in note.items() if k != "mac"}, sort_keys=True)
+    return hmac.new((split(secret)[0] or "").encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def signed(note: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """An announcement with a MAC under the run's secret: the driver hands the secret only to
+    an address a shard of this run announced, not to whoever wrote the file first."""
+    return {**note, "mac": _mac(note, secret)}
+
+
+def authentic(note: Any, secret: str | None, index: int) -> bool:
+    return (isinstance(note, dict) and note.get("index") == index
+            and isinstance(note.get("mac"), str)
+            and hmac.compare_digest(note["mac"], _mac(note, secret)))
 
 
 def _shard_task(rendezvous: str, secret: str | None, work_root: str,
@@ -49,8 +72,8 @@ def _shard_task(rendezvous: str, secret: str | None, work_root: str,
                                               checkpoint_root=checkpoint_root)
         context = TaskContext.get()
         attempt = context.attemptNumber() if context else 0
-        note = {"address": f"{host}:{port}", "pid": os.getpid(), "executor": executor_id(),
-                "attempt": attempt}
+        note = signed({"address": f"{host}:{port}", "pid": os.getpid(),
+                       "executor": executor_id(), "attempt": attempt, "index": index}, secret)
         fs, path = fsspec.core.url_to_fs(rendezvous)
         fs.makedirs(path, exist_ok=True)
         fs.pipe_file(f"{path}/shard-{index}.json.tmp-{attempt}", json.dumps(note).encode())
@@ -88,6 +111,7 @@ class SparkShards:
         self.placement: list[dict[str, Any]] = []  # each shard's announcement
         self._thread: threading.Thread | None = None
         self._outcome: dict[str, BaseException] = {}
+        self._forged: set[int] = set()  # announcements refused so far (each logged once)
 
     @property
     def _group(self) -> str:
@@ -140,12 +164,21 @@ class SparkShards:
             time.sleep(0.2)
 
     def _read(self, fs: Any, path: str) -> list[dict[str, Any]]:
-        notes = []
+        """The shards' announcements, in order, up to the first missing or forged one."""
+        notes: list[dict[str, Any]] = []
         for index in range(self.shards):
             try:
-                notes.append(json.loads(fs.cat_file(f"{path}/shard-{index}.json")))
+                note = json.loads(fs.cat_file(f"{path}/shard-{index}.json"))
             except (FileNotFoundError, ValueError):
                 return notes
+            if not authentic(note, self.secret, index):
+                if index not in self._forged:
+                    self._forged.add(index)
+                    log.warning("shard-%d.json in %s does not carry the run's MAC: ignored "
+                                "(someone else wrote it); waiting for the shard's own",
+                                index, path)
+                return notes
+            notes.append(note)
         return notes
 
     def lost(self) -> str | None:

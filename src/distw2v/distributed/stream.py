@@ -31,12 +31,14 @@ import hmac
 import logging
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from .tls import SERVER_NAME
 from .wire import Message, buffers
 
 FRAME = struct.Struct("<I")
@@ -50,6 +52,10 @@ OK, REFUSED, INVALID, UNAUTHENTICATED = 0, 1, 2, 3
 log = logging.getLogger(__name__)
 
 
+class NotAShard(PermissionError):
+    """The peer a client opened a stream to could not prove it knows the run's secret."""
+
+
 class Refused(Exception):
     """A call the shard turns down; `status` says why (REFUSED, INVALID)."""
 
@@ -58,14 +64,19 @@ class Refused(Exception):
         self.status = status
 
 
+def _wait_all(sock: socket.socket) -> int:
+    """recv's flag to wait for all it asks for; TLS sockets take no flags."""
+    return 0 if isinstance(sock, ssl.SSLSocket) else socket.MSG_WAITALL
+
+
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = sock.recv(size, socket.MSG_WAITALL)
+    data = sock.recv(size, _wait_all(sock))
     if len(data) == size:
         return data
     parts = [data]
     got = len(data)
     while got < size:
-        piece = sock.recv(size - got, socket.MSG_WAITALL)
+        piece = sock.recv(size - got, _wait_all(sock))
         if not piece:
             raise ConnectionError("the connection closed in the middle of a frame")
         parts.append(piece)
@@ -74,7 +85,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def read_frame(sock: socket.socket, limit: int = MAX_FRAME) -> bytes:
-    head = sock.recv(FRAME.size, socket.MSG_WAITALL)
+    head = sock.recv(FRAME.size, _wait_all(sock))
     if not head:
         raise EOFError("the peer closed the connection")
     if len(head) < FRAME.size:
@@ -120,12 +131,14 @@ def client_hello(sock: socket.socket, secret: str | None) -> None:
         raise ConnectionError("the shard answered the hello with something else")
     if not hmac.compare_digest(read_hello(sock, NONCE, deadline),
                                proof(key, b"shard", shard_nonce, mine)):
-        raise PermissionError("the peer does not know the run's secret: it is no shard of "
-                              "this run")
+        raise NotAShard("the peer does not know the run's secret: it is no shard of this run")
 
 
 def write_frame(sock: socket.socket, *parts: bytes | memoryview) -> None:
-    """One frame of `parts`, written without joining them (sendmsg gathers)."""
+    """One frame of `parts`, written without joining them (sendmsg gathers; TLS cannot)."""
+    if isinstance(sock, ssl.SSLSocket):
+        sock.sendall(b"".join([FRAME.pack(sum(memoryview(p).nbytes for p in parts)), *parts]))
+        return
     pending = [memoryview(p).cast("B")
                for p in (FRAME.pack(sum(memoryview(p).nbytes for p in parts)), *parts)]
     while pending:
@@ -142,14 +155,16 @@ class StreamServer:
     with `respond(method, message)`, which returns the reply or raises Refused."""
 
     def __init__(self, host: str, port: int, respond: Callable[[str, memoryview], Message],
-                 secret: str | None) -> None:
+                 secret: str | None, tls: ssl.SSLContext | None = None) -> None:
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
         self._listener = socket.create_server((host.strip("[]"), port), family=family)
         self.port: int = self._listener.getsockname()[1]
         self._respond = respond
         self._secret = (secret or "").encode()
+        self._tls = tls
         self._connections: set[socket.socket] = set()  # past their hello
-        self._hellos: OrderedDict[socket.socket, None] = OrderedDict()  # in it, oldest first
+        # in it, by descriptor (TLS wraps a socket in another object), oldest first
+        self._hellos: OrderedDict[int, socket.socket] = OrderedDict()
         self._lock = threading.Lock()
         self._stopped = False
         threading.Thread(target=self._accept, name="shard-stream", daemon=True).start()
@@ -165,14 +180,18 @@ class StreamServer:
                     conn.close()
                     continue
                 if len(self._hellos) >= MAX_HELLOS:
-                    _drop(self._hellos.popitem(last=False)[0])
-                self._hellos[conn] = None
+                    _drop(self._hellos.popitem(last=False)[1])
+                self._hellos[conn.fileno()] = conn
             threading.Thread(target=self._serve, args=(conn,), name="shard-stream-conn",
                              daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        fd, deadline = conn.fileno(), time.monotonic() + HELLO_SECONDS
         try:
-            if not self._hello(conn):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                conn = self._secured(conn, fd, deadline)
+            if not self._hello(conn, fd, deadline):
                 return
             while True:
                 request = read_frame(conn)
@@ -195,18 +214,27 @@ class StreamServer:
         except (OSError, EOFError):  # the client went away, or stop() closed the socket
             pass
         finally:
-            with self._lock:
+            with self._lock:  # before the close: until then no new peer has this descriptor
                 self._connections.discard(conn)
-                self._hellos.pop(conn, None)
+                self._hellos.pop(fd, None)
             conn.close()
 
-    def _hello(self, conn: socket.socket) -> bool:
+    def _secured(self, conn: socket.socket, fd: int, deadline: float) -> ssl.SSLSocket:
+        """The connection inside TLS, its handshake within the hello's deadline."""
+        assert self._tls is not None
+        secured = self._tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            if fd in self._hellos:
+                self._hellos[fd] = secured  # what a drop must shut down now
+        secured.settimeout(max(deadline - time.monotonic(), 0.001))
+        secured.do_handshake()
+        return secured
+
+    def _hello(self, conn: socket.socket, fd: int, deadline: float) -> bool:
         """The shard's side of the hello; True once the peer has proved it knows the secret
         and holds one of the connections' slots."""
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        deadline = time.monotonic() + HELLO_SECONDS
         nonce = secrets.token_bytes(NONCE)
-        conn.settimeout(HELLO_SECONDS)
+        conn.settimeout(max(deadline - time.monotonic(), 0.001))
         write_frame(conn, nonce)
         (size,) = FRAME.unpack(read_hello(conn, FRAME.size, deadline))
         if size != HELLO:
@@ -218,9 +246,9 @@ class StreamServer:
             write_frame(conn, bytes([UNAUTHENTICATED]))
             return False
         with self._lock:
-            if conn not in self._hellos or self._stopped:
+            if fd not in self._hellos or self._stopped:
                 return False  # dropped to make room, or the server stopped
-            del self._hellos[conn]
+            del self._hellos[fd]
             full = len(self._connections) >= MAX_CONNECTIONS
             if not full:
                 self._connections.add(conn)
@@ -235,7 +263,7 @@ class StreamServer:
         with self._lock:
             self._stopped = True
             connections = list(self._connections)
-            connections += list(self._hellos)
+            connections += list(self._hellos.values())
         self._listener.close()
         for conn in connections:
             _drop(conn)
@@ -252,10 +280,13 @@ def _drop(conn: socket.socket) -> None:
 class StreamConnection:
     """A client's connection to one shard's stream (see the module's docstring)."""
 
-    def __init__(self, host: str, port: int, secret: str | None, timeout: float) -> None:
+    def __init__(self, host: str, port: int, secret: str | None, timeout: float,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=SERVER_NAME)
             client_hello(self.sock, secret)
             self.sock.settimeout(timeout)
         except EOFError:
