@@ -1,4 +1,5 @@
-"""The job runner: at most N training processes at once, the rest queued in order.
+"""The job runner: at most N training processes at once, the rest queued (taken fairly across
+tokens, see JobStore.claim_next).
 
 Each job runs in its own process (`python -m distw2v.service.jobproc`) in its own process
 group, so a crash, an out-of-memory kill or a numba segfault cannot take the server down, and

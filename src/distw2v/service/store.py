@@ -21,6 +21,8 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
+    case,
     create_engine,
     delete,
     event,
@@ -291,22 +293,39 @@ class JobStore:
             return bool(result.rowcount)
 
     def claim_next(self, exclude: Collection[str] = ()) -> Job | None:
-        """Move the oldest queued job to running and return it (None when none waits).
+        """Move the next queued job to running and return it (None when none waits).
 
-        Jobs in `exclude` (whose previous attempt's process is still exiting) wait.
+        Fair across owners, so one token's long queue cannot starve another's job: the
+        owner with the fewest running jobs goes first, then the one whose last job started
+        longest ago (or never), which makes one free slot go round-robin; within an owner,
+        the oldest job. Jobs in `exclude` (whose previous attempt's process is still
+        exiting) wait.
         """
+        waiting = JobRow.state == QUEUED
+        if exclude:
+            waiting = and_(waiting, JobRow.id.not_in(list(exclude)))
+        owner_order = (
+            func.sum(case((JobRow.state == RUNNING, 1), else_=0)),
+            func.coalesce(func.max(JobRow.started_at), 0.0),  # never started: first
+            func.min(case((waiting, JobRow.queued_at))),
+            JobRow.owner,
+        )
         while True:
             with Session(self.engine) as session:
-                query = select(JobRow.id).where(JobRow.state == QUEUED)
-                if exclude:
-                    query = query.where(JobRow.id.not_in(list(exclude)))
-                job_id = session.scalars(
-                    query.order_by(JobRow.queued_at, JobRow.seq).limit(1)
+                owner = session.scalars(
+                    select(JobRow.owner).group_by(JobRow.owner)
+                    .having(func.sum(case((waiting, 1), else_=0)) > 0)
+                    .order_by(*owner_order).limit(1)
                 ).first()
-            if job_id is None:
-                return None
-            if self._update(job_id, [QUEUED], state=RUNNING, started_at=time.time(),
-                            stage="starting"):
+                if owner is None:
+                    return None
+                job_id = session.scalars(
+                    select(JobRow.id).where(waiting, JobRow.owner == owner)
+                    .order_by(JobRow.queued_at, JobRow.seq).limit(1)
+                ).first()
+            if job_id is not None and self._update(
+                job_id, [QUEUED], state=RUNNING, started_at=time.time(), stage="starting"
+            ):
                 return self.get(job_id)
             # cancelled between the read and the update: look again
 
