@@ -27,6 +27,8 @@ from distw2v.service.settings import ServiceConfig
 pytestmark = pytest.mark.service
 
 LONG = {"dim": 8, "epochs": 5000, "workers": 1, "seed": 3}
+FAST = {"dim": 8, "epochs": 1, "workers": 1, "seed": 3}
+ENDED = ("failed", "cancelled")
 
 
 def _sentence(response: httpx.Response, status: int) -> str:
@@ -260,6 +262,55 @@ def test_a_token_may_have_only_so_many_queued_and_running_jobs(
         bob.close()
 
 
+def _clients(server):
+    """Two tokens' clients on a server started with a tokens file of alice and bob."""
+    alice = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer alice-token-123"})
+    bob = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer bob-token-4567"})
+    return alice, bob
+
+
+def _tokens(tmp_path) -> str:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice-token-123\nbob-token-4567\n")
+    return str(tokens)
+
+
+def _wait_state(client: httpx.Client, jid: str, states: tuple[str, ...],
+                timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (job := client.get(f"/v1/jobs/{jid}").json())["state"] not in states:
+        assert time.monotonic() < deadline, f"job {jid} did not get to {states}: {job}"
+        time.sleep(0.05)
+    return job
+
+
+def test_a_finished_job_is_deleted_whole_by_its_owner_only(
+    tmp_path, service_server, service_corpus
+) -> None:
+    server = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": dict(FAST)}
+    alice, bob = _clients(server)
+    with alice, bob:
+        jid = alice.post("/v1/jobs", json=body).json()["id"]
+        assert _wait_state(alice, jid, ("succeeded",) + ENDED)["state"] == "succeeded"
+        assert alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-bin").status_code == 200
+        data = server.service.config.data_path
+        kept = [data / "models" / jid, data / "cache" / jid, data / "logs" / f"{jid}.log"]
+        assert all(path.exists() for path in kept)
+        assert _sentence(bob.post(f"/v1/jobs/{jid}/delete"), 404) == f"there is no job {jid}."
+        long = alice.post("/v1/jobs", json={**body, "train": LONG}).json()["id"]
+        assert _sentence(alice.post(f"/v1/jobs/{long}/delete"), 409).startswith(
+            f"job {long} is ")  # queued or running
+        deleted = alice.post(f"/v1/jobs/{jid}/delete")
+        assert deleted.status_code == 204 and deleted.content == b""
+        assert not any(path.exists() for path in kept)
+        assert _sentence(alice.get(f"/v1/jobs/{jid}"), 404) == f"there is no job {jid}."
+        assert _sentence(alice.get(f"/v1/models/{jid}/similar", params={"word": "w1"}),
+                         404) == f"there is no job {jid}."
+        assert alice.delete(f"/v1/jobs/{long}").status_code == 200
+
+
 def test_a_job_past_the_time_limit_is_stopped_and_failed(
     tmp_path, monkeypatch, service_server, service_corpus, service_processes
 ) -> None:
@@ -345,6 +396,7 @@ def test_openapi_describes_the_errors_the_app_returns(service_server) -> None:
         ("/v1/jobs/{job_id}", "get"): {"401", "404", "422"},
         ("/v1/jobs/{job_id}", "delete"): {"401", "404", "409", "422"},
         ("/v1/jobs/{job_id}/retry", "post"): {"401", "404", "409", "422", "429"},
+        ("/v1/jobs/{job_id}/delete", "post"): {"401", "404", "409", "422"},
         ("/v1/jobs/{job_id}/artifacts/{fmt}", "get"): {"401", "404", "409", "410", "422"},
         ("/v1/models/{job_id}/similar", "get"): {"400", "401", "404", "409", "410", "422"},
     }

@@ -263,6 +263,21 @@ def _v1(service: Service) -> APIRouter:
         service.runner.wake()
         return job_out(own_job(job_id, who))
 
+    @router.post("/v1/jobs/{job_id}/delete", status_code=204, response_class=Response,
+                 tags=["jobs"], responses=error_responses(401, 404, 409, 422))
+    def delete_job(job_id: str, who: Owner) -> Response:
+        """Delete a finished job with its model, exports and logs (which frees its share
+        of your quotas); cancel a queued or running job first."""
+        job = own_job(job_id, who)
+        if job.state not in ACTIVE and service.runner.delete(job_id):
+            return Response(status_code=204)
+        state = (store.get(job_id) or job).state
+        if state in ACTIVE:
+            raise HTTPException(409, f"job {job_id} is {state}; cancel it first "
+                                f"(DELETE /v1/jobs/{job_id}), then delete it.")
+        raise HTTPException(409, f"job {job_id} is still stopping; try again in a few "
+                            "seconds.")
+
     @router.get("/v1/jobs/{job_id}/artifacts/{fmt}", tags=["models"],
                 response_class=StreamingResponse,
                 responses={**error_responses(401, 404, 409, 410, 422),

@@ -241,14 +241,14 @@ class JobStore:
                                         JobRow.finished_at < before)
             ))
 
-    def delete(self, job_id: str, before: float) -> bool:
-        """Remove a finished job that ended before `before` (False if it was retried since)."""
+    def delete(self, job_id: str, before: float | None = None) -> bool:
+        """Remove a finished job (that ended before `before`, if given); False if it is not
+        finished (retried since, say)."""
+        query = delete(JobRow).where(JobRow.id == job_id, JobRow.state.in_(list(FINISHED)))
+        if before is not None:
+            query = query.where(JobRow.finished_at < before)
         with self.engine.begin() as conn:
-            result = conn.execute(
-                delete(JobRow).where(JobRow.id == job_id, JobRow.state.in_(list(FINISHED)),
-                                     JobRow.finished_at < before)
-            )
-            return bool(result.rowcount)
+            return bool(conn.execute(query).rowcount)
 
     def ids_in(self, states: Iterable[str]) -> list[str]:
         with Session(self.engine) as session:
