@@ -311,6 +311,83 @@ def test_a_finished_job_is_deleted_whole_by_its_owner_only(
         assert alice.delete(f"/v1/jobs/{long}").status_code == 200
 
 
+def test_a_token_over_its_stored_jobs_quota_is_refused(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: one token keeps ever more finished jobs (cancelled ones here)."""
+    server = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1,
+                            max_stored_jobs_per_token=3)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": LONG}
+    alice, bob = _clients(server)
+    with alice, bob:
+        kept = [alice.post("/v1/jobs", json=body).json()["id"] for _ in range(3)]
+        for jid in reversed(kept):  # all finished now, and still stored
+            assert alice.delete(f"/v1/jobs/{jid}").json()["state"] == "cancelled"
+        assert _sentence(alice.post("/v1/jobs", json=body), 429) == (
+            "you already keep 3 jobs, the most this server allows "
+            "(--max-stored-jobs-per-token); delete finished jobs you no longer need "
+            "(POST /v1/jobs/ID/delete, or `distw2v delete ID`) to make room.")
+        assert alice.get("/v1/jobs").json()["total"] == 3
+        other = bob.post("/v1/jobs", json=body)  # a quota per token
+        assert other.status_code == 201
+        assert bob.delete(f"/v1/jobs/{other.json()['id']}").status_code == 200
+        # deleting one (the last, which never had a process) makes room for one
+        assert alice.post(f"/v1/jobs/{kept[-1]}/delete").status_code == 204
+        again = alice.post("/v1/jobs", json=body)
+        assert again.status_code == 201
+        assert alice.delete(f"/v1/jobs/{again.json()['id']}").status_code == 200
+
+
+def test_a_token_over_its_bytes_quota_is_refused_and_exports_count(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: models and their on-demand word2vec exports (full copies in the cache)
+    fill the disk. Here one model plus its binary export is the whole quota."""
+    first = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": dict(FAST)}
+    alice, bob = _clients(first)
+    with alice, bob:
+        jid = alice.post("/v1/jobs", json=body).json()["id"]
+        done = _wait_state(alice, jid, ("succeeded",) + ENDED)
+        assert done["state"] == "succeeded", done["error"]
+        export = alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-bin")
+        assert export.status_code == 200
+    data = first.service.config.data_path
+    model = done["summary"]["model_bytes"]
+    assert model == sum(f.stat().st_size for f in (data / "models" / jid).iterdir())
+    first.stop()
+    # the same data, served with a quota of exactly the model and its export
+    quota = model + len(export.content)
+    server = service_server(config=first.service.config, token=None,
+                            max_stored_bytes_per_token=quota)
+    alice, bob = _clients(server)
+    with alice, bob:
+        used = f"{quota / 1024:.1f} KiB"
+        free = ("delete finished jobs you no longer need (POST /v1/jobs/ID/delete, or "
+                "`distw2v delete ID`) to make room.")
+        assert _sentence(alice.post("/v1/jobs", json=body), 429) == (
+            f"your jobs already keep {used}, and this server allows a token {used} "
+            f"(--max-stored-bytes-per-token); {free}")
+        text = _sentence(alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-text"), 429)
+        assert text.startswith("this export takes up to ") and text.endswith(
+            f" and your jobs keep {used} of the {used} this server allows a token "
+            f"(--max-stored-bytes-per-token); {free}"), text
+        assert not (data / "cache" / jid / "vectors.txt").exists()
+        # what is already kept can still be read; another token has its own quota
+        assert alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-bin").content == export.content
+        assert bob.post("/v1/jobs", json={**body, "train": LONG}).status_code == 201
+        # deleting the job frees its model and its export
+        assert alice.post(f"/v1/jobs/{jid}/delete").status_code == 204
+        assert alice.post("/v1/jobs", json={**body, "train": LONG}).status_code == 201
+        for client in (alice, bob):
+            for job in client.get("/v1/jobs", params={"state": "queued"}).json()["jobs"]:
+                client.delete(f"/v1/jobs/{job['id']}")
+            for job in client.get("/v1/jobs", params={"state": "running"}).json()["jobs"]:
+                client.delete(f"/v1/jobs/{job['id']}")
+
+
 def test_a_job_past_the_time_limit_is_stopped_and_failed(
     tmp_path, monkeypatch, service_server, service_corpus, service_processes
 ) -> None:
@@ -397,7 +474,8 @@ def test_openapi_describes_the_errors_the_app_returns(service_server) -> None:
         ("/v1/jobs/{job_id}", "delete"): {"401", "404", "409", "422"},
         ("/v1/jobs/{job_id}/retry", "post"): {"401", "404", "409", "422", "429"},
         ("/v1/jobs/{job_id}/delete", "post"): {"401", "404", "409", "422"},
-        ("/v1/jobs/{job_id}/artifacts/{fmt}", "get"): {"401", "404", "409", "410", "422"},
+        ("/v1/jobs/{job_id}/artifacts/{fmt}", "get"): {"401", "404", "409", "410", "422",
+                                                       "429"},
         ("/v1/models/{job_id}/similar", "get"): {"400", "401", "404", "409", "410", "422"},
     }
     for (path, method), codes in expected.items():

@@ -224,6 +224,10 @@ def test_quota_exclusion_attempts_and_retention(store_url) -> None:
     assert store.create(owner="b", name="b", engine="local", format="text", spec=SPEC,
                         epochs=3, max_active=2).owner == "b"  # per owner
     assert store.active_count("a") == 2
+    with pytest.raises(QuotaError, match="you already keep 2 jobs, the most this server"):
+        store.create(owner="a", name="3", engine="local", format="text", spec=SPEC, epochs=3,
+                     max_stored=2)
+    assert store.model_bytes("a") == {}  # no model yet
     # a job whose last attempt is still being reaped is passed over, not lost
     assert store.claim_next(exclude={first.id}).id == second.id
     assert store.claim_next(exclude={first.id}).owner == "b"
@@ -245,4 +249,7 @@ def test_quota_exclusion_attempts_and_retention(store_url) -> None:
     assert store.expired(ended) == [] and store.expired(ended + 1) == [first.id]
     assert not store.delete(second.id, ended + 1)  # still running
     assert store.delete(first.id, ended + 1) and store.get(first.id) is None
+    # the model bytes the bytes quota counts: succeeded jobs' own measure
+    assert store.finish(second.id, SUCCEEDED, summary={"model_bytes": 1234})
+    assert store.model_bytes("a") == {second.id: 1234} and store.model_bytes("b") == {}
     store.close()

@@ -117,7 +117,17 @@ class ServiceConfig:
         "list; $DISTW2V_TOKEN works too)", default_text="none",
     )
     max_jobs_per_token: int = option(
-        20, "queued plus running jobs one token may have at once", minimum=1, maximum=100_000,
+        20, "queued plus running jobs one token may have at once (its share of the work)",
+        minimum=1, maximum=100_000,
+    )
+    max_stored_jobs_per_token: int = option(
+        100, "jobs one token may keep in any state (finished ones count until deleted or "
+        "expired); a submission beyond it is refused", minimum=1, maximum=1_000_000,
+    )
+    max_stored_bytes_per_token: int = option(
+        50 << 30, "bytes of models and word2vec exports one token's jobs may keep (room for a "
+        "few large models with their exports); a submission or a new export beyond it is "
+        "refused", default_text="50 GiB", minimum=1, maximum=1 << 60,
     )
     job_time_limit: str | None = option(
         "48h", "a job running longer than this (90s, 30m, 12h, 2d) is stopped and marked "

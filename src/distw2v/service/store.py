@@ -54,7 +54,12 @@ SERVER_DIED = (
 
 
 class QuotaError(Distw2vError):
-    """An owner already has as many queued and running jobs as the server allows."""
+    """A token is at one of its quotas (active jobs, stored jobs, stored bytes)."""
+
+
+# how a token makes room, in every quota's message
+FREE_SPACE = ("delete finished jobs you no longer need (POST /v1/jobs/ID/delete, or "
+              "`distw2v delete ID`) to make room")
 
 
 class _Base(DeclarativeBase):
@@ -220,18 +225,37 @@ class JobStore:
 
     def active_count(self, owner: str) -> int:
         """How many queued or running jobs the owner has."""
+        return self._count(owner, ACTIVE)
+
+    def _count(self, owner: str, states: Collection[str] = STATES) -> int:
         with Session(self.engine) as session:
             return int(session.scalar(
                 select(func.count()).select_from(JobRow)
-                .where(JobRow.owner == owner, JobRow.state.in_(list(ACTIVE)))
+                .where(JobRow.owner == owner, JobRow.state.in_(list(states)))
             ) or 0)
 
-    def _check_quota(self, owner: str, max_active: int | None) -> None:
+    def _check_quota(self, owner: str, max_active: int | None,
+                     max_stored: int | None = None) -> None:
         if max_active is not None and self.active_count(owner) >= max_active:
             raise QuotaError(
                 f"you already have {max_active} queued or running jobs, the most this "
                 "server allows (--max-jobs-per-token); wait for one to end or cancel one."
             )
+        if max_stored is not None and self._count(owner) >= max_stored:
+            raise QuotaError(
+                f"you already keep {max_stored} jobs, the most this server allows "
+                f"(--max-stored-jobs-per-token); {FREE_SPACE}."
+            )
+
+    def model_bytes(self, owner: str) -> dict[str, int]:
+        """The owner's succeeded jobs and the bytes of each one's model (0 if not known)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(JobRow.id, JobRow.summary)
+                .where(JobRow.owner == owner, JobRow.state == SUCCEEDED)
+            ).all()
+        return {job_id: int((_loads(summary) or {}).get("model_bytes", 0))
+                for job_id, summary in rows}
 
     def expired(self, before: float) -> list[str]:
         """Ids of finished jobs that ended before the given time."""
@@ -258,11 +282,12 @@ class JobStore:
 
     def create(
         self, *, owner: str, name: str, engine: str, format: str, spec: dict[str, Any],
-        epochs: int, max_active: int | None = None,
+        epochs: int, max_active: int | None = None, max_stored: int | None = None,
     ) -> Job:
-        """Queue a new job; QuotaError when the owner already has `max_active` active."""
+        """Queue a new job; QuotaError when the owner already has `max_active` active jobs
+        or `max_stored` jobs in all."""
         with self._quota_lock:
-            self._check_quota(owner, max_active)
+            self._check_quota(owner, max_active, max_stored)
             return self._create(owner=owner, name=name, engine=engine, format=format,
                                 spec=spec, epochs=epochs)
 
