@@ -311,6 +311,31 @@ def test_a_finished_job_is_deleted_whole_by_its_owner_only(
         assert alice.delete(f"/v1/jobs/{long}").status_code == 200
 
 
+def test_one_token_cannot_starve_another_behind_its_queue(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: token A fills the queue, token B submits one job; B's job must not wait
+    behind all of A's (the order is the store's record of when each job started)."""
+    server = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": dict(FAST)}
+    alice, bob = _clients(server)
+    with alice, bob:
+        first = alice.post("/v1/jobs", json={**body, "train": LONG}).json()["id"]
+        _wait_state(alice, first, ("running",))
+        queued = [alice.post("/v1/jobs", json=body).json()["id"] for _ in range(8)]
+        theirs = bob.post("/v1/jobs", json=body).json()["id"]
+        assert alice.delete(f"/v1/jobs/{first}").status_code == 200  # the slot frees
+        assert _wait_state(bob, theirs, ("succeeded",) + ENDED)["state"] == "succeeded"
+        for jid in queued:  # A's jobs, queued before B's, did not go first
+            alice.delete(f"/v1/jobs/{jid}")
+    store = server.service.store
+    started = store.get(theirs).started_at
+    assert started is not None and store.get(first).started_at < started
+    before = [jid for jid in queued if (store.get(jid).started_at or float("inf")) < started]
+    assert before == [], f"{len(before)} of A's queued jobs started before B's one job"
+
+
 def test_a_token_over_its_stored_jobs_quota_is_refused(
     tmp_path, service_server, service_corpus
 ) -> None:
