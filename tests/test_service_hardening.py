@@ -474,6 +474,27 @@ def test_retention_deletes_old_finished_jobs_and_the_model_cache_forgets_them(
         ServiceConfig(retention_days=-1)
 
 
+def test_retention_is_on_by_default_and_0_turns_it_off(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: with retention off, one token's finished jobs were kept for ever."""
+    assert ServiceConfig().retention_days == 30
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    for days, forever in ((None, False), (0, True)):
+        server = service_server(max_concurrent_jobs=1, **(
+            {} if days is None else {"retention_days": days}))
+        jid = server.wait(server.submit([source])["id"])["id"]
+        runner = server.service.runner
+        for later in (29.9, 30.01, 10_000):  # days after the job ended
+            kept = later < 30 or forever
+            runner.clock = lambda later=later: time.time() + later * 86400
+            assert runner.wait_for_pass()
+            found = server.http.get(f"/v1/jobs/{jid}").status_code
+            assert found == (200 if kept else 404), (days, later)
+            models = server.service.config.data_path / "models" / jid
+            assert models.is_dir() == kept
+
+
 # ---- 500s and the error schema ------------------------------------------------------------
 
 

@@ -202,7 +202,7 @@ class Runner:
     def _purge_expired(self) -> None:
         days = self.config.retention_days
         now = self.clock()
-        if days is None or now - self._last_purge < PURGE_INTERVAL:
+        if not days or now - self._last_purge < PURGE_INTERVAL:  # 0 or None: kept
             return
         self._last_purge = now
         cutoff = now - days * 86400.0
