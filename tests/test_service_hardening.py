@@ -294,7 +294,12 @@ def test_a_finished_job_is_deleted_whole_by_its_owner_only(
     with alice, bob:
         jid = alice.post("/v1/jobs", json=body).json()["id"]
         assert _wait_state(alice, jid, ("succeeded",) + ENDED)["state"] == "succeeded"
-        assert alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-bin").status_code == 200
+        artifacts = server.service.artifacts
+        for fmt in ("word2vec-bin", "word2vec-text"):  # the bytes quota's bound holds
+            bound = artifacts.export_bound(jid, fmt)
+            export = alice.get(f"/v1/jobs/{jid}/artifacts/{fmt}")
+            assert export.status_code == 200 and 0 < len(export.content) <= bound
+            assert artifacts.export_bound(jid, fmt) == 0  # kept: nothing more to add
         data = server.service.config.data_path
         kept = [data / "models" / jid, data / "cache" / jid, data / "logs" / f"{jid}.log"]
         assert all(path.exists() for path in kept)
