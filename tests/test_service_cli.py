@@ -79,6 +79,10 @@ def test_submit_wait_jobs_cancel_against_a_real_server(
                     f"distw2v cancel: error: job {job_id} is already succeeded; only queued "
                     "or running jobs can be cancelled.")
     _one_line_error(capsys, ["retry", job_id], "only failed or cancelled jobs can be retried.")
+    # a finished job is deleted with its model; then it is gone
+    assert main(["delete", job_id]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job_id} deleted"
+    _one_line_error(capsys, ["delete", job_id], f"there is no job {job_id}.")
 
     # A long job, cancelled from the CLI, then retried with one call.
     assert main(["submit", str(source), "--dim", "8", "--epochs", "5000", "--min-count", "1",
@@ -90,6 +94,7 @@ def test_submit_wait_jobs_cancel_against_a_real_server(
     assert long_id in capsys.readouterr().out
     assert main(["retry", long_id]) == 0
     assert capsys.readouterr().out.strip().endswith("(attempt 2)")
+    _one_line_error(capsys, ["delete", long_id], f"cancel it first (DELETE /v1/jobs/{long_id})")
     assert main(["cancel", long_id]) == 0
     capsys.readouterr()
 

@@ -27,6 +27,8 @@ from distw2v.service.settings import ServiceConfig
 pytestmark = pytest.mark.service
 
 LONG = {"dim": 8, "epochs": 5000, "workers": 1, "seed": 3}
+FAST = {"dim": 8, "epochs": 1, "workers": 1, "seed": 3}
+ENDED = ("failed", "cancelled")
 
 
 def _sentence(response: httpx.Response, status: int) -> str:
@@ -260,6 +262,162 @@ def test_a_token_may_have_only_so_many_queued_and_running_jobs(
         bob.close()
 
 
+def _clients(server):
+    """Two tokens' clients on a server started with a tokens file of alice and bob."""
+    alice = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer alice-token-123"})
+    bob = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer bob-token-4567"})
+    return alice, bob
+
+
+def _tokens(tmp_path) -> str:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice-token-123\nbob-token-4567\n")
+    return str(tokens)
+
+
+def _wait_state(client: httpx.Client, jid: str, states: tuple[str, ...],
+                timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (job := client.get(f"/v1/jobs/{jid}").json())["state"] not in states:
+        assert time.monotonic() < deadline, f"job {jid} did not get to {states}: {job}"
+        time.sleep(0.05)
+    return job
+
+
+def test_a_finished_job_is_deleted_whole_by_its_owner_only(
+    tmp_path, service_server, service_corpus
+) -> None:
+    server = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": dict(FAST)}
+    alice, bob = _clients(server)
+    with alice, bob:
+        jid = alice.post("/v1/jobs", json=body).json()["id"]
+        assert _wait_state(alice, jid, ("succeeded",) + ENDED)["state"] == "succeeded"
+        artifacts = server.service.artifacts
+        for fmt in ("word2vec-bin", "word2vec-text"):  # the bytes quota's bound holds
+            bound = artifacts.export_bound(jid, fmt)
+            export = alice.get(f"/v1/jobs/{jid}/artifacts/{fmt}")
+            assert export.status_code == 200 and 0 < len(export.content) <= bound
+            assert artifacts.export_bound(jid, fmt) == 0  # kept: nothing more to add
+        data = server.service.config.data_path
+        kept = [data / "models" / jid, data / "cache" / jid, data / "logs" / f"{jid}.log"]
+        assert all(path.exists() for path in kept)
+        assert _sentence(bob.post(f"/v1/jobs/{jid}/delete"), 404) == f"there is no job {jid}."
+        long = alice.post("/v1/jobs", json={**body, "train": LONG}).json()["id"]
+        assert _sentence(alice.post(f"/v1/jobs/{long}/delete"), 409).startswith(
+            f"job {long} is ")  # queued or running
+        deleted = alice.post(f"/v1/jobs/{jid}/delete")
+        assert deleted.status_code == 204 and deleted.content == b""
+        assert not any(path.exists() for path in kept)
+        assert _sentence(alice.get(f"/v1/jobs/{jid}"), 404) == f"there is no job {jid}."
+        assert _sentence(alice.get(f"/v1/models/{jid}/similar", params={"word": "w1"}),
+                         404) == f"there is no job {jid}."
+        assert alice.delete(f"/v1/jobs/{long}").status_code == 200
+
+
+def test_one_token_cannot_starve_another_behind_its_queue(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: token A fills the queue, token B submits one job; B's job must not wait
+    behind all of A's (the order is the store's record of when each job started)."""
+    server = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": dict(FAST)}
+    alice, bob = _clients(server)
+    with alice, bob:
+        first = alice.post("/v1/jobs", json={**body, "train": LONG}).json()["id"]
+        _wait_state(alice, first, ("running",))
+        queued = [alice.post("/v1/jobs", json=body).json()["id"] for _ in range(8)]
+        theirs = bob.post("/v1/jobs", json=body).json()["id"]
+        assert alice.delete(f"/v1/jobs/{first}").status_code == 200  # the slot frees
+        assert _wait_state(bob, theirs, ("succeeded",) + ENDED)["state"] == "succeeded"
+        for jid in queued:  # A's jobs, queued before B's, did not go first
+            alice.delete(f"/v1/jobs/{jid}")
+    store = server.service.store
+    started = store.get(theirs).started_at
+    assert started is not None and store.get(first).started_at < started
+    before = [jid for jid in queued if (store.get(jid).started_at or float("inf")) < started]
+    assert before == [], f"{len(before)} of A's queued jobs started before B's one job"
+
+
+def test_a_token_over_its_stored_jobs_quota_is_refused(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: one token keeps ever more finished jobs (cancelled ones here)."""
+    server = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1,
+                            max_stored_jobs_per_token=3)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": LONG}
+    alice, bob = _clients(server)
+    with alice, bob:
+        kept = [alice.post("/v1/jobs", json=body).json()["id"] for _ in range(3)]
+        for jid in reversed(kept):  # all finished now, and still stored
+            assert alice.delete(f"/v1/jobs/{jid}").json()["state"] == "cancelled"
+        assert _sentence(alice.post("/v1/jobs", json=body), 429) == (
+            "you already keep 3 jobs, the most this server allows "
+            "(--max-stored-jobs-per-token); delete finished jobs you no longer need "
+            "(POST /v1/jobs/ID/delete, or `distw2v delete ID`) to make room.")
+        assert alice.get("/v1/jobs").json()["total"] == 3
+        other = bob.post("/v1/jobs", json=body)  # a quota per token
+        assert other.status_code == 201
+        assert bob.delete(f"/v1/jobs/{other.json()['id']}").status_code == 200
+        # deleting one (the last, which never had a process) makes room for one
+        assert alice.post(f"/v1/jobs/{kept[-1]}/delete").status_code == 204
+        again = alice.post("/v1/jobs", json=body)
+        assert again.status_code == 201
+        assert alice.delete(f"/v1/jobs/{again.json()['id']}").status_code == 200
+
+
+def test_a_token_over_its_bytes_quota_is_refused_and_exports_count(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: models and their on-demand word2vec exports (full copies in the cache)
+    fill the disk. Here one model plus its binary export is the whole quota."""
+    first = service_server(token=None, tokens_file=_tokens(tmp_path), max_concurrent_jobs=1)
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    body = {"sources": [source], "vocab": {"min_count": 1}, "train": dict(FAST)}
+    alice, bob = _clients(first)
+    with alice, bob:
+        jid = alice.post("/v1/jobs", json=body).json()["id"]
+        done = _wait_state(alice, jid, ("succeeded",) + ENDED)
+        assert done["state"] == "succeeded", done["error"]
+        export = alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-bin")
+        assert export.status_code == 200
+    data = first.service.config.data_path
+    model = done["summary"]["model_bytes"]
+    assert model == sum(f.stat().st_size for f in (data / "models" / jid).iterdir())
+    first.stop()
+    # the same data, served with a quota of exactly the model and its export
+    quota = model + len(export.content)
+    server = service_server(config=first.service.config, token=None,
+                            max_stored_bytes_per_token=quota)
+    alice, bob = _clients(server)
+    with alice, bob:
+        used = f"{quota / 1024:.1f} KiB"
+        free = ("delete finished jobs you no longer need (POST /v1/jobs/ID/delete, or "
+                "`distw2v delete ID`) to make room.")
+        assert _sentence(alice.post("/v1/jobs", json=body), 429) == (
+            f"your jobs already keep {used}, and this server allows a token {used} "
+            f"(--max-stored-bytes-per-token); {free}")
+        text = _sentence(alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-text"), 429)
+        assert text.startswith("this export takes up to ") and text.endswith(
+            f" and your jobs keep {used} of the {used} this server allows a token "
+            f"(--max-stored-bytes-per-token); {free}"), text
+        assert not (data / "cache" / jid / "vectors.txt").exists()
+        # what is already kept can still be read; another token has its own quota
+        assert alice.get(f"/v1/jobs/{jid}/artifacts/word2vec-bin").content == export.content
+        assert bob.post("/v1/jobs", json={**body, "train": LONG}).status_code == 201
+        # deleting the job frees its model and its export
+        assert alice.post(f"/v1/jobs/{jid}/delete").status_code == 204
+        assert alice.post("/v1/jobs", json={**body, "train": LONG}).status_code == 201
+        for client in (alice, bob):
+            for job in client.get("/v1/jobs", params={"state": "queued"}).json()["jobs"]:
+                client.delete(f"/v1/jobs/{job['id']}")
+            for job in client.get("/v1/jobs", params={"state": "running"}).json()["jobs"]:
+                client.delete(f"/v1/jobs/{job['id']}")
+
+
 def test_a_job_past_the_time_limit_is_stopped_and_failed(
     tmp_path, monkeypatch, service_server, service_corpus, service_processes
 ) -> None:
@@ -321,6 +479,27 @@ def test_retention_deletes_old_finished_jobs_and_the_model_cache_forgets_them(
         ServiceConfig(retention_days=-1)
 
 
+def test_retention_is_on_by_default_and_0_turns_it_off(
+    tmp_path, service_server, service_corpus
+) -> None:
+    """The attack: with retention off, one token's finished jobs were kept for ever."""
+    assert ServiceConfig().retention_days == 30
+    source = str(service_corpus(tmp_path / "roots" / "a.txt", seed=0))
+    for days, forever in ((None, False), (0, True)):
+        server = service_server(max_concurrent_jobs=1, **(
+            {} if days is None else {"retention_days": days}))
+        jid = server.wait(server.submit([source])["id"])["id"]
+        runner = server.service.runner
+        for later in (29.9, 30.01, 10_000):  # days after the job ended
+            kept = later < 30 or forever
+            runner.clock = lambda later=later: time.time() + later * 86400
+            assert runner.wait_for_pass()
+            found = server.http.get(f"/v1/jobs/{jid}").status_code
+            assert found == (200 if kept else 404), (days, later)
+            models = server.service.config.data_path / "models" / jid
+            assert models.is_dir() == kept
+
+
 # ---- 500s and the error schema ------------------------------------------------------------
 
 
@@ -345,7 +524,9 @@ def test_openapi_describes_the_errors_the_app_returns(service_server) -> None:
         ("/v1/jobs/{job_id}", "get"): {"401", "404", "422"},
         ("/v1/jobs/{job_id}", "delete"): {"401", "404", "409", "422"},
         ("/v1/jobs/{job_id}/retry", "post"): {"401", "404", "409", "422", "429"},
-        ("/v1/jobs/{job_id}/artifacts/{fmt}", "get"): {"401", "404", "409", "410", "422"},
+        ("/v1/jobs/{job_id}/delete", "post"): {"401", "404", "409", "422"},
+        ("/v1/jobs/{job_id}/artifacts/{fmt}", "get"): {"401", "404", "409", "410", "422",
+                                                       "429"},
         ("/v1/models/{job_id}/similar", "get"): {"400", "401", "404", "409", "410", "422"},
     }
     for (path, method), codes in expected.items():

@@ -154,6 +154,33 @@ def test_concurrent_claims_never_hand_out_a_job_twice(store_url) -> None:
     store.close()
 
 
+def test_claims_are_fair_across_owners(store_url) -> None:
+    """One owner's long queue does not starve the others: a free slot goes round-robin
+    across owners with queued jobs, each owner's own jobs in order."""
+    store = JobStore(store_url)
+    names = ["a1", "a2", "a3", "a4", "b1", "c1", "c2"]  # a queued first, then b, then c
+    jobs = {n: _new(store, owner=n[0], name=n) for n in names}
+    order = []
+    while (job := store.claim_next()) is not None:  # one slot: claim, finish, claim ...
+        order.append(job.name)
+        assert store.finish(job.id, SUCCEEDED)
+    assert order == ["a1", "b1", "c1", "a2", "c2", "a3", "a4"]
+    # several slots: the owner whose last job started longest ago goes first ...
+    more = [_new(store, owner=n[0], name=n) for n in ("a5", "a6", "a7", "b2", "b3")]
+    claimed = [store.claim_next() for _ in range(3)]
+    assert [j.name for j in claimed] == ["b2", "a5", "b3"]
+    # ... but the one with fewer running jobs before that, though it started one last
+    for job in (claimed[0], claimed[2]):
+        assert store.finish(job.id, SUCCEEDED)
+    more.append(_new(store, owner="b", name="b4"))
+    assert store.claim_next().name == "b4"  # b: none running, a: a5
+    assert store.claim_next(exclude={more[1].id}).name == "a7"  # a6 waits for its reaping
+    assert store.claim_next().name == "a6" and store.claim_next() is None
+    assert {j.id for j in jobs.values()} | {j.id for j in more} == set(
+        store.ids_in([SUCCEEDED, RUNNING]))
+    store.close()
+
+
 def test_a_whole_job_through_a_server_on_postgres(
     tmp_path, postgres_url, service_server, service_corpus
 ) -> None:
@@ -197,6 +224,10 @@ def test_quota_exclusion_attempts_and_retention(store_url) -> None:
     assert store.create(owner="b", name="b", engine="local", format="text", spec=SPEC,
                         epochs=3, max_active=2).owner == "b"  # per owner
     assert store.active_count("a") == 2
+    with pytest.raises(QuotaError, match="you already keep 2 jobs, the most this server"):
+        store.create(owner="a", name="3", engine="local", format="text", spec=SPEC, epochs=3,
+                     max_stored=2)
+    assert store.model_bytes("a") == {}  # no model yet
     # a job whose last attempt is still being reaped is passed over, not lost
     assert store.claim_next(exclude={first.id}).id == second.id
     assert store.claim_next(exclude={first.id}).owner == "b"
@@ -218,4 +249,7 @@ def test_quota_exclusion_attempts_and_retention(store_url) -> None:
     assert store.expired(ended) == [] and store.expired(ended + 1) == [first.id]
     assert not store.delete(second.id, ended + 1)  # still running
     assert store.delete(first.id, ended + 1) and store.get(first.id) is None
+    # the model bytes the bytes quota counts: succeeded jobs' own measure
+    assert store.finish(second.id, SUCCEEDED, summary={"model_bytes": 1234})
+    assert store.model_bytes("a") == {second.id: 1234} and store.model_bytes("b") == {}
     store.close()

@@ -207,11 +207,13 @@ def _v1(service: Service) -> APIRouter:
                 sizes.extend(_size(f) for f in files)
         if not remote and sum(sizes) == 0:
             raise HTTPException(422, "the dataset is empty: every file in the sources is empty.")
+        service.quota.check(who)
         job = store.create(
             owner=who, name=request.name, engine=request.engine, format=request.format,
             spec={"sources": list(request.sources), "vocab": to_dict(vocab),
                   "train": to_dict(train)},
             epochs=train.epochs, max_active=service.config.max_jobs_per_token,
+            max_stored=service.config.max_stored_jobs_per_token,
         )
         service.runner.wake()
         response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -254,6 +256,8 @@ def _v1(service: Service) -> APIRouter:
 
         A cancelled job whose process is still stopping waits in the queue until it has."""
         job = own_job(job_id, who)
+        if job.state in (FAILED, CANCELLED):
+            service.quota.check(who)  # the new attempt makes a model
         if job.state not in (FAILED, CANCELLED) or not store.retry(
             job_id, job.attempts, owner=who, max_active=service.config.max_jobs_per_token
         ):
@@ -263,9 +267,24 @@ def _v1(service: Service) -> APIRouter:
         service.runner.wake()
         return job_out(own_job(job_id, who))
 
+    @router.post("/v1/jobs/{job_id}/delete", status_code=204, response_class=Response,
+                 tags=["jobs"], responses=error_responses(401, 404, 409, 422))
+    def delete_job(job_id: str, who: Owner) -> Response:
+        """Delete a finished job with its model, exports and logs (which frees its share
+        of your quotas); cancel a queued or running job first."""
+        job = own_job(job_id, who)
+        if job.state not in ACTIVE and service.runner.delete(job_id):
+            return Response(status_code=204)
+        state = (store.get(job_id) or job).state
+        if state in ACTIVE:
+            raise HTTPException(409, f"job {job_id} is {state}; cancel it first "
+                                f"(DELETE /v1/jobs/{job_id}), then delete it.")
+        raise HTTPException(409, f"job {job_id} is still stopping; try again in a few "
+                            "seconds.")
+
     @router.get("/v1/jobs/{job_id}/artifacts/{fmt}", tags=["models"],
                 response_class=StreamingResponse,
-                responses={**error_responses(401, 404, 409, 410, 422),
+                responses={**error_responses(401, 404, 409, 410, 422, 429),
                            200: {"description": "the model file",
                                  "content": {t: {"schema": {"type": "string",
                                                             "format": "binary"}}
@@ -280,7 +299,7 @@ def _v1(service: Service) -> APIRouter:
             stream, size = service.artifacts.native_tar(job_id)
             name = f"{job_id}.tar"
         else:
-            file, size = service.artifacts.open_export(job_id, fmt)
+            file, size = service.quota.open_export(who, job_id, fmt)  # counted
             stream = stream_file(file)
             name = f"{job_id}-{EXPORTS[fmt]}"
         return StreamingResponse(

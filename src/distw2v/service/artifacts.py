@@ -9,6 +9,7 @@ local, otherwise a cache directory downloaded once, atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -17,6 +18,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from ..errors import Distw2vError
 from ..vectors import INDEX_FILE, META_FILE, VECTORS_FILE, WORDS_FILE, Vectors
@@ -160,6 +163,30 @@ class Artifacts:
                 vectors = Vectors.load(self.local_model(job_id))
                 vectors.save_word2vec(path, binary=fmt == "word2vec-bin")  # atomic
         return path
+
+    def export_bytes(self, job_id: str) -> int:
+        """The bytes of the job's word2vec exports in the cache."""
+        total = 0
+        for name in EXPORTS.values():
+            with contextlib.suppress(FileNotFoundError):
+                total += (self.cache_dir / job_id / name).stat().st_size
+        return total
+
+    def export_bound(self, job_id: str, fmt: str) -> int:
+        """At most how many bytes the export will add to the cache (0: it is there).
+
+        Exact for word2vec-bin (a word, a space, 4 bytes a value, a newline); for text, 16
+        bytes a value bound '%.9g' and its space. The words file holds every word.
+        """
+        if (self.cache_dir / job_id / EXPORTS[fmt]).is_file():
+            return 0
+        model = self.local_model(job_id)
+        try:
+            rows, dim = np.load(model / VECTORS_FILE, mmap_mode="r").shape
+            words = (model / WORDS_FILE).stat().st_size
+        except (OSError, ValueError):
+            raise ModelGone(job_id, self.url) from None
+        return 64 + words + rows * (2 + dim * (4 if fmt == "word2vec-bin" else 16))
 
     def has_model(self, job_id: str) -> bool:
         """Whether the job's model (its local copy, when the store is remote) is in place."""

@@ -1,5 +1,5 @@
-"""`distw2v serve|submit|jobs|cancel|retry|download`: the service's commands, added to the main
-parser; and `similar`/`analogy` answered by a service model (`on_server`).
+"""`distw2v serve|submit|jobs|cancel|retry|delete|download`: the service's commands, added to
+the main parser; and `similar`/`analogy` answered by a service model (`on_server`).
 
 `serve`'s flags are generated from ServiceConfig and `submit`'s training flags from the same
 VocabConfig/TrainConfig as `distw2v train`, so every setting is declared once.
@@ -225,6 +225,12 @@ def cmd_retry(args: argparse.Namespace) -> None:
     print(f"job {job['id']} {job['state']} (attempt {job['attempts']})")
 
 
+def cmd_delete(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.delete(args.id)
+    print(f"job {args.id} deleted")
+
+
 def add_commands(command: CommandFactory) -> None:
     """Register the service subcommands through the main parser's `command(name, help)`."""
     p = command("serve", "run the training service (REST API, job queue, model queries)")
@@ -280,3 +286,9 @@ def add_commands(command: CommandFactory) -> None:
     p.add_argument("id", metavar="ID")
     _client_options(p)
     p.set_defaults(run=cmd_retry)
+
+    p = command("delete", "delete a finished job with its model, exports and logs (frees "
+                "quota)")
+    p.add_argument("id", metavar="ID")
+    _client_options(p)
+    p.set_defaults(run=cmd_delete)

@@ -1,5 +1,5 @@
-"""A small HTTP client for the service, used by `distw2v submit|jobs|cancel|retry|download`
-and by `similar`/`analogy` on a service model."""
+"""A small HTTP client for the service, used by `distw2v submit|jobs|cancel|retry|delete|
+download` and by `similar`/`analogy` on a service model."""
 
 from __future__ import annotations
 
@@ -132,6 +132,15 @@ class Client:
 
     def retry(self, job_id: str) -> dict[str, Any]:
         return self.call("POST", f"/v1/jobs/{job_id}/retry")  # type: ignore[no-any-return]
+
+    def delete(self, job_id: str) -> None:
+        import httpx
+
+        try:
+            response = self._http.post(f"/v1/jobs/{quote(job_id, safe='')}/delete")
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        self._check(response)
 
     def similar(self, job_id: str, word: str, topn: int = 10) -> dict[str, Any]:
         return self.call("GET", f"/v1/models/{quote(job_id, safe='')}/similar",  # type: ignore[no-any-return]

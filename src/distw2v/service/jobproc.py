@@ -125,6 +125,8 @@ def _run_checked(spec: dict[str, Any], policy: SourcePolicy, reporter: Reporter)
     reporter.send("progress", stage="evaluating", progress=0.98, eta_seconds=None)
     evaluation = _evaluate(model, spec)
     reporter.send("progress", stage="saving", progress=0.99)
+    # what the model keeps in the artifact store, for the token's bytes quota
+    model_bytes = sum(f.stat().st_size for f in model.iterdir() if f.is_file())
     artifacts = Artifacts(spec["artifacts_url"], Path(spec["cache_dir"]),
                           spec.get("s3_endpoint_url"))
     location = artifacts.publish(spec["job_id"], model)
@@ -146,6 +148,7 @@ def _run_checked(spec: dict[str, Any], policy: SourcePolicy, reporter: Reporter)
             "words_per_second": round(summary.words_per_second, 1),
             "peak_rss_mb": round(summary.peak_rss_mb, 1),
             "files": len(files),
+            "model_bytes": model_bytes,
             "location": location,
         },
         evaluation=evaluation,

@@ -1,4 +1,5 @@
-"""The job runner: at most N training processes at once, the rest queued in order.
+"""The job runner: at most N training processes at once, the rest queued (taken fairly across
+tokens, see JobStore.claim_next).
 
 Each job runs in its own process (`python -m distw2v.service.jobproc`) in its own process
 group, so a crash, an out-of-memory kill or a numba segfault cannot take the server down, and
@@ -77,7 +78,7 @@ class Runner:
         self.data = config.data_path
         self.clock = clock
         self.time_limit = config.time_limit_seconds
-        # told of every job the retention sweep deletes (the model cache forgets it)
+        # told of every job that is deleted (the model cache forgets it)
         self.forget: Callable[[str], None] = lambda _job_id: None
         self.history = ProgressHistory(self.data / "logs")  # for the web page's plot
         self._running: dict[tuple[str, int], _Running] = {}  # per attempt
@@ -201,24 +202,31 @@ class Runner:
     def _purge_expired(self) -> None:
         days = self.config.retention_days
         now = self.clock()
-        if days is None or now - self._last_purge < PURGE_INTERVAL:
+        if not days or now - self._last_purge < PURGE_INTERVAL:  # 0 or None: kept
             return
         self._last_purge = now
         cutoff = now - days * 86400.0
-        with self._lock:
-            busy = {handle.job.id for handle in self._running.values()}
         for job_id in self.store.expired(cutoff):
-            if job_id in busy or not self.store.delete(job_id, cutoff):
-                continue  # still being reaped, or retried since
-            self.forget(job_id)
-            self.artifacts.delete(job_id)
-            self._remove_checkpoints(job_id)
-            shutil.rmtree(self.data / "jobs" / job_id, ignore_errors=True)
-            for path in (self.data / "logs" / f"{job_id}.log", self._events_path(job_id)):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            self.history.delete(job_id)
-            log.info("job %s deleted: it ended more than %g days ago", job_id, days)
+            if self.delete(job_id, before=cutoff):
+                log.info("job %s deleted: it ended more than %g days ago", job_id, days)
+
+    def delete(self, job_id: str, before: float | None = None) -> bool:
+        """Delete a finished job (that ended before `before`, if given) with its model,
+        exports, logs and checkpoints; False if it is not finished or its process is still
+        being reaped."""
+        with self._lock:  # no attempt of it starts while it is checked and deleted
+            busy = any(handle.job.id == job_id for handle in self._running.values())
+            if busy or not self.store.delete(job_id, before):
+                return False
+        self.forget(job_id)
+        self.artifacts.delete(job_id)
+        self._remove_checkpoints(job_id)
+        shutil.rmtree(self.data / "jobs" / job_id, ignore_errors=True)
+        for path in (self.data / "logs" / f"{job_id}.log", self._events_path(job_id)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.history.delete(job_id)
+        return True
 
     def _events_path(self, job_id: str) -> Path:
         """What the job's owner may read of its log: attempts and the trainer's messages."""

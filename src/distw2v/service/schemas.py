@@ -79,7 +79,8 @@ ERROR_TEXT = {
     410: "the job's model is no longer available",
     413: "the request body is too large",
     422: "a parameter or setting is invalid",
-    429: "this token has as many queued and running jobs as the server allows",
+    429: "this token is at one of its quotas (queued and running jobs, stored jobs, stored "
+         "bytes); the detail says which and how to make room",
 }
 
 

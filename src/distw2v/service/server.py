@@ -10,6 +10,7 @@ from ..errors import Distw2vError
 from .artifacts import Artifacts
 from .metrics import Metrics
 from .queries import ModelCache
+from .quota import StorageQuota
 from .runner import Runner
 from .security import Tokens, load_tokens
 from .settings import ServiceConfig
@@ -27,6 +28,7 @@ class Service:
     models: ModelCache
     tokens: Tokens
     metrics: Metrics
+    quota: StorageQuota
     token_file: Path | None = None
 
     @classmethod
@@ -47,6 +49,7 @@ class Service:
         return cls(
             config=config, store=store, artifacts=artifacts, runner=runner, models=models,
             tokens=Tokens(tokens), metrics=Metrics(store, lambda: len(runner.running_ids())),
+            quota=StorageQuota(store, artifacts, config.max_stored_bytes_per_token),
             token_file=token_file,
         )
 

@@ -117,15 +117,26 @@ class ServiceConfig:
         "list; $DISTW2V_TOKEN works too)", default_text="none",
     )
     max_jobs_per_token: int = option(
-        20, "queued plus running jobs one token may have at once", minimum=1, maximum=100_000,
+        20, "queued plus running jobs one token may have at once (its share of the work)",
+        minimum=1, maximum=100_000,
+    )
+    max_stored_jobs_per_token: int = option(
+        100, "jobs one token may keep, in any state (finished ones count until deleted or "
+        "expired; a submission beyond it is refused)", minimum=1, maximum=1_000_000,
+    )
+    max_stored_bytes_per_token: int = option(
+        50 << 30, "bytes of models and word2vec exports one token's jobs may keep (a "
+        "submission or new export beyond it is refused; 50 GiB holds a few large models with "
+        "their exports)", default_text="50 GiB", minimum=1, maximum=10**15,
     )
     job_time_limit: str | None = option(
         "48h", "a job running longer than this (90s, 30m, 12h, 2d) is stopped and marked "
         "failed", default_text="48h; none to disable",
     )
     retention_days: float | None = option(
-        None, "finished jobs, their logs and models are deleted this many days after they "
-        "end", default_text="kept for ever", minimum=0, maximum=100_000,
+        30.0, "days after they end that finished jobs, with their logs, models and exports, "
+        "are deleted (a month to download a model, and no token's old jobs pile up; 0 keeps "
+        "them for ever)", default_text="30", minimum=0, maximum=100_000,
     )
     spark: SparkConfig = field(default_factory=SparkConfig)  # for jobs with engine 'spark'
     run: RunConfig = field(default_factory=RunConfig)  # checkpoints, split per job

@@ -21,6 +21,8 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
+    case,
     create_engine,
     delete,
     event,
@@ -52,7 +54,12 @@ SERVER_DIED = (
 
 
 class QuotaError(Distw2vError):
-    """An owner already has as many queued and running jobs as the server allows."""
+    """A token is at one of its quotas (active jobs, stored jobs, stored bytes)."""
+
+
+# how a token makes room, in every quota's message
+FREE_SPACE = ("delete finished jobs you no longer need (POST /v1/jobs/ID/delete, or "
+              "`distw2v delete ID`) to make room")
 
 
 class _Base(DeclarativeBase):
@@ -218,18 +225,37 @@ class JobStore:
 
     def active_count(self, owner: str) -> int:
         """How many queued or running jobs the owner has."""
+        return self._count(owner, ACTIVE)
+
+    def _count(self, owner: str, states: Collection[str] = STATES) -> int:
         with Session(self.engine) as session:
             return int(session.scalar(
                 select(func.count()).select_from(JobRow)
-                .where(JobRow.owner == owner, JobRow.state.in_(list(ACTIVE)))
+                .where(JobRow.owner == owner, JobRow.state.in_(list(states)))
             ) or 0)
 
-    def _check_quota(self, owner: str, max_active: int | None) -> None:
+    def _check_quota(self, owner: str, max_active: int | None,
+                     max_stored: int | None = None) -> None:
         if max_active is not None and self.active_count(owner) >= max_active:
             raise QuotaError(
                 f"you already have {max_active} queued or running jobs, the most this "
                 "server allows (--max-jobs-per-token); wait for one to end or cancel one."
             )
+        if max_stored is not None and self._count(owner) >= max_stored:
+            raise QuotaError(
+                f"you already keep {max_stored} jobs, the most this server allows "
+                f"(--max-stored-jobs-per-token); {FREE_SPACE}."
+            )
+
+    def model_bytes(self, owner: str) -> dict[str, int]:
+        """The owner's succeeded jobs and the bytes of each one's model (0 if not known)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(JobRow.id, JobRow.summary)
+                .where(JobRow.owner == owner, JobRow.state == SUCCEEDED)
+            ).all()
+        return {job_id: int((_loads(summary) or {}).get("model_bytes", 0))
+                for job_id, summary in rows}
 
     def expired(self, before: float) -> list[str]:
         """Ids of finished jobs that ended before the given time."""
@@ -239,14 +265,14 @@ class JobStore:
                                         JobRow.finished_at < before)
             ))
 
-    def delete(self, job_id: str, before: float) -> bool:
-        """Remove a finished job that ended before `before` (False if it was retried since)."""
+    def delete(self, job_id: str, before: float | None = None) -> bool:
+        """Remove a finished job (that ended before `before`, if given); False if it is not
+        finished (retried since, say)."""
+        query = delete(JobRow).where(JobRow.id == job_id, JobRow.state.in_(list(FINISHED)))
+        if before is not None:
+            query = query.where(JobRow.finished_at < before)
         with self.engine.begin() as conn:
-            result = conn.execute(
-                delete(JobRow).where(JobRow.id == job_id, JobRow.state.in_(list(FINISHED)),
-                                     JobRow.finished_at < before)
-            )
-            return bool(result.rowcount)
+            return bool(conn.execute(query).rowcount)
 
     def ids_in(self, states: Iterable[str]) -> list[str]:
         with Session(self.engine) as session:
@@ -256,11 +282,12 @@ class JobStore:
 
     def create(
         self, *, owner: str, name: str, engine: str, format: str, spec: dict[str, Any],
-        epochs: int, max_active: int | None = None,
+        epochs: int, max_active: int | None = None, max_stored: int | None = None,
     ) -> Job:
-        """Queue a new job; QuotaError when the owner already has `max_active` active."""
+        """Queue a new job; QuotaError when the owner already has `max_active` active jobs
+        or `max_stored` jobs in all."""
         with self._quota_lock:
-            self._check_quota(owner, max_active)
+            self._check_quota(owner, max_active, max_stored)
             return self._create(owner=owner, name=name, engine=engine, format=format,
                                 spec=spec, epochs=epochs)
 
@@ -291,22 +318,39 @@ class JobStore:
             return bool(result.rowcount)
 
     def claim_next(self, exclude: Collection[str] = ()) -> Job | None:
-        """Move the oldest queued job to running and return it (None when none waits).
+        """Move the next queued job to running and return it (None when none waits).
 
-        Jobs in `exclude` (whose previous attempt's process is still exiting) wait.
+        Fair across owners, so one token's long queue cannot starve another's job: the
+        owner with the fewest running jobs goes first, then the one whose last job started
+        longest ago (or never), which makes one free slot go round-robin; within an owner,
+        the oldest job. Jobs in `exclude` (whose previous attempt's process is still
+        exiting) wait.
         """
+        waiting = JobRow.state == QUEUED
+        if exclude:
+            waiting = and_(waiting, JobRow.id.not_in(list(exclude)))
+        owner_order = (
+            func.sum(case((JobRow.state == RUNNING, 1), else_=0)),
+            func.coalesce(func.max(JobRow.started_at), 0.0),  # never started: first
+            func.min(case((waiting, JobRow.queued_at))),
+            JobRow.owner,
+        )
         while True:
             with Session(self.engine) as session:
-                query = select(JobRow.id).where(JobRow.state == QUEUED)
-                if exclude:
-                    query = query.where(JobRow.id.not_in(list(exclude)))
-                job_id = session.scalars(
-                    query.order_by(JobRow.queued_at, JobRow.seq).limit(1)
+                owner = session.scalars(
+                    select(JobRow.owner).group_by(JobRow.owner)
+                    .having(func.sum(case((waiting, 1), else_=0)) > 0)
+                    .order_by(*owner_order).limit(1)
                 ).first()
-            if job_id is None:
-                return None
-            if self._update(job_id, [QUEUED], state=RUNNING, started_at=time.time(),
-                            stage="starting"):
+                if owner is None:
+                    return None
+                job_id = session.scalars(
+                    select(JobRow.id).where(waiting, JobRow.owner == owner)
+                    .order_by(JobRow.queued_at, JobRow.seq).limit(1)
+                ).first()
+            if job_id is not None and self._update(
+                job_id, [QUEUED], state=RUNNING, started_at=time.time(), stage="starting"
+            ):
                 return self.get(job_id)
             # cancelled between the read and the update: look again
 
