@@ -73,6 +73,21 @@ def test_local_spark_trains_and_exports(tmp_path, capsys, strategy: str) -> None
     assert leftovers == []
 
 
+@pytest.mark.parametrize("shards_on", ["spark", "local"])
+def test_local_spark_trains_over_tls(tmp_path, capsys, shards_on: str) -> None:
+    """--shard-tls on: shards placed by Spark (their announcements checked by MAC) or started
+    by the driver serve TLS under the run's certificate, and the tasks train through it."""
+    corpus = topic_corpus(tmp_path / "c.txt.gz", sentences=1500)
+    out = tmp_path / "model"
+    code = main(["train", str(corpus), "--out", str(out), "--engine", "spark",
+                 "--spark-master", "local[3]", "--shards", "1", "--partitions", "2",
+                 "--shards-on", shards_on, "--shard-tls", "on", "--epochs", "2", *SETTINGS])
+    assert code == 0, capsys.readouterr().err
+    vectors = Vectors.load(out)
+    assert vectors.meta["spark_config"]["shard_tls"] == "on"
+    assert topic_separation(vectors) > 0.2
+
+
 def test_local_spark_trains_cbow_like_the_local_trainer(tmp_path, capsys) -> None:
     corpus = topic_corpus(tmp_path / "c.txt.gz")
     separations = {}
