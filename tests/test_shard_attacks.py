@@ -165,8 +165,8 @@ def test_specs_and_numbers_out_of_bounds_are_refused_in_one_sentence(shard_proce
     for change, says in [({"negative": 10**9}, "negative must be at most 1000"),
                          ({"seed": -1}, "seed must not be negative"),
                          ({"vocab_size": 10**12}, "vocab_size must be at most"),
-                         ({"dim": "100"}, "must be a int"),
-                         ({"hi": True}, "must be a int"),
+                         ({"dim": "100"}, "must be an integer"),
+                         ({"hi": True}, "must be an integer"),
                          ({"mystery": 1}, "no field 'mystery'")]:
         refused(peer, "Configure", pack({"spec": column_spec(work, **change)}), says)
     for change, says in [({"dim": 10**6}, "dim must be at most"),

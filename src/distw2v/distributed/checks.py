@@ -49,8 +49,8 @@ def _typed(value: Any, kind: Any, name: str) -> Any:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise BadRequest(f"spec field {name} must be a {kind.__name__}, not "
-                           f"{type(value).__name__}.")
+        said = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "text")
+        raise BadRequest(f"spec field {name} must be {said}, not {type(value).__name__}.")
     return float(value) if kind is float else value
 
 
@@ -112,10 +112,10 @@ def offsets(ctx_offsets: np.ndarray, centers: int, contexts: int) -> None:
     each centre with at least one context (CBOW divides by their number)."""
     if ctx_offsets.shape != (centers + 1,):
         raise BadRequest(f"a batch of {centers} centres needs {centers + 1} context offsets, "
-                           f"not {ctx_offsets.shape[0]}.")
+                         f"not {ctx_offsets.shape[0]}.")
     if ctx_offsets[0] != 0 or ctx_offsets[-1] != contexts:
         raise BadRequest(f"context offsets must run from 0 to the batch's {contexts} "
-                           "contexts.")
+                         "contexts.")
     if centers and not (np.diff(ctx_offsets) > 0).all():
         raise BadRequest("context offsets must rise: every centre has at least one context.")
 
