@@ -37,8 +37,13 @@ except ImportError:  # pragma: no cover - orjson is a dependency
 
 
 # [link text](url) or [link text](url "title"); one level of parentheses inside the url,
-# as in Wikipedia links.
-_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)")
+# as in Wikipedia links. Where a '[' starts no link, nor does any other '[' before the
+# next ']' (each would end at that ']'), so the second alternative passes over them all
+# (kept as they are, by _UNLINK): tried one by one, each reading to that ']', a long
+# run of '[' took quadratic time.
+_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)"
+                   r"|(\[[^\]\n]*)")
+_UNLINK = r"\1\2"  # a link's text, or the text passed over (an unmatched group is "")
 _QUOTE = re.compile(r"^[ \t]*(?:>[ \t]*)+", re.MULTILINE)
 
 
@@ -189,7 +194,7 @@ def reduce_markdown(text: str) -> str:
     if "&" in text:
         text = html.unescape(text).replace("\u200b", "")  # &#x200B; marks an empty paragraph
     if "](" in text:
-        text = _LINK.sub(r"\1", text)
+        text = _LINK.sub(_UNLINK, text)
     if ">" in text:
         text = _QUOTE.sub("", text)
     return text
