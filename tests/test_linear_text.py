@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distw2v.config import VocabConfig
+from distw2v.config import VocabConfig, parse_duration
 from distw2v.corpus import tokenize
 from distw2v.corpus.jsonl import reduce_markdown
+from distw2v.errors import Distw2vError
 
 SIZE = 20_000  # characters: where a quadratic pattern takes 1,000x an ordinary line's time
 GROWTH = 2.5  # the most 10x the characters may take, in 10x the time (quadratic: 10)
@@ -141,3 +142,14 @@ _PLAIN_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"
        .map("".join))
 def test_links_reduce_as_with_the_plain_pattern(text: str) -> None:
     assert reduce_markdown(text) == _PLAIN_LINK.sub(r"\1", text)
+
+
+def test_a_duration_is_read_in_linear_time() -> None:
+    def parse(text: str) -> None:
+        with pytest.raises(Distw2vError, match="must be a duration"):
+            parse_duration(text, "job_time_limit")
+
+    line = _runs(" ", head="1", tail="x")
+    growth = _seconds(parse, line(SIZE)) / (10 * _seconds(parse, line(SIZE // 10)))
+    assert growth <= GROWTH
+    assert parse_duration(" 12 h ", "job_time_limit") == 12 * 3600

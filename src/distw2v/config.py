@@ -83,13 +83,15 @@ def check_bounds(config: Any) -> None:
             raise Distw2vError(f"{f.name} must be at most {high}.")
 
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+# Blanks around it are stripped first: a pattern's \s* at both ends of a long run of them
+# took quadratic time.
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str, name: str) -> float:
     """Seconds in a duration such as '90s', '30m', '12h', '2d' (a bare number is seconds)."""
-    match = _DURATION.fullmatch(text)
+    match = _DURATION.fullmatch(text.strip())
     if not match:
         raise Distw2vError(f"{name} must be a duration such as 90s, 30m, 12h or 2d, "
                            f"not {text[:40]!r}.")
