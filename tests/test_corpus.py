@@ -9,6 +9,8 @@ import http.server
 import io
 import lzma
 import random
+import subprocess
+import sys
 import threading
 import tracemalloc
 import unicodedata
@@ -134,8 +136,70 @@ def test_zstd_with_a_long_window_as_pushshift_writes_it(tmp_path: Path) -> None:
     path = write(tmp_path / "RC_2020-01.zst", packed.getvalue())
     with pytest.raises(zstandard.ZstdError, match="too much memory"):
         zstandard.ZstdDecompressor().stream_reader(io.BytesIO(packed.getvalue())).read()
-    sentences = list(iter_sentences(path, PLAIN, block_size=1000))  # é split at block edges
+    with pytest.raises(CorpusError, match="raise --zstd-window-log .* to 28 to read it"):
+        list(iter_sentences(path, PLAIN))  # a text file: held to zstd's own limit
+    sentences = list(iter_sentences(path, VocabConfig(zstd_window_log=28),
+                                    block_size=1000))  # é split at block edges
     assert sentences == [line.split() for line in text.decode().splitlines()]
+
+
+def _zstd_bomb(path: Path, blocks: int, window_log: int = 31) -> str:
+    """A zstd frame that declares a 2**window_log window, then `blocks` RLE blocks of
+    128 KiB of 'a' (4 bytes each): a few KB that fill the window they declare."""
+    header = b"\x28\xb5\x2f\xfd" + bytes([0x00, (window_log - 10) << 3])  # no size given
+    block = (128 << 10) << 3 | 1 << 1  # size, type RLE
+    body = (block.to_bytes(3, "little") + b"a") * (blocks - 1)
+    return write(path, header + body + (block | 1).to_bytes(3, "little") + b"a")  # last
+
+
+def test_a_zstd_window_over_the_limit_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    bomb = _zstd_bomb(tmp_path / "bomb.zst", blocks=8)
+    refusal = (f"{bomb} declares a zstd window of 2 GiB, over the 128 MiB allowed: raise "
+               f"--zstd-window-log (the vocab setting zstd_window_log) to 31 to read it.")
+    for config in (PLAIN, VocabConfig(format="jsonl", text_field="body"),
+                   VocabConfig(format="reddit", zstd_window_log=27)):
+        with pytest.raises(CorpusError) as refused:
+            list(iter_sentences(bomb, config))
+        assert str(refused.value) == refusal
+    # allowed 2 GiB, the same frame reads: 1 MiB of 'a', one token
+    assert list(iter_sentences(bomb, VocabConfig(zstd_window_log=31))) == [["a" * (1 << 20)]]
+    # a job's vocab settings carry it (the service builds VocabConfig from them), and the
+    # reader of a Spark task's input split takes it from there
+    from distw2v.service.schemas import InvalidSetting, JobRequest, to_configs
+
+    vocab, _ = to_configs(JobRequest(sources=[bomb], vocab={"zstd_window_log": 31}))
+    assert list(iter_sentences_in_range(bomb, 0, None, vocab)) == [["a" * (1 << 20)]]
+    with pytest.raises(CorpusError, match="to 31 to read it"):
+        list(iter_sentences_in_range(bomb, 0, None, PLAIN))
+    with pytest.raises(InvalidSetting, match="^zstd_window_log must be at most 31.$"):
+        to_configs(JobRequest(sources=[bomb], vocab={"zstd_window_log": 32}))
+    huge = write(tmp_path / "huge.zst", b"\x28\xb5\x2f\xfd\xe0" + (1 << 40).to_bytes(8, "little"))
+    with pytest.raises(CorpusError, match=r"window of 1,024 GiB, .* no zstd decoder reads one "
+                                          r"over 2 GiB\.$"):
+        list(iter_sentences(huge, VocabConfig(zstd_window_log=31)))
+
+
+def test_a_refused_zstd_window_costs_no_memory(tmp_path: Path) -> None:
+    # 2,048 blocks: 256 MiB of output, which the decoder keeps in a window of that much
+    bomb = _zstd_bomb(tmp_path / "bomb.zst", blocks=2048)
+    script = f"""if True:
+        import resource
+        from distw2v.corpus import open_binary
+        from distw2v.errors import CorpusError
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            with open_binary({bomb!r}) as stream:
+                while stream.read(1 << 20):
+                    pass
+        except CorpusError as exc:
+            print(exc)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
+        """
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0].endswith("raise --zstd-window-log (the vocab setting zstd_window_log) to 31 "
+                           "to read it.")
+    assert int(out[1]) < 32  # MiB the reader added to its process
 
 
 def test_open_binary_decompresses_and_counts_raw_bytes(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ REDDIT = VocabConfig(format="reddit")
 
 def read(path: Path, config: VocabConfig) -> tuple[list[str], CorpusStats]:
     stats = CorpusStats()
-    with open_binary(str(path), stats) as stream:
+    with open_binary(str(path), stats, zstd_window_log=config.zstd_max_window_log) as stream:
         texts = list(iter_json_texts(stream, str(path), stats, config))
     return texts, stats
 
