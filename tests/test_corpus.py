@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import functools
+import glob
 import gzip
 import http.server
 import io
@@ -12,13 +13,17 @@ import random
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from distw2v.config import VocabConfig
 from distw2v.corpus import (
@@ -30,6 +35,7 @@ from distw2v.corpus import (
     iter_sentences_in_range,
     open_binary,
 )
+from distw2v.corpus.listing import _glob, _glob_match
 from distw2v.errors import CorpusError
 
 PLAIN = VocabConfig()
@@ -245,6 +251,60 @@ def test_glob_expansion_sorted_and_recursive(tmp_path: Path) -> None:
         str(tmp_path / "m.txt"),
         str(tmp_path / "z.txt"),
     ]
+
+
+_REMOTE_TREE = ["a.gz", "x/a.gz", "x/y/b.txt", "x/y/z/c.gz", ".h/a.gz", "ab/ba.gz", "x/.d.gz",
+                "aa", "x/aa.txt", "x/y/z/w/aa.gz"]
+_PATTERN_PARTS = ["*", "**", "a*", "?", "[ax]*", "x", "y", "*.gz", ".*", "[!a]*", "*a*"]
+
+
+@pytest.fixture(scope="module")
+def remote_tree() -> Iterator[Any]:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in _REMOTE_TREE:
+        fs.pipe(f"/globbed/{name}", b"w\n")
+    yield fs
+    fs.rm("/globbed", recursive=True)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_PATTERN_PARTS), min_size=1, max_size=4))
+def test_a_remote_glob_matches_what_fsspec_glob_matches(remote_tree: Any,
+                                                        parts: list[str]) -> None:
+    pattern = "/globbed/" + "/".join(parts)
+    assume(glob.has_magic(pattern))  # as _expand_fsspec asks only then
+    assert sorted(_glob(remote_tree, pattern)) == sorted(remote_tree.glob(pattern, detail=True))
+
+
+def test_a_remote_glob_takes_linear_time(remote_tree: Any) -> None:
+    # fsspec's glob, one regex for the whole path, took 0.47 s for a*a*a*b against a
+    # 1,000-character name (1,000x the time for 100 characters), 56 s for twelve '*'
+    # against 40 characters, 0.14 s for **/**/**/b against one name 300 directories deep
+    # (42 s for six '**/' against 100)
+    def seconds(match: Callable[[], object]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            match()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def listing(n: int) -> float:
+        remote_tree.pipe(f"/slow/{'a' * n}", b"w\n")
+        with pytest.raises(CorpusError, match="matches no files"):
+            expand_sources("memory:///slow/a*a*a*b")
+        took = seconds(lambda: _glob(remote_tree, "/slow/a*a*a*b"))
+        remote_tree.rm("/slow", recursive=True)
+        return took
+
+    def deep(n: int) -> float:  # a listing has every directory above: match one name
+        return seconds(lambda: _glob_match(["**", "**", "**", "b"], ["a"] * n, True))
+
+    for time_of, n in ((listing, 100), (deep, 300)):
+        growth = time_of(10 * n) / (10 * time_of(n))
+        assert growth < 2.5, (time_of.__name__, growth)
 
 
 def test_sources_keep_their_order_and_a_file_is_read_once(tmp_path: Path) -> None:
