@@ -61,6 +61,8 @@ LINES = {  # name: a line of n characters; the first is ordinary text, the other
     "> ": _runs("> ", tail="x"),
     "newline >": _runs("\n>"),
     "&": _runs("&", tail="]("),
+    "&# then digits": _runs("1", head="&#", tail=";"),
+    "&#1": _runs("&#1"),
     "spaces": _runs(" "),
     "tabs and newlines": _runs("\t\n"),
 }
