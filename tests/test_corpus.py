@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import bz2
 import functools
+import glob
 import gzip
 import http.server
 import io
 import lzma
 import random
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from distw2v.config import VocabConfig
 from distw2v.corpus import (
@@ -28,6 +35,7 @@ from distw2v.corpus import (
     iter_sentences_in_range,
     open_binary,
 )
+from distw2v.corpus.listing import _glob, _glob_match
 from distw2v.errors import CorpusError
 
 PLAIN = VocabConfig()
@@ -134,8 +142,70 @@ def test_zstd_with_a_long_window_as_pushshift_writes_it(tmp_path: Path) -> None:
     path = write(tmp_path / "RC_2020-01.zst", packed.getvalue())
     with pytest.raises(zstandard.ZstdError, match="too much memory"):
         zstandard.ZstdDecompressor().stream_reader(io.BytesIO(packed.getvalue())).read()
-    sentences = list(iter_sentences(path, PLAIN, block_size=1000))  # é split at block edges
+    with pytest.raises(CorpusError, match="raise --zstd-window-log .* to 28 to read it"):
+        list(iter_sentences(path, PLAIN))  # a text file: held to zstd's own limit
+    sentences = list(iter_sentences(path, VocabConfig(zstd_window_log=28),
+                                    block_size=1000))  # é split at block edges
     assert sentences == [line.split() for line in text.decode().splitlines()]
+
+
+def _zstd_bomb(path: Path, blocks: int, window_log: int = 31) -> str:
+    """A zstd frame that declares a 2**window_log window, then `blocks` RLE blocks of
+    128 KiB of 'a' (4 bytes each): a few KB that fill the window they declare."""
+    header = b"\x28\xb5\x2f\xfd" + bytes([0x00, (window_log - 10) << 3])  # no size given
+    block = (128 << 10) << 3 | 1 << 1  # size, type RLE
+    body = (block.to_bytes(3, "little") + b"a") * (blocks - 1)
+    return write(path, header + body + (block | 1).to_bytes(3, "little") + b"a")  # last
+
+
+def test_a_zstd_window_over_the_limit_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    bomb = _zstd_bomb(tmp_path / "bomb.zst", blocks=8)
+    refusal = (f"{bomb} declares a zstd window of 2 GiB, over the 128 MiB allowed: raise "
+               f"--zstd-window-log (the vocab setting zstd_window_log) to 31 to read it.")
+    for config in (PLAIN, VocabConfig(format="jsonl", text_field="body"),
+                   VocabConfig(format="reddit", zstd_window_log=27)):
+        with pytest.raises(CorpusError) as refused:
+            list(iter_sentences(bomb, config))
+        assert str(refused.value) == refusal
+    # allowed 2 GiB, the same frame reads: 1 MiB of 'a', one token
+    assert list(iter_sentences(bomb, VocabConfig(zstd_window_log=31))) == [["a" * (1 << 20)]]
+    # a job's vocab settings carry it (the service builds VocabConfig from them), and the
+    # reader of a Spark task's input split takes it from there
+    from distw2v.service.schemas import InvalidSetting, JobRequest, to_configs
+
+    vocab, _ = to_configs(JobRequest(sources=[bomb], vocab={"zstd_window_log": 31}))
+    assert list(iter_sentences_in_range(bomb, 0, None, vocab)) == [["a" * (1 << 20)]]
+    with pytest.raises(CorpusError, match="to 31 to read it"):
+        list(iter_sentences_in_range(bomb, 0, None, PLAIN))
+    with pytest.raises(InvalidSetting, match="^zstd_window_log must be at most 31.$"):
+        to_configs(JobRequest(sources=[bomb], vocab={"zstd_window_log": 32}))
+    huge = write(tmp_path / "huge.zst", b"\x28\xb5\x2f\xfd\xe0" + (1 << 40).to_bytes(8, "little"))
+    with pytest.raises(CorpusError, match=r"window of 1,024 GiB, .* no zstd decoder reads one "
+                                          r"over 2 GiB\.$"):
+        list(iter_sentences(huge, VocabConfig(zstd_window_log=31)))
+
+
+def test_a_refused_zstd_window_costs_no_memory(tmp_path: Path) -> None:
+    # 2,048 blocks: 256 MiB of output, which the decoder keeps in a window of that much
+    bomb = _zstd_bomb(tmp_path / "bomb.zst", blocks=2048)
+    script = f"""if True:
+        import resource
+        from distw2v.corpus import open_binary
+        from distw2v.errors import CorpusError
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            with open_binary({bomb!r}) as stream:
+                while stream.read(1 << 20):
+                    pass
+        except CorpusError as exc:
+            print(exc)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
+        """
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0].endswith("raise --zstd-window-log (the vocab setting zstd_window_log) to 31 "
+                           "to read it.")
+    assert int(out[1]) < 32  # MiB the reader added to its process
 
 
 def test_open_binary_decompresses_and_counts_raw_bytes(tmp_path: Path) -> None:
@@ -181,6 +251,60 @@ def test_glob_expansion_sorted_and_recursive(tmp_path: Path) -> None:
         str(tmp_path / "m.txt"),
         str(tmp_path / "z.txt"),
     ]
+
+
+_REMOTE_TREE = ["a.gz", "x/a.gz", "x/y/b.txt", "x/y/z/c.gz", ".h/a.gz", "ab/ba.gz", "x/.d.gz",
+                "aa", "x/aa.txt", "x/y/z/w/aa.gz"]
+_PATTERN_PARTS = ["*", "**", "a*", "?", "[ax]*", "x", "y", "*.gz", ".*", "[!a]*", "*a*"]
+
+
+@pytest.fixture(scope="module")
+def remote_tree() -> Iterator[Any]:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in _REMOTE_TREE:
+        fs.pipe(f"/globbed/{name}", b"w\n")
+    yield fs
+    fs.rm("/globbed", recursive=True)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_PATTERN_PARTS), min_size=1, max_size=4))
+def test_a_remote_glob_matches_what_fsspec_glob_matches(remote_tree: Any,
+                                                        parts: list[str]) -> None:
+    pattern = "/globbed/" + "/".join(parts)
+    assume(glob.has_magic(pattern))  # as _expand_fsspec asks only then
+    assert sorted(_glob(remote_tree, pattern)) == sorted(remote_tree.glob(pattern, detail=True))
+
+
+def test_a_remote_glob_takes_linear_time(remote_tree: Any) -> None:
+    # fsspec's glob, one regex for the whole path, took 0.47 s for a*a*a*b against a
+    # 1,000-character name (1,000x the time for 100 characters), 56 s for twelve '*'
+    # against 40 characters, 0.14 s for **/**/**/b against one name 300 directories deep
+    # (42 s for six '**/' against 100)
+    def seconds(match: Callable[[], object]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            match()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def listing(n: int) -> float:
+        remote_tree.pipe(f"/slow/{'a' * n}", b"w\n")
+        with pytest.raises(CorpusError, match="matches no files"):
+            expand_sources("memory:///slow/a*a*a*b")
+        took = seconds(lambda: _glob(remote_tree, "/slow/a*a*a*b"))
+        remote_tree.rm("/slow", recursive=True)
+        return took
+
+    def deep(n: int) -> float:  # a listing has every directory above: match one name
+        return seconds(lambda: _glob_match(["**", "**", "**", "b"], ["a"] * n, True))
+
+    for time_of, n in ((listing, 100), (deep, 300)):
+        growth = time_of(10 * n) / (10 * time_of(n))
+        assert growth < 2.5, (time_of.__name__, growth)
 
 
 def test_sources_keep_their_order_and_a_file_is_read_once(tmp_path: Path) -> None:

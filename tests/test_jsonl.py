@@ -3,6 +3,7 @@ open_binary from files written here."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ REDDIT = VocabConfig(format="reddit")
 
 def read(path: Path, config: VocabConfig) -> tuple[list[str], CorpusStats]:
     stats = CorpusStats()
-    with open_binary(str(path), stats) as stream:
+    with open_binary(str(path), stats, zstd_window_log=config.zstd_max_window_log) as stream:
         texts = list(iter_json_texts(stream, str(path), stats, config))
     return texts, stats
 
@@ -152,6 +153,18 @@ def test_zstd_long_window_with_a_character_across_a_block_edge(tmp_path: Path) -
     assert texts[0] == texts[-1] == "a" * 1000
     assert (stats.records, stats.malformed, stats.invalid_utf8_lines) == (len(items), 0, 0)
     assert stats.decompressed_bytes == len(plain)
+
+
+def test_a_character_reference_of_thousands_of_digits_is_one_character(tmp_path: Path) -> None:
+    # html.unescape hands the digits to int(), which refuses over 4,300 with a ValueError
+    path = tmp_path / "RC.jsonl"
+    write_reddit_dump(path, [{"body": f"big &#{'9' * 5000}; and &#{'0' * 5000}65; end"}])
+    texts, stats = read(path, REDDIT)
+    assert texts == ["big \ufffd and A end"]
+    for digits in ("0" * 150 + "65", "9" * 150, "0" * 120 + "1114111", "0" * 120 + "1114112",
+                   "0" * 100):  # as html.unescape has them, where int() reads the digits
+        for reference in (f"&#{digits};", f"&#{digits}x"):
+            assert jsonl.reduce_markdown(reference) == html.unescape(reference)
 
 
 def test_plain_text_is_the_wrong_format(tmp_path: Path, parser: str) -> None:

@@ -145,6 +145,28 @@ def test_a_broken_header_is_malformed_and_ends_the_file(tmp_path: Path, parser: 
         3, 1, f"{tmp_path / 'b.wet'} record 4")
 
 
+def test_a_content_length_of_thousands_of_digits_is_malformed(tmp_path: Path,
+                                                              parser: Parser) -> None:
+    # int() refuses a string of over 4,300 digits with a ValueError
+    path = tmp_path / "d.wet"
+    write_wet_file(path, RECORDS)
+    data = path.read_bytes()
+    length = f"Content-Length: {len(TEXTS[2].encode())}\r\n".encode()
+    path.write_bytes(data.replace(length, b"Content-Length: " + b"9" * 4301 + b"\r\n"))
+    texts, stats = read(path, parser)
+    assert texts == TEXTS[:2]
+    assert (stats.records, stats.malformed, stats.first_malformed) == (3, 1, f"{path} record 4")
+    first = data.index(b"Content-Length: ")  # the warcinfo record's: the file's first
+    path.write_bytes(data[:first] + b"Content-Length: " + b"0" * 5000 + b"7"
+                     + data[data.index(b"\r\n", first):])
+    with pytest.raises(CorpusError) as refused:
+        read(path, parser)
+    assert str(refused.value) == (
+        f"{path} is not a WARC/WET file (a record has no valid Content-Length "
+        f"(b'{'0' * 20}', 5,001 bytes)); --format wet reads Common Crawl WET files "
+        f"(--format text reads plain text).")
+
+
 @pytest.mark.parametrize("name", ["x.txt", "x.txt.gz"])
 def test_a_file_that_is_not_warc_raises(tmp_path: Path, parser: Parser, name: str) -> None:
     text = b"just some text\nin lines\n" * 50

@@ -34,6 +34,9 @@ INT32_MAX = 2**31 - 1  # word ids are int32
 MAX_DIM = 10_000  # far above any real run; bounds dim here and in the shards' specs
 MAX_NEGATIVE = 1000
 MAX_SEED = 2**53 - 1  # exact in JSON and JavaScript
+# The largest zstd window a .zst source may declare, as a power of two: zstd's own default
+# limit (128 MiB), and what zstd --long=31 writes (2 GiB), as Pushshift's Reddit dumps are.
+ZSTD_WINDOW_LOG, ZSTD_LONG_WINDOW_LOG = 27, 31
 
 
 def option(default: Any, help: str, *, minimum: float | None = None,
@@ -87,13 +90,15 @@ def check_bounds(config: Any) -> None:
             raise Distw2vError(f"{f.name} must be at most {high}.")
 
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+# Blanks around it are stripped first: a pattern's \s* at both ends of a long run of them
+# took quadratic time.
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str, name: str) -> float:
     """Seconds in a duration such as '90s', '30m', '12h', '2d' (a bare number is seconds)."""
-    match = _DURATION.fullmatch(text)
+    match = _DURATION.fullmatch(text.strip())
     if not match:
         raise Distw2vError(f"{name} must be a duration such as 90s, 30m, 12h or 2d, "
                            f"not {text[:40]!r}.")
@@ -141,6 +146,11 @@ class VocabConfig:
         None, "base URL that the paths in a crawl manifest (a wet.paths.gz file) are under",
         default_text="the manifest's own bucket or host; https://data.commoncrawl.org/ for "
         "a local manifest", group="corpus")
+    zstd_window_log: int | None = option(
+        None, "the largest window a .zst source may declare, as a power of two (zstd "
+        "--long=N): reading one holds up to that much memory; 31 (2 GiB) reads Pushshift's "
+        "Reddit dumps", default_text="31 with --format reddit, 27 (zstd's own limit) "
+        "otherwise", minimum=10, maximum=ZSTD_LONG_WINDOW_LOG, group="corpus")
     tokenizer: Tokenizer = option(
         "auto", "'whitespace' (split on whitespace, tokens as they are) or 'unicode' (words "
         "are runs of letters, marks and digits in any script)",
@@ -200,6 +210,14 @@ class VocabConfig:
         if self.tokenizer == "auto":
             return self.format != "text"
         return self.tokenizer == "unicode"
+
+    @property
+    def zstd_max_window_log(self) -> int:
+        """The zstd window log in effect: Reddit dumps (Pushshift's) need 31, while a text
+        file is held to zstd's own limit unless the setting raises it."""
+        if self.zstd_window_log is not None:
+            return self.zstd_window_log
+        return ZSTD_LONG_WINDOW_LOG if self.format == "reddit" else ZSTD_WINDOW_LOG
 
     @property
     def line_repeat_limit(self) -> int:

@@ -37,9 +37,17 @@ except ImportError:  # pragma: no cover - orjson is a dependency
 
 
 # [link text](url) or [link text](url "title"); one level of parentheses inside the url,
-# as in Wikipedia links.
-_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)")
+# as in Wikipedia links. Where a '[' starts no link, nor does any other '[' before the
+# next ']' (each would end at that ']'), so the second alternative passes over them all
+# (kept as they are, by _UNLINK): tried one by one, each reading to that ']', a long
+# run of '[' took quadratic time.
+_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)"
+                   r"|(\[[^\]\n]*)")
+_UNLINK = r"\1\2"  # a link's text, or the text passed over (an unmatched group is "")
 _QUOTE = re.compile(r"^[ \t]*(?:>[ \t]*)+", re.MULTILINE)
+# A character reference of thousands of digits, which html.unescape hands to int(): over
+# 4,300 digits it raises ValueError. Over 7 digits (after leading zeros) it is U+FFFD.
+_LONG_REFERENCE = re.compile(r"&#[0-9]{100,};?")
 
 
 def iter_json_texts(stream: BinaryIO, uri: str, stats: CorpusStats,
@@ -187,12 +195,20 @@ def reduce_markdown(text: str) -> str:
     links reduced to their text, quote markers dropped. Each step runs only when its
     marker occurs, since most comments have none."""
     if "&" in text:
+        if "&#" in text:
+            text = _LONG_REFERENCE.sub(_long_reference, text)
         text = html.unescape(text).replace("\u200b", "")  # &#x200B; marks an empty paragraph
     if "](" in text:
-        text = _LINK.sub(r"\1", text)
+        text = _LINK.sub(_UNLINK, text)
     if ">" in text:
         text = _QUOTE.sub("", text)
     return text
+
+
+def _long_reference(match: re.Match[str]) -> str:
+    """What html.unescape makes of a long decimal character reference, without int()."""
+    digits = match.group().strip("&#;").lstrip("0")
+    return "\ufffd" if len(digits) > 7 else html.unescape(f"&#{digits or 0};")
 
 
 def _fix_surrogates(text: str) -> str:

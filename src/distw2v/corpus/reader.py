@@ -90,7 +90,7 @@ def _iter_files(
     transform, split = _make_transform(config), make_split(config)
     for uri in files:
         yield from _iter_file(uri, config.max_sentence_length, transform, split, stats,
-                              block_size, byte_range)
+                              block_size, config.zstd_max_window_log, byte_range)
 
 
 def _iter_file(
@@ -100,10 +100,11 @@ def _iter_file(
     split: Split,
     stats: CorpusStats,
     block_size: int,
+    zstd_window_log: int,
     byte_range: tuple[int, int] | None = None,
 ) -> Iterator[list[str]]:
     piece_size = min(block_size, _PIECE_SIZE)
-    with open_binary(uri, stats, byte_range) as stream:
+    with open_binary(uri, stats, byte_range, zstd_window_log) as stream:
         stats.files += 1
         undecoded = b""  # at most 3 bytes of a character split across blocks
         carry = ""  # text after the last newline seen, not yet transformed

@@ -53,7 +53,7 @@ def iter_record_sentences(
     transform, split = _make_transform(config), make_split(config)
     max_len, min_words = config.max_sentence_length, config.min_record_words
     limit = config.line_repeat_limit
-    with open_binary(uri, stats, byte_range) as stream:
+    with open_binary(uri, stats, byte_range, config.zstd_max_window_log) as stream:
         stats.files += 1
         repeats = LineRepeats(limit) if limit else None
         for text in _record_texts(stream, uri, stats, config):

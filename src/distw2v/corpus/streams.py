@@ -13,13 +13,13 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
+from ..config import ZSTD_LONG_WINDOW_LOG, ZSTD_WINDOW_LOG
 from ..errors import CorpusError
 from .listing import _describe_error, _protocol
 from .policy import active_policy, open_checked
 from .stats import CorpusStats
 
 DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB of decompressed bytes per read
-ZSTD_MAX_WINDOW = 1 << 31  # the largest window zstd --long writes (--long=31)
 
 
 # Magic bytes first, extension second: a gzip file named .txt is still read correctly.
@@ -178,7 +178,7 @@ class _ZstdFrames:
     reads per 128 KiB block.
     """
 
-    _MAGIC, _HEADER, _BLOCK, _SKIP_SIZE = range(4)
+    _MAGIC, _HEADER, _HEADER_REST, _BLOCK, _SKIP_SIZE = range(5)
 
     def __init__(self) -> None:
         self._state = self._MAGIC
@@ -186,6 +186,9 @@ class _ZstdFrames:
         self._buf = b""
         self._skip = 0  # content bytes to pass over before the next header
         self._checksum = False
+        self._single_segment = False
+        self._content_size = 0  # bytes of the frame header's content size field
+        self.window = 0  # the largest window a frame declared so far
         self.broken = False  # not zstd at all: the decompressor reports that itself
 
     def complete(self) -> bool:
@@ -220,11 +223,21 @@ class _ZstdFrames:
             self._skip = int.from_bytes(header, "little")
         elif self._state == self._HEADER:
             descriptor = header[0]
-            single_segment = bool(descriptor & 0x20)
+            self._single_segment = bool(descriptor & 0x20)
             self._checksum = bool(descriptor & 0x04)
-            content_size = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+            self._content_size = (1 if self._single_segment else 0, 2, 4, 8)[descriptor >> 6]
             dict_id = (0, 1, 2, 4)[descriptor & 0x03]
-            self._skip = (0 if single_segment else 1) + dict_id + content_size
+            # the window descriptor, dictionary id and content size: at least one byte
+            self._state = self._HEADER_REST
+            self._need = (0 if self._single_segment else 1) + dict_id + self._content_size
+        elif self._state == self._HEADER_REST:
+            if self._single_segment:  # the window is the content's size
+                size = int.from_bytes(header[len(header) - self._content_size :], "little")
+                window = size + 256 if self._content_size == 2 else size
+            else:  # RFC 8878 3.1.1.1.2: an exponent and eighths of it
+                base = 1 << (10 + (header[0] >> 3))
+                window = base + (base >> 3) * (header[0] & 0x07)
+            self.window = max(self.window, window)
             self._state, self._need = self._BLOCK, 3
         else:  # a block header: last-block bit, type (raw, RLE, compressed), size
             value = int.from_bytes(header, "little")
@@ -238,27 +251,50 @@ class _ZstdFrames:
 class _ZstdReader:
     """zstd decompression with bounded output per read, which also reports truncation."""
 
-    def __init__(self, source: _Source) -> None:
+    def __init__(self, source: _Source, uri: str, window_log: int) -> None:
         import zstandard
 
         self._frames = _ZstdFrames()
         source.observer = self._frames.feed
+        self._uri, self._window_log, self._error = uri, window_log, zstandard.ZstdError
         # read_across_frames: files written by pzstd or concatenated are multi-frame.
-        # max_window_size: zstd's --long=31 (Pushshift's Reddit dumps) declares a 2 GiB window,
-        # 16 times the decoder's default limit; the window is allocated only as large as the
-        # frame says, so ordinary files cost what they did.
-        self._reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
+        # max_window_size: the decoder allocates the window a frame declares, up to 2 GiB
+        # (zstd --long=31, Pushshift's Reddit dumps); a few KB can declare it, so it is
+        # refused past the limit a setting gives.
+        self._reader = zstandard.ZstdDecompressor(max_window_size=1 << window_log).stream_reader(
             cast(BinaryIO, source), read_across_frames=True
         )
 
     def read(self, size: int = -1) -> bytes:
-        data: bytes = self._reader.read(size)
+        try:
+            data: bytes = self._reader.read(size)
+        except self._error:
+            if self._frames.window > 1 << self._window_log:
+                raise CorpusError(self._too_large()) from None
+            raise
         if not data and size != 0 and not self._frames.complete():
             raise EOFError("the zstd stream ends in the middle of a frame")
         return data
 
+    def _too_large(self) -> str:
+        window, need = self._frames.window, (self._frames.window - 1).bit_length()
+        what = (f"{self._uri} declares a zstd window of {_size(window)}, over the "
+                f"{_size(1 << self._window_log)} allowed: ")
+        if need > ZSTD_LONG_WINDOW_LOG:
+            return what + f"no zstd decoder reads one over {_size(1 << ZSTD_LONG_WINDOW_LOG)}."
+        return what + (f"raise --zstd-window-log (the vocab setting zstd_window_log) to "
+                       f"{need} to read it.")
+
     def close(self) -> None:
         self._reader.close()
+
+
+def _size(n: int) -> str:
+    """Bytes in words: '2 GiB', '160 MiB', '1 KiB'."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):,.4g} {unit}"
+    return f"{n} bytes"
 
 
 def _open_fsspec(uri: str) -> Any:
@@ -286,7 +322,8 @@ def _compression(uri: str, magic: bytes) -> str | None:
 
 @contextlib.contextmanager
 def open_binary(
-    uri: str, stats: CorpusStats | None = None, byte_range: tuple[int, int] | None = None
+    uri: str, stats: CorpusStats | None = None, byte_range: tuple[int, int] | None = None,
+    zstd_window_log: int = ZSTD_WINDOW_LOG,
 ) -> Iterator[BinaryIO]:
     """Open one file (path or fsspec URL) and yield its decompressed bytes.
 
@@ -294,6 +331,7 @@ def open_binary(
     to ``stats.bytes_read``. Open and read failures raise CorpusError naming ``uri``.
     With `byte_range` (start, end) only the lines starting in it are read; a compressed
     file cannot be cut, so the range starting at 0 reads all of it and the others nothing.
+    A zstd frame may declare a window of at most 2**zstd_window_log bytes.
     """
     policy = active_policy()
     if stats is None:
@@ -337,7 +375,7 @@ def open_binary(
         elif kind == "xz":
             inner = lzma.LZMAFile(fileobj, mode="rb")
         elif kind == "zstd":
-            inner = _ZstdReader(source)
+            inner = _ZstdReader(source, uri, zstd_window_log)
         else:
             inner = source
     except Exception as exc:

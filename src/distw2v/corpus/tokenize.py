@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 
 import numpy as np
@@ -48,16 +48,21 @@ def _character_class(code_points: list[int]) -> str:
 
 # A URL (up to its last character that is not closing punctuation) or an e-mail address:
 # kept whole, or dropped, by the Unicode tokenizer.
-_URL = (r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]}'’]"
-        r"|[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\W\d_]{2,}")
-_URL_HINT = re.compile(r"://|www\.|@")
+_WEB = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]}'’]"
+_MAIL_CHAR = r"[^\s@<>()\[\],;:\"]"  # what the two parts of an address are made of
+_MAIL = f"{_MAIL_CHAR}+@{_MAIL_CHAR}+\\.[^\\W\\d_]{{2,}}"
+# An address is looked for only where a run of _MAIL_CHAR begins (or where an address
+# ended, see _chained): tried at every position of a long run, each try reading to the
+# run's end, it took time quadratic in the run's length. From anywhere in a run the
+# address would end at the same '@', so the try at the run's start decides for all.
+_MAIL_AT_RUN = f"(?<!{_MAIL_CHAR}){_MAIL}"
 _JOINERS = "'’\\-"  # apostrophes and hyphens inside a word (escaped for a class)
 
 
 @cache
-def _unicode_patterns(joiners: bool, astral: bool, urls: bool) -> re.Pattern[str]:
-    """The Unicode tokenizer's pattern: words (with `urls`, URLs too) of text that has
-    characters beyond the Basic Multilingual Plane (`astral`) or not.
+def _word(joiners: bool, astral: bool) -> str:
+    """A word of text that has characters beyond the Basic Multilingual Plane (`astral`) or
+    not; with `joiners`, apostrophes and hyphens inside it.
 
     A class with ranges above U+FFFF is checked range by range (about 8x slower), so text
     without such characters, nearly all of it, gets a class of the BMP's ranges only.
@@ -67,30 +72,71 @@ def _unicode_patterns(joiners: bool, astral: bool, urls: bool) -> re.Pattern[str
     if astral:  # a lookahead on one range first keeps most characters off the slow class
         beyond = _character_class([cp for cp in word_points if cp > 0xFFFF])
         letter = f"(?:{letter}|(?=[\U00010000-\U0010FFFF]){beyond})"
-    word = f"{letter}+(?:[{_JOINERS}]{letter}+)*" if joiners else f"{letter}+"
-    return re.compile(f"{_URL}|{word}" if urls else word)
+    return f"{letter}+(?:[{_JOINERS}]{letter}+)*" if joiners else f"{letter}+"
+
+
+@cache
+def _pattern(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(parts))
 
 
 def make_split(config: VocabConfig) -> Split:
-    """The tokenizer of one (already transformed) line: `str.split`, or the Unicode one."""
+    """The tokenizer of one (already transformed) line: `str.split`, or the Unicode one.
+
+    Its time is linear in the line's length (test_tokenizer_time_is_linear).
+    """
     if not config.unicode_tokens:
         return str.split
     joiners, keep_urls = config.word_joiners == "keep", config.urls == "keep"
-    bmp = _unicode_patterns(joiners, False, keep_urls).findall
-    astral = _unicode_patterns(joiners, True, keep_urls).findall
-    url = re.compile(_URL)
+    bmp, astral = _word(joiners, False), _word(joiners, True)
+    urls = (_WEB,) if keep_urls else ()  # the alternatives before a word
+    web, mail = _pattern(_WEB), _pattern(_WEB, _MAIL_AT_RUN)
 
     def split(line: str) -> list[str]:
-        if not keep_urls and _URL_HINT.search(line):  # a cheap test first: most have none
-            line = url.sub(" ", line)
-        if line.isascii() or max(line) <= "\uffff":
-            return bmp(line)  # type: ignore[no-any-return]
-        return astral(line)  # type: ignore[no-any-return]
+        word = bmp if line.isascii() or max(line) <= "\uffff" else astral
+        if "@" not in line:  # nearly every line: no address to look for
+            if not keep_urls and ("://" in line or "www." in line):
+                line = web.sub(" ", line)
+            return _pattern(*urls, word).findall(line)  # type: ignore[no-any-return]
+        if line.count("@") > 1:  # an address may follow another: the slower, exact path
+            if keep_urls:
+                return [match.group() for match in _chained(line, word)]
+            line = " ".join(_between(line, _chained(line)))
+        elif keep_urls:
+            return _pattern(_WEB, _MAIL_AT_RUN, word).findall(line)  # type: ignore[no-any-return]
+        else:
+            line = mail.sub(" ", line)
+        return _pattern(word).findall(line)  # type: ignore[no-any-return]
 
     if not (config.strip_punctuation or config.strip_digits):
         return split
     strip = _strip_transform(config, lower=False)
     return lambda line: strip(" ".join(split(line))).split()
+
+
+def _chained(line: str, word: str | None = None) -> Iterator[re.Match[str]]:
+    """The URLs and e-mail addresses of `line` (with `word`, its words too), in order, as a
+    pattern whose address alternative is tried at every position would find them: where
+    an address ends in the middle of a run of _MAIL_CHAR (a@b.com-c@d.org), the next one
+    may begin. Each address's end is tried once, so the time stays linear."""
+    rest = (word,) if word else ()
+    at_run = _pattern(_WEB, f"({_MAIL_AT_RUN})", *rest)
+    anywhere = _pattern(_WEB, f"({_MAIL})", *rest)
+    end = 0
+    while match := at_run.search(line, end):
+        while match:
+            yield match
+            end = match.end()
+            match = anywhere.match(line, end) if match.lastindex else None  # 1: an address
+
+
+def _between(line: str, matches: Iterator[re.Match[str]]) -> Iterator[str]:
+    """The pieces of `line` outside `matches`."""
+    start = 0
+    for match in matches:
+        yield line[start : match.start()]
+        start = match.end()
+    yield line[start:]
 
 
 @cache

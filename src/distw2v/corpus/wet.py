@@ -161,12 +161,21 @@ def _parse_header(header: bytes) -> tuple[str, str | None, int]:
                 continue
             raise _Malformed(f"a header line has no ':' ({line[:40]!r})")
         fields[name.strip().lower()] = value.strip()
-    length = fields.get(b"content-length", b"")
-    if not length.isdigit():
-        raise _Malformed(f"a record has no valid Content-Length ({length[:20]!r})")
     languages = fields.get(b"warc-identified-content-language")
     return (fields.get(b"warc-type", b"").decode("latin-1"),
-            None if languages is None else languages.decode("latin-1"), int(length))
+            None if languages is None else languages.decode("latin-1"),
+            _content_length(fields.get(b"content-length", b"")))
+
+
+def _content_length(value: bytes) -> int:
+    """A Content-Length header's value; _Malformed unless it is a decimal number of at most
+    18 digits (an exabyte: a longer one is no real record's, and int() refuses one of
+    over 4,300 digits with a ValueError)."""
+    value = value.strip()
+    if not value.isdigit() or len(value) > 18:
+        raise _Malformed(f"a record has no valid Content-Length ({value[:20]!r}"
+                         f"{f', {len(value):,} bytes' if len(value) > 20 else ''})")
+    return int(value)
 
 
 def _fastwarc_records(stream: BinaryIO) -> Iterator[_Record]:
@@ -221,8 +230,7 @@ def _warcio_records(stream: BinaryIO) -> Iterator[_Record]:
 def _checked(header: Any, length: int, reader: Any) -> _Record:
     """A library's record, refused where the libraries are lenient: both read a missing or
     bad Content-Length as 0 and hand out a truncated body as it is."""
-    if not (header("Content-Length") or "").strip().isdigit():
-        raise _Malformed("a record has no valid Content-Length")
+    _content_length((header("Content-Length") or "").encode("utf-8", "backslashreplace"))
     body: bytes | None = None
     if length > MAX_RECORD_BYTES:
         got = 0
