@@ -232,7 +232,7 @@ class ParameterShard:
         if dots.dtype != np.float32 or dots.shape != (rows, spec.negative + 1):
             raise Distw2vError(f"dot products of shape {dots.shape} do not fit the batch.")
         dots = np.ascontiguousarray(dots)
-        if not all_finite(dots):
+        if not all_finite(dots.reshape(1, -1)):  # one long row: the probe vectorizes
             raise Distw2vError("a round 2 carries a dot product that is not finite.")
         if not 0.0 <= alpha <= 1.0:  # NaN too
             raise Distw2vError("a learning rate must be from 0 to 1.")
