@@ -2,9 +2,11 @@
 (`model.wv.most_similar(...)`, `kv.index_to_key`, `kv.evaluate_word_pairs(...)`): thin
 aliases and wrappers of the queries in model.py, the evaluators in evaluate.py and the
 word2vec reader and writer. Each returns what gensim returns for the same vectors, except:
-unknown words raise UnknownWordError (a KeyError) where gensim skips them in n_similarity,
-zero vectors score 0 where gensim gives NaN, and the gensim arguments distw2v lacks are
-refused in one sentence.
+unknown words raise UnknownWordError (a KeyError) where gensim skips them in n_similarity;
+zero vectors score 0 where gensim gives NaN; analogy questions before the first section
+header count in "(no section)" where gensim raises; the gensim arguments distw2v lacks are
+refused in one sentence (topn=None, vectors or weights in positive/negative, fvocab, ...),
+and most_similar has no clip_start, clip_end or indexer (its ANN index is its own).
 """
 # The methods' `self: Vectors` (the only class that inherits the mixin) lets mypy check them
 # against Vectors; mypy's "misc" error says a self-type must be a supertype of the mixin.
