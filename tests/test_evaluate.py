@@ -16,6 +16,7 @@ from distw2v.evaluate import (
     AnalogyResult,
     NoPairsError,
     SimilarityResult,
+    correlation_pvalue,
     evaluate_analogies,
     evaluate_similarity,
     format_table,
@@ -315,6 +316,32 @@ def test_spearman_with_ties_matches_scipy() -> None:
         assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
     assert math.isnan(spearman(np.ones(5), np.arange(5.0)))
     assert math.isnan(spearman(np.array([1.0]), np.array([2.0])))
+
+
+def test_correlation_pvalues_match_scipy() -> None:
+    rng = np.random.default_rng(12)
+    for n in (3, 4, 7, 30, 500):
+        for _ in range(10):
+            x = rng.standard_normal(n)
+            y = x * rng.uniform(0, 2) + rng.standard_normal(n)
+            for statistic, pvalue in (stats.pearsonr(x, y), stats.spearmanr(x, y)):
+                ours = correlation_pvalue(float(statistic), n)
+                assert ours == pytest.approx(pvalue, rel=1e-9, abs=1e-15)
+    assert (correlation_pvalue(1.0, 5), correlation_pvalue(0.0, 5)) == (0.0, 1.0)
+    assert math.isnan(correlation_pvalue(0.5, 2)) and math.isnan(correlation_pvalue(math.nan, 9))
+
+
+def test_similarity_delimiter_and_dummy4unknown(tmp_path: Path) -> None:
+    v = tiny_model()
+    path = write(tmp_path / "pairs.csv", "man,woman,3\nking,queen,9\nman,king,5\nman,zzz,1\n")
+    plain = evaluate_similarity(v, path, delimiter=",")
+    assert (plain.pairs, plain.oov, plain.skipped_lines) == (3, 1, 0)
+    dummy = evaluate_similarity(v, path, delimiter=",", dummy4unknown=True)
+    assert (dummy.pairs, dummy.oov) == (4, 1)
+    model = [v.similarity("man", "woman"), v.similarity("king", "queen"),
+             v.similarity("man", "king"), 0.0]
+    assert dummy.pearson == pytest.approx(stats.pearsonr([3, 9, 5, 1], model)[0], abs=1e-6)
+    assert evaluate_similarity(v, path).skipped_lines == 4  # no tab: split on whitespace
 
 
 # ---- reporting ---------------------------------------------------------------------------

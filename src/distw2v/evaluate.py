@@ -13,12 +13,15 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import Distw2vError
-from .vectors import Vectors, unit_rows
+from .vectors.norms import unit_rows
+
+if TYPE_CHECKING:  # vectors/keyed.py calls these evaluators: no import back at run time
+    from .vectors import Vectors
 
 METHODS = ("3cosadd", "3cosmul")
 
@@ -36,6 +39,9 @@ class AnalogySection:
     correct: int = 0
     total: int = 0  # questions answered: all four words in the restricted vocabulary
     oov: int = 0
+    # each question's words as in the file, and True (right), False (wrong) or None (a word
+    # out of the vocabulary), in file order: gensim's per-section lists are made from them
+    graded: list[tuple[tuple[str, ...], bool | None]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -102,6 +108,7 @@ def _vocab_keys(
 @dataclass
 class _Questions:
     section: list[int] = field(default_factory=list)
+    graded: list[int] = field(default_factory=list)  # position in its section's `graded`
     ids: list[tuple[int, int, int]] = field(default_factory=list)
     expected: list[str] = field(default_factory=list)
     exclude: list[list[int]] = field(default_factory=list)
@@ -138,7 +145,8 @@ def evaluate_analogies(
         if text.startswith(":"):
             sections.append(AnalogySection(text[1:].strip()))
             continue
-        words = text.lower().split() if case_insensitive else text.split()
+        raw = text.split()
+        words = [w.lower() for w in raw] if case_insensitive else raw
         if len(words) != 4:
             skipped += 1
             continue
@@ -147,10 +155,13 @@ def evaluate_analogies(
         section = sections[-1]
         if any(w not in first for w in words):
             section.oov += 1
+            section.graded.append((tuple(raw), None))
             continue
         a, b, c, d = words
         section.total += 1
         questions.section.append(len(sections) - 1)
+        questions.graded.append(len(section.graded))
+        section.graded.append((tuple(raw), False))
         questions.ids.append((first[a], first[b], first[c]))
         questions.expected.append(d)
         questions.exclude.append(variants[a] + variants[b] + variants[c])
@@ -168,7 +179,10 @@ def evaluate_analogies(
         for j, predicted in enumerate(found[:, 0].tolist()):
             q = start + j
             if predicted >= 0 and keys[predicted] == questions.expected[q]:
-                sections[questions.section[q]].correct += 1
+                section = sections[questions.section[q]]
+                section.correct += 1
+                graded = questions.graded[q]
+                section.graded[graded] = (section.graded[graded][0], True)
 
     return AnalogyResult(
         sections=sections,
@@ -210,6 +224,42 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(_rankdata(np.asarray(x)), _rankdata(np.asarray(y)))
 
 
+def correlation_pvalue(r: float, n: int) -> float:
+    """Two-sided p-value of a Pearson or Spearman correlation `r` over `n` points, from
+    Student's t with n - 2 degrees of freedom (scipy's pearsonr and spearmanr): the
+    regularized incomplete beta I_x(a, 1/2) with a = (n - 2) / 2 and x = 1 - r^2."""
+    if n < 3 or math.isnan(r):
+        return math.nan
+    x = 1.0 - min(1.0, r * r)
+    a, b = (n - 2) / 2.0, 0.5
+    if x in (0.0, 1.0):  # |r| = 1: p = 0; r = 0: p = 1
+        return x
+    if x > (a + 1) / (a + b + 2):  # the continued fraction converges fast below this point
+        return 1.0 - _beta_tail(1.0 - x, b, a)
+    return _beta_tail(x, a, b)
+
+
+def _beta_tail(x: float, a: float, b: float) -> float:
+    """I_x(a, b) by its continued fraction (modified Lentz), for x < (a + 1) / (a + b + 2)."""
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 10_000):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * f
+
+
 def evaluate_similarity(
     vectors: Vectors,
     path: str | Path,
@@ -217,21 +267,28 @@ def evaluate_similarity(
     restrict_vocab: int | None = None,
     *,
     require_pairs: bool = False,
+    delimiter: str | None = None,
+    dummy4unknown: bool = False,
 ) -> SimilarityResult:
     """Correlation of cosine similarities with human scores ("w1 w2 score" lines). With no
-    pair to score the correlations are NaN, or, with `require_pairs`, NoPairsError says why."""
+    pair to score the correlations are NaN, or, with `require_pairs`, NoPairsError says why.
+    Fields are split by `delimiter`, or when None by tabs if the line has one, else by any
+    whitespace. With `dummy4unknown` (gensim's) a pair with an unknown word counts, with
+    model similarity 0."""
     limit = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
     _, first = _vocab_keys(vectors, limit, case_insensitive)
     left: list[int] = []
     right: list[int] = []
     gold: list[float] = []
+    known: list[int] = []  # positions in `gold` of the pairs the model scores
     oov = skipped = 0
     for line in _lines(path):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         # Tabs separate fields when present (entries may then hold spaces); else any whitespace.
-        parts = [p.strip() for p in text.split("\t")] if "\t" in text else text.split()
+        sep = delimiter if delimiter is not None else "\t" if "\t" in text else None
+        parts = [p.strip() for p in text.split(sep)] if sep is not None else text.split()
         try:
             w1, w2, raw = parts
             score = float(raw)
@@ -245,7 +302,10 @@ def evaluate_similarity(
             w1, w2 = w1.lower(), w2.lower()
         if w1 not in first or w2 not in first:
             oov += 1
+            if dummy4unknown:
+                gold.append(score)
             continue
+        known.append(len(gold))
         left.append(first[w1])
         right.append(first[w2])
         gold.append(score)
@@ -259,7 +319,8 @@ def evaluate_similarity(
 
     a = unit_rows(vectors.matrix[left]) if left else np.zeros((0, vectors.dim), np.float32)
     b = unit_rows(vectors.matrix[right]) if right else np.zeros((0, vectors.dim), np.float32)
-    model = np.einsum("ij,ij->i", a, b)
+    model = np.zeros(len(gold), dtype=np.float32)  # 0 for dummy4unknown's pairs
+    model[known] = np.einsum("ij,ij->i", a, b)
     gold_arr = np.asarray(gold, dtype=np.float64)
     return SimilarityResult(
         name=Path(path).stem,

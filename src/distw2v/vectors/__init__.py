@@ -1,6 +1,7 @@
 """Trained word vectors and their formats.
 
     model.py    `Vectors`: words, matrix, counts and meta; loading, saving, cosine queries
+    keyed.py    gensim's KeyedVectors names on `Vectors` (a mixin over model.py's queries)
     norms.py    unit rows (the one scaling rule)
     writers.py  the native model directory and word2vec files, written atomically
     readers.py  the word2vec text and binary formats

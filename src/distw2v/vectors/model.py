@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,15 @@ import numpy as np
 from .. import ann
 from ..errors import Distw2vError, ModelFormatError, UnknownWordError
 from ..tsv import read_word_counts
+from .keyed import KeyedVectorsMixin
 from .norms import unit_rows
-from .readers import _looks_binary, _read_w2v_binary, _read_w2v_header, _read_w2v_text
+from .readers import (
+    _looks_binary,
+    _read_w2v_binary,
+    _read_w2v_header,
+    _read_w2v_text,
+    word2vec_kind,
+)
 from .writers import (
     FORMAT,
     FORMAT_VERSION,
@@ -41,8 +48,9 @@ _ROWS_PER_WRITE = 1 << 16
 _BLOCK_FLOATS = 1 << 24
 
 
-class Vectors:
-    """Words in vocabulary order (most frequent first) and their float32 vectors."""
+class Vectors(KeyedVectorsMixin):
+    """Words in vocabulary order (most frequent first) and their float32 vectors; gensim's
+    KeyedVectors names work too (keyed.py)."""
 
     def __init__(
         self,
@@ -93,8 +101,13 @@ class Vectors:
     def __contains__(self, word: object) -> bool:
         return word in self.index
 
-    def __getitem__(self, word: str) -> np.ndarray:
-        return self.matrix[self.word_id(word)]
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.words)
+
+    def __getitem__(self, word: str | Sequence[str]) -> np.ndarray:
+        if isinstance(word, str):
+            return self.matrix[self.word_id(word)]
+        return self.matrix[[self.word_id(w) for w in word]]  # gensim: a list gives rows
 
     def get_vector(self, word: str, norm: bool = False) -> np.ndarray:
         """The word's vector, scaled to unit length when `norm`."""
@@ -132,6 +145,10 @@ class Vectors:
         """Load a model directory; the matrix is a read-only memory map when `mmap`."""
         path = Path(path)
         if not path.is_dir():
+            binary = word2vec_kind(path) if path.is_file() else None
+            if binary is not None:
+                raise ModelFormatError(f"{path} is a word2vec file, not a model directory: load it "
+                                       f"with Vectors.load_word2vec_format(path, binary={binary}).")
             raise ModelFormatError(f"{path} is not a model directory (it is missing or a file).")
         meta_path = path / META_FILE
         try:
@@ -188,18 +205,19 @@ class Vectors:
                 out.write_rows(self.words[start : start + len(block)], block)
 
     @classmethod
-    def load_word2vec(cls, path: str | Path, binary: bool | None = None) -> Vectors:
-        """Read the word2vec text or binary format; `binary=None` detects which."""
+    def load_word2vec(
+        cls, path: str | Path, binary: bool | None = None, limit: int | None = None
+    ) -> Vectors:
+        """Read the word2vec text or binary format; `binary=None` detects which. `limit`
+        (None or 0: all) reads only the first vectors, as gensim's."""
         path = Path(path)
         try:
             with open(path, "rb") as src:
                 n, dim = _read_w2v_header(path, src.readline())
                 if binary is None:
                     binary = _looks_binary(src, dim)
-                if binary:
-                    words, matrix = _read_w2v_binary(path, src, n, dim)
-                else:
-                    words, matrix = _read_w2v_text(path, src, n, dim)
+                read = _read_w2v_binary if binary else _read_w2v_text
+                words, matrix = read(path, src, n, dim, limit)
         except FileNotFoundError:
             raise ModelFormatError(f"{path} is missing.") from None
         return cls(words, matrix)
@@ -253,6 +271,9 @@ class Vectors:
         neg = [negative] if isinstance(negative, str) else list(negative)
         if not pos and not neg:
             raise Distw2vError("A similarity query needs at least one word.")
+        if not all(isinstance(w, str) for w in pos + neg):
+            raise Distw2vError("positive and negative take words, not vectors or (word, weight) "
+                               "pairs; for a vector use similar_by_vector.")
         return [self.word_id(w) for w in pos], [self.word_id(w) for w in neg]
 
     def most_similar(
@@ -269,7 +290,7 @@ class Vectors:
         are re-scored exactly, so every score returned is the exact cosine.
         """
         pos, neg = self._query_ids(positive, negative)
-        if topn < 1:
+        if self._topn(topn) < 1:
             return []
         query = self.unit_vectors(pos).sum(axis=0) - self.unit_vectors(neg).sum(axis=0)
         ids, scores = self.most_similar_batch(
@@ -285,11 +306,8 @@ class Vectors:
         exact: bool = False,
     ) -> list[tuple[str, float]]:
         """Words nearest by cosine to `vector` (any length; a zero vector has no neighbours)."""
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape != (self.dim,):
-            raise Distw2vError(f"the query vector has {query.size} values; the model's "
-                               f"vectors have {self.dim}.")
-        if topn < 1 or not np.any(query):
+        query = self._query_vector(vector)
+        if self._topn(topn) < 1 or not np.any(query):
             return []
         ids, scores = self.most_similar_batch(unit_rows(query[None, :]), topn, restrict_vocab,
                                               None, exact)
@@ -306,7 +324,7 @@ class Vectors:
         pos, neg = self._query_ids(positive, negative)
         if not pos:
             raise Distw2vError("3CosMul needs at least one positive word.")
-        if topn < 1:
+        if self._topn(topn) < 1:
             return []
         ids, scores = self.most_similar_cosmul_batch(
             self.unit_vectors(pos)[None], self.unit_vectors(neg)[None], topn, restrict_vocab,

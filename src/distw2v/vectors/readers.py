@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import Distw2vError, ModelFormatError
 
 _READ_CHUNK = 1 << 20
 
@@ -38,14 +38,37 @@ def _looks_binary(src: BinaryIO, dim: int) -> bool:
     return len(parts) != dim + 1
 
 
-def _read_w2v_text(path: Path, src: BinaryIO, n: int, dim: int) -> tuple[list[str], np.ndarray]:
+def word2vec_kind(path: Path) -> bool | None:
+    """Whether a file that is not a model directory looks binary (True) or text (False)
+    word2vec, by its header and first row; None when it is neither (or unreadable)."""
+    try:
+        with open(path, "rb") as src:
+            n, dim = _read_w2v_header(path, src.readline(4096))
+            return _looks_binary(src, dim)
+    except (OSError, ModelFormatError):
+        return None
+
+
+def _rows(n: int, limit: int | None) -> int:
+    """Rows to read: gensim's `limit` (None or 0: all) caps the header's count."""
+    if limit is not None and limit < 0:
+        raise Distw2vError(f"limit must be at least 0, not {limit}.")
+    return min(n, limit) if limit else n
+
+
+def _read_w2v_text(
+    path: Path, src: BinaryIO, n: int, dim: int, limit: int | None = None
+) -> tuple[list[str], np.ndarray]:
+    rows = _rows(n, limit)
     words: list[str] = []
     seen: set[str] = set()
-    matrix = np.empty((n, dim), dtype=np.float32)
+    matrix = np.empty((rows, dim), dtype=np.float32)
     for lineno, raw in enumerate(src, start=2):
         if not raw.strip():
             continue
-        if len(words) == n:
+        if len(words) == rows:
+            if rows < n:
+                break
             raise ModelFormatError(f"{path} line {lineno}: more vectors than the header's {n}.")
         try:
             parts = raw.decode("utf-8").split()
@@ -65,20 +88,23 @@ def _read_w2v_text(path: Path, src: BinaryIO, n: int, dim: int) -> tuple[list[st
             raise ModelFormatError(f"{path} line {lineno} repeats the word {parts[0]!r}.")
         seen.add(parts[0])
         words.append(parts[0])
-    if len(words) != n:
+    if len(words) != rows:
         raise ModelFormatError(
             f"{path} is truncated: the header promises {n} vectors, found {len(words)}."
         )
     return words, matrix
 
 
-def _read_w2v_binary(path: Path, src: BinaryIO, n: int, dim: int) -> tuple[list[str], np.ndarray]:
+def _read_w2v_binary(
+    path: Path, src: BinaryIO, n: int, dim: int, limit: int | None = None
+) -> tuple[list[str], np.ndarray]:
+    rows = _rows(n, limit)
     nbytes = 4 * dim
     words: list[str] = []
     seen: set[str] = set()
-    matrix = np.empty((n, dim), dtype=np.float32)
+    matrix = np.empty((rows, dim), dtype=np.float32)
     buf, pos = b"", 0
-    for i in range(n):
+    for i in range(rows):
         while True:
             space = buf.find(b" ", pos)
             if space >= 0 and len(buf) - space - 1 >= nbytes:
@@ -100,6 +126,6 @@ def _read_w2v_binary(path: Path, src: BinaryIO, n: int, dim: int) -> tuple[list[
         words.append(word)
         matrix[i] = np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
         pos = space + 1 + nbytes
-    if (buf[pos:] + src.read(_READ_CHUNK)).strip():
+    if rows == n and (buf[pos:] + src.read(_READ_CHUNK)).strip():
         raise ModelFormatError(f"{path} holds more data after the header's {n} vectors.")
     return words, matrix
