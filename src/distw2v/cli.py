@@ -17,13 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from . import __version__, ann
 from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
 from .options import add_config_options, config_from_args
-from .progress import OnProgress, ProgressEvent
+from .progress import Bars, OnProgress
 
 EXIT_USAGE = 2
 MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a succeeded "
@@ -33,36 +31,8 @@ MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a s
 # --- progress and output ---------------------------------------------------------------------
 
 
-class _Bars:
-    """ProgressEvents shown as tqdm bars on stderr, one per phase, with rate and ETA."""
-
-    def __init__(self) -> None:
-        self.bars: dict[str, tqdm] = {}
-
-    def __call__(self, event: ProgressEvent) -> None:
-        bar = self.bars.get(event.phase)
-        if bar is None:
-            bar = self.bars[event.phase] = tqdm(
-                desc=event.phase, total=event.total, initial=event.initial, unit=event.unit,
-                unit_scale=True, unit_divisor=1024 if event.unit == "B" else 1000,
-                file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-        bar.update(event.done - bar.n)
-        notes = []
-        if event.epoch is not None:
-            notes.append(f"epoch {event.epoch}/{event.epochs}")
-        if event.learning_rate is not None:
-            notes.append(f"lr {event.learning_rate:.5f}")
-        if event.recovery is not None:
-            notes.append(f"recovery {event.recovery}")
-        if notes:
-            bar.set_postfix_str(" ".join(notes), refresh=False)
-        if event.finished:
-            bar.close()
-            del self.bars[event.phase]
-
-
 def _progress(quiet: bool) -> OnProgress | None:
-    return None if quiet else _Bars()
+    return None if quiet else Bars()
 
 
 def _log(quiet: bool) -> Any:
