@@ -78,9 +78,9 @@ def train_vectors(
     phase = Phase(on_progress, "training", encoded.words * config.epochs, "word",
                   initial=first * encoded.words)
 
-    def report(p: Progress) -> None:
-        phase.advance(p.words_done - phase.event.done)
+    def report(p: Progress) -> None:  # the epoch first, so that the words done carry it
         phase.note(epoch=p.epoch, epochs=config.epochs, learning_rate=p.alpha)
+        phase.advance(p.words_done - phase.event.done)
 
     with phase:
         result = train(encoded, vocab, config, on_progress=report, checkpoints=checkpoints)
