@@ -3,7 +3,8 @@
 Options for vocabulary and training settings are generated from the config dataclasses, so
 `--help` always lists every setting with its default. Errors the user can fix print one line
 and exit with 2 (an error class may carry its own `exit_code`: an evaluation with nothing to
-score exits with 1); a misspelt --flag is answered with the flag it resembles.
+score exits with 1); a misspelt --flag is answered with the flag it resembles, and gensim's
+name for a setting with distw2v's (gensim_names.py, the table distw2v.train uses too).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from . import __version__, ann
 from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
+from .gensim_names import gensim_hint
 from .options import add_config_options, config_from_args
 from .progress import Bars, OnProgress
 
@@ -282,6 +284,10 @@ class _Parser(argparse.ArgumentParser):
                 flag = extra.split("=", 1)[0]
                 if not flag.startswith("--") or flag == "--":
                     continue
+                hint = gensim_hint(flag, cli=True) if "--dim" in known else None
+                if hint:  # a gensim user's name, on a command that trains
+                    self.exit(EXIT_USAGE, f"{self.prog}: error: unrecognized argument {flag}; "
+                              f"{hint}.\n")
                 dashed = flag.replace("_", "-")
                 guess = [dashed] if dashed in known else difflib.get_close_matches(flag, known, 1)
                 if guess:
