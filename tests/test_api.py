@@ -151,6 +151,15 @@ def test_a_bad_value_gets_the_sentence_the_cli_gives(tmp_path, capsys) -> None:
         assert capsys.readouterr().err == f"distw2v train: error: {refused.value}\n"
     with pytest.raises(Distw2vError, match="^unknown engine 'spork'; use 'local' or 'spark'.$"):
         distw2v.train(corpus, engine="spork")
+    # a type the CLI's flags cannot give: a sentence as well, not numpy's TypeError later
+    for given, said in (({"dim": 8.5}, "dim must be a whole number, not 8.5."),
+                        ({"epochs": True}, "epochs must be a whole number, not True."),
+                        ({"lowercase": "yes"}, "lowercase must be True or False, not 'yes'."),
+                        ({"alpha": "0.1"}, "alpha must be a number, not '0.1'."),
+                        ({"checkpoint_dir": 7}, "checkpoint_dir must be a string, not 7.")):
+        with pytest.raises(Distw2vError) as refused:
+            distw2v.train(corpus, **given)
+        assert str(refused.value) == said
 
 
 def test_progress_is_logged_through_logging_as_gensim_does(tmp_path, caplog) -> None:
