@@ -37,8 +37,13 @@ def write(path: Path, lines: list[list[str]]) -> Path:
 def test_train_on_sentences_in_memory_returns_vectors_and_writes_nothing(
         tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    vectors = distw2v.train(sentences(), vocab=VOCAB, train=FAST)
+    events: list[ProgressEvent] = []
+    vectors = distw2v.train(sentences(), vocab=VOCAB, train=FAST, on_progress=events.append)
     assert isinstance(vectors, distw2v.Vectors)
+    # no bytes to count: the words read (2,400), and the vocabulary knows their total
+    ends = [(e.phase, e.done, e.total, e.unit) for e in events if e.finished]
+    assert ends == [("vocabulary", 2400, None, "word"), ("encoding", 2400, 2400, "word"),
+                    ("training", 4800, 4800, "word")]
     assert len(vectors) == 30 and vectors.dim == 8
     assert vectors.most_similar("w1", topn=3)
     assert list(tmp_path.iterdir()) == []  # out=None: nothing left on disk here
@@ -137,8 +142,14 @@ def test_a_gensim_name_is_answered_with_ours(given, said) -> None:
             make()
         assert said in str(refused.value)
         assert str(refused.value).startswith(("train() has no setting", "Word2Vec() has no"))
+
+
+def test_a_missing_corpus_or_a_config_of_the_wrong_kind_is_one_sentence() -> None:
     with pytest.raises(Distw2vError, match=r"^train\(\) needs a corpus"):
         distw2v.train(min_count=1)
+    with pytest.raises(Distw2vError, match=r"^train\(\)'s train= must be a TrainConfig, not "
+                       "dict; or give its settings by name.$"):
+        distw2v.train(sentences(), train={"dim": 5})
 
 
 def test_a_bad_value_gets_the_sentence_the_cli_gives(tmp_path, capsys) -> None:

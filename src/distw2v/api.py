@@ -107,6 +107,10 @@ def _configs(where: str, vocab: VocabConfig | None, train: TrainConfig | None,
              settings: dict[str, Any]) -> tuple[VocabConfig, TrainConfig]:
     """The configs with the settings given by name put in; those win over the configs'.
     replace() validates them as the CLI's flags are validated (one sentence)."""
+    for given, cls, name in ((vocab, VocabConfig, "vocab"), (train, TrainConfig, "train")):
+        if given is not None and not isinstance(given, cls):
+            raise Distw2vError(f"{where}'s {name}= must be a {cls.__name__}, not "
+                               f"{type(given).__name__}; or give its settings by name.")
     for name, value in settings.items():
         if name not in _VOCAB | _TRAIN:
             raise Distw2vError(_unknown(where, name, value))
