@@ -217,6 +217,18 @@ def refused_by_argparse(capsys, *argv: str) -> str:
     return lines[0]
 
 
+def test_a_gensim_flag_gets_distw2v_s_name_from_the_api_s_table(tmp_path, capsys) -> None:
+    corpus = write_corpus(tmp_path / "c.txt.gz", sentences=10)
+    for flag, said in (("--vector-size", "gensim's vector_size is --dim here."),
+                       ("--iter", "gensim's iter is --epochs here."),
+                       ("--sg", "gensim's sg is --model skipgram (sg=1) or --model cbow (sg=0) "
+                        "here."),
+                       ("--hs", "distw2v trains with negative sampling only")):
+        line = refused_by_argparse(capsys, "train", corpus, "--out", tmp_path / "m", flag, "1")
+        assert line.startswith(f"distw2v train: error: unrecognized argument {flag}; {said}")
+    assert not (tmp_path / "m").exists()
+
+
 def test_unusable_outputs_are_refused_before_any_training(tmp_path, capsys,
                                                           monkeypatch) -> None:
     import distw2v.engines

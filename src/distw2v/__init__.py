@@ -1,7 +1,7 @@
 """distw2v: word2vec for corpora and vocabularies too large for one machine.
 
     import distw2v
-    vectors = distw2v.train("corpus.txt.gz", train=distw2v.TrainConfig(dim=100))
+    vectors = distw2v.train("corpus.txt.gz", dim=100, min_count=5)
     vectors.most_similar("king")
 
 `train` and `Word2Vec` (api.py) train with an engine, `Local()` or `Spark(...)`; `Vectors`

@@ -3,7 +3,8 @@
 Options for vocabulary and training settings are generated from the config dataclasses, so
 `--help` always lists every setting with its default. Errors the user can fix print one line
 and exit with 2 (an error class may carry its own `exit_code`: an evaluation with nothing to
-score exits with 1); a misspelt --flag is answered with the flag it resembles.
+score exits with 1); a misspelt --flag is answered with the flag it resembles, and gensim's
+name for a setting with distw2v's (gensim_names.py, the table distw2v.train uses too).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from . import __version__, ann
 from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
+from .gensim_names import gensim_hint
 from .options import add_config_options, config_from_args
-from .progress import OnProgress, ProgressEvent
+from .progress import Bars, OnProgress
 
 EXIT_USAGE = 2
 MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a succeeded "
@@ -33,36 +33,8 @@ MODEL_HELP = ("model directory, word2vec file (binary or text), or the id of a s
 # --- progress and output ---------------------------------------------------------------------
 
 
-class _Bars:
-    """ProgressEvents shown as tqdm bars on stderr, one per phase, with rate and ETA."""
-
-    def __init__(self) -> None:
-        self.bars: dict[str, tqdm] = {}
-
-    def __call__(self, event: ProgressEvent) -> None:
-        bar = self.bars.get(event.phase)
-        if bar is None:
-            bar = self.bars[event.phase] = tqdm(
-                desc=event.phase, total=event.total, initial=event.initial, unit=event.unit,
-                unit_scale=True, unit_divisor=1024 if event.unit == "B" else 1000,
-                file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-        bar.update(event.done - bar.n)
-        notes = []
-        if event.epoch is not None:
-            notes.append(f"epoch {event.epoch}/{event.epochs}")
-        if event.learning_rate is not None:
-            notes.append(f"lr {event.learning_rate:.5f}")
-        if event.recovery is not None:
-            notes.append(f"recovery {event.recovery}")
-        if notes:
-            bar.set_postfix_str(" ".join(notes), refresh=False)
-        if event.finished:
-            bar.close()
-            del self.bars[event.phase]
-
-
 def _progress(quiet: bool) -> OnProgress | None:
-    return None if quiet else _Bars()
+    return None if quiet else Bars()
 
 
 def _log(quiet: bool) -> Any:
@@ -312,6 +284,10 @@ class _Parser(argparse.ArgumentParser):
                 flag = extra.split("=", 1)[0]
                 if not flag.startswith("--") or flag == "--":
                     continue
+                hint = gensim_hint(flag, cli=True) if "--dim" in known else None
+                if hint:  # a gensim user's name, on a command that trains
+                    self.exit(EXIT_USAGE, f"{self.prog}: error: unrecognized argument {flag}; "
+                              f"{hint}.\n")
                 dashed = flag.replace("_", "-")
                 guess = [dashed] if dashed in known else difflib.get_close_matches(flag, known, 1)
                 if guess:

@@ -16,6 +16,8 @@ import dataclasses
 import json
 import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -69,8 +71,45 @@ def bounds_text(f: dataclasses.Field[Any]) -> str:
     return f"at most {high}" if high is not None else ""
 
 
+# What a field of each annotation may hold, in words; Literal fields are checked by their
+# class's own `require` (the choices in words), others (tuples) are left alone.
+_KINDS: dict[object, tuple[type | tuple[type, ...], str]] = {
+    int: (int, "a whole number"), float: ((int, float), "a number"),
+    bool: (bool, "True or False"), str: (str, "a string"),
+}
+_KINDS_OF: dict[type, dict[str, object]] = {}  # a class's, worked out once
+
+
+def _kinds(cls: type) -> dict[str, object]:
+    """Field name -> the _KINDS key of its annotation (`int | None` -> int)."""
+    if cls not in _KINDS_OF:
+        found = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            kind = args[0] if union else hint
+            if kind in _KINDS:
+                found[name] = kind
+        _KINDS_OF[cls] = found
+    return _KINDS_OF[cls]
+
+
+def check_types(config: Any) -> None:
+    """Refuse a value of the wrong type, as one given from Python may be (the CLI's flags and
+    the REST models convert and check theirs first): `dim=8.5`, `lowercase="yes"`."""
+    for name, kind in _kinds(type(config)).items():
+        value = getattr(config, name)
+        allowed, what = _KINDS[kind]
+        # bool is an int to isinstance, but True is no dimension
+        if value is not None and (not isinstance(value, allowed) or
+                                  (isinstance(value, bool) and kind is not bool)):
+            raise Distw2vError(f"{name} must be {what}, not {value!r:.40}.")
+
+
 def check_bounds(config: Any) -> None:
-    """Refuse any numeric field outside its declared bounds (NaN is outside every bound)."""
+    """Refuse a value of the wrong type (check_types), and any numeric field outside its
+    declared bounds (NaN is outside every bound)."""
+    check_types(config)
     for f in dataclasses.fields(config):
         low, high, exclusive = bounds_of(f)
         value = getattr(config, f.name)
@@ -402,6 +441,9 @@ class RunConfig:
         "saved epoch",
         default_text="no checkpoints",
     )
+
+    def __post_init__(self) -> None:
+        check_types(self)
 
 
 C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig, RunConfig)

@@ -40,6 +40,18 @@ def _tracked(sentences: Iterator[list[str]], stats: CorpusStats,
     phase.advance(stats.bytes_read - seen)
 
 
+def _words(sentences: Iterable[list[str]], phase: Phase) -> Iterator[list[str]]:
+    """`sentences` (in memory: no bytes to count), advancing `phase` by the words read."""
+    seen = 0
+    for tokens in sentences:
+        seen += len(tokens)
+        if seen >= 100_000:
+            phase.advance(seen)
+            seen = 0
+        yield tokens
+    phase.advance(seen)
+
+
 def _read(sources: Sequence[str], config: VocabConfig, stats: CorpusStats, name: str,
           on_progress: OnProgress | None) -> tuple[Iterator[list[str]], Phase]:
     # iter_sentences lists the sources (and sums their sizes) at once, before the phase
@@ -78,9 +90,9 @@ def train_vectors(
     phase = Phase(on_progress, "training", encoded.words * config.epochs, "word",
                   initial=first * encoded.words)
 
-    def report(p: Progress) -> None:
-        phase.advance(p.words_done - phase.event.done)
+    def report(p: Progress) -> None:  # the epoch first, so that the words done carry it
         phase.note(epoch=p.epoch, epochs=config.epochs, learning_rate=p.alpha)
+        phase.advance(p.words_done - phase.event.done)
 
     with phase:
         result = train(encoded, vocab, config, on_progress=report, checkpoints=checkpoints)
@@ -139,7 +151,8 @@ def train_local(
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)
     if vocab is None and isinstance(corpus, Sentences):
-        vocab = build_vocabulary(corpus, vocab_config)
+        with Phase(on_progress, "vocabulary", None, "word") as phase:
+            vocab = build_vocabulary(_words(corpus, phase), vocab_config)
     elif vocab is None:
         vocab, stats = build_vocab(sources, vocab_config, on_progress)
         log("read " + describe_stats(stats))
@@ -165,7 +178,8 @@ def train_local(
                                              "distw2v-encoding-",
                                              dir=out.parent if out else None))
             if isinstance(corpus, Sentences):
-                encoded = encode_corpus(corpus, vocab, work_dir / "encoded")
+                with Phase(on_progress, "encoding", vocab.corpus_words, "word") as phase:
+                    encoded = encode_corpus(_words(corpus, phase), vocab, work_dir / "encoded")
             else:
                 encoded, _ = encode(sources, vocab, work_dir / "encoded", on_progress)
         vectors, words = train_vectors(encoded, vocab, train_config, on_progress, checkpoints)

@@ -9,10 +9,12 @@ and the service all import it, and it imports none of them.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 Unit = Literal["B", "word", "task"]
 
@@ -56,6 +58,17 @@ OnProgress = Callable[[ProgressEvent], None]
 
 def ignore(_: ProgressEvent) -> None:
     """The default callback: library callers get silence."""
+
+
+def fan_out(*callbacks: OnProgress | None) -> OnProgress:
+    """One callback that calls each of `callbacks` (None: left out) in turn."""
+    chosen = [c for c in callbacks if c is not None]
+
+    def send(event: ProgressEvent) -> None:
+        for callback in chosen:
+            callback(event)
+
+    return send
 
 
 class Phase:
@@ -117,3 +130,90 @@ class Summary:
             f"trained {self.trained_words:,} words in {self.seconds:.1f} s "
             f"({self.words_per_second:,.0f} words/s), peak memory {self.peak_rss_mb:,.0f} MiB"
         )
+
+
+# --- what callers see -------------------------------------------------------------------------
+
+
+class Bars:
+    """ProgressEvents shown as tqdm bars on stderr, one per phase, with rate and ETA; only on
+    a terminal unless `always`."""
+
+    def __init__(self, always: bool = True) -> None:
+        self.bars: dict[str, Any] = {}
+        self.disable = False if always else None  # tqdm's None: off unless stderr is a tty
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from tqdm import tqdm  # not at import: `import distw2v` stays cheap
+
+        bar = self.bars.get(event.phase)
+        if bar is None:
+            bar = self.bars[event.phase] = tqdm(
+                desc=event.phase, total=event.total, initial=event.initial, unit=event.unit,
+                unit_scale=True, unit_divisor=1024 if event.unit == "B" else 1000,
+                file=sys.stderr, dynamic_ncols=True, mininterval=0.5, disable=self.disable)
+        bar.update(event.done - bar.n)
+        notes = []
+        if event.epoch is not None:
+            notes.append(f"epoch {event.epoch}/{event.epochs}")
+        if event.learning_rate is not None:
+            notes.append(f"lr {event.learning_rate:.5f}")
+        if event.recovery is not None:
+            notes.append(f"recovery {event.recovery}")
+        if notes:
+            bar.set_postfix_str(" ".join(notes), refresh=False)
+        if event.finished:
+            bar.close()
+            del self.bars[event.phase]
+
+
+def _amount(n: float, unit: Unit) -> str:
+    if unit != "B":
+        return f"{n:,.0f} {unit}s"
+    for prefix in ("", "Ki", "Mi", "Gi", "Ti"):
+        if n < 1024 or prefix == "Ti":
+            break
+        n /= 1024
+    return f"{n:,.1f} {prefix}B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def describe(event: ProgressEvent) -> str:
+    """One log line: 'training: epoch 2/5, 43.1% of 1,000,000 words, 812,345 words/s, ETA
+    3 s', or 'training: done, 5,000,000 words in 6.1 s, 819,672 words/s' at the end."""
+    if event.finished:
+        parts = [f"done, {_amount(event.done, event.unit)} in {event.seconds:.1f} s"]
+    else:
+        parts = [f"epoch {event.epoch}/{event.epochs}"] if event.epoch is not None else []
+        parts.append(_amount(event.done, event.unit) if event.fraction is None else
+                     f"{event.fraction:.1%} of {_amount(event.total or 0, event.unit)}")
+    if event.rate is not None:
+        parts.append(f"{_amount(event.rate, event.unit)}/s")
+    if event.eta_seconds is not None and not event.finished:
+        parts.append(f"ETA {_duration(event.eta_seconds)}")
+    return f"{event.phase}: {', '.join(parts)}"
+
+
+class LogLines:
+    """ProgressEvents as INFO lines of `logger` (as gensim logs its progress): a phase's
+    progress at most every `every` seconds, and its end."""
+
+    def __init__(self, logger: logging.Logger, every: float = 5.0) -> None:
+        self.logger = logger
+        self.every = every
+        self.last: dict[str, float] = {}  # phase -> when its last line was logged
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if event.finished:
+            self.last.pop(event.phase, None)
+        elif now - self.last.setdefault(event.phase, now) < self.every or event.done == 0:
+            return
+        else:
+            self.last[event.phase] = now
+        self.logger.info("%s", describe(event))

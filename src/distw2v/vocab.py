@@ -29,6 +29,7 @@ class Vocabulary:
     corpus_words: int  # every token read, including the ones outside the vocabulary
     config: VocabConfig = field(default_factory=VocabConfig)
     prune_passes: int = 0  # how often the max_vocab_size bound pruned rare words
+    distinct: int | None = None  # distinct words counted (None: not known, as when loaded)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -185,13 +186,16 @@ def vocabulary_from_counts(
         corpus_words=corpus_words,
         config=config,
         prune_passes=prune_passes,
+        distinct=len(counts),
     )
 
 
 def describe(vocab: Vocabulary) -> str:
+    distinct = "" if vocab.distinct is None else (
+        f"{'at least ' if vocab.prune_passes else ''}{vocab.distinct:,} distinct, ")
     text = (
-        f"vocabulary: {len(vocab):,} words (min_count={vocab.config.min_count}) covering "
-        f"{vocab.retained_words:,} of {vocab.corpus_words:,} corpus words"
+        f"vocabulary: {vocab.corpus_words:,} corpus words, {distinct}{len(vocab):,} kept "
+        f"(min_count={vocab.config.min_count}) covering {vocab.retained_words:,} of them"
     )
     if vocab.prune_passes:
         text += (
