@@ -83,13 +83,16 @@ def test_one_shard_round_two_is_sequential_sgd() -> None:
     a0, a1 = syn0.copy(), syn1.copy()
     dots = partial_dots(a0, a1, centers, ctx_offsets, contexts, negatives)
     stale = dots.copy()
-    apply_updates(a0, a1, centers, ctx_offsets, contexts, negatives, dots, stale, 0.4, 1.0)
+    loss = apply_updates(a0, a1, centers, ctx_offsets, contexts, negatives, dots, stale, 0.4,
+                         1.0)
     b0, b1 = syn0.copy(), syn1.copy()
+    want_loss = 0.0
     for i, center in enumerate(centers):  # sequential reference, pair by pair
         targets = [center, *negatives[i]]
         for j in range(ctx_offsets[i], ctx_offsets[i + 1]):
             ctx = contexts[j]
             fs = [b0[ctx] @ b1[t] for t in targets]
+            want_loss += ref._loss(fs, targets, center)
             neu1e = np.zeros(10, dtype=np.float32)
             for k, t in enumerate(targets):
                 if k and t == center:
@@ -100,6 +103,7 @@ def test_one_shard_round_two_is_sequential_sgd() -> None:
             b0[ctx] += neu1e
     np.testing.assert_allclose(a0, b0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a1, b1, rtol=1e-4, atol=1e-6)
+    assert abs(loss - want_loss) / len(contexts) < 1e-4 and want_loss > 0  # and the same loss
 
 
 def test_cbow_one_shard_round_two_is_sequential_cbow() -> None:

@@ -33,13 +33,16 @@ def test_kernel_matches_reference(model: str, seed: int) -> None:
     state = 12345 + seed
     settings = dict(window=3, negative=4, alpha0=0.5, alpha_min=0.01, words_before=7,
                     total_words=200)
-    words, pairs = kernel(ids, offsets, 0, len(offsets) - 1, fast0, fast1, keep, prob, alias,
+    words, pairs, loss = kernel(ids, offsets, 0, len(offsets) - 1, fast0, fast1, keep, prob, alias,
                           settings["window"], settings["negative"], settings["alpha0"],
                           settings["alpha_min"], settings["words_before"],
                           settings["total_words"], np.uint64(state))
-    ref_pairs = reference(ids, offsets, slow0, slow1, keep, prob, alias, state=state, **settings)
+    ref_pairs, ref_loss = reference(ids, offsets, slow0, slow1, keep, prob, alias, state=state,
+                                    **settings)
     assert words == offsets[-1]
     assert pairs == ref_pairs > 0
+    assert abs(loss / pairs - ref_loss / ref_pairs) < 1e-4  # the mean loss a pair
+    assert loss / pairs > 0.5
     assert not np.allclose(fast0, syn0)  # training moved the vectors
     np.testing.assert_allclose(fast0, slow0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(fast1, slow1, rtol=1e-4, atol=1e-6)

@@ -36,12 +36,20 @@ def solved(planted: PlantedCorpus, model: Path) -> float:
     return result.accuracy
 
 
+def assert_loss_falls(model: Path) -> None:
+    """The mean SGNS loss a pair, epoch by epoch (meta.json), falls every epoch."""
+    losses = [Vectors.load(model).meta["epoch_loss"][str(e)] for e in range(1, 6)]
+    assert all(a > b for a, b in zip(losses, losses[1:])), losses
+    assert 0 < losses[-1] < losses[0] < 6 * 0.7  # below a random model's 6 ln 2
+
+
 @pytest.mark.slow
 def test_local_engine_learns_planted_relations(planted, tmp_path, capsys) -> None:
     out = tmp_path / "local"
     code = main(["train", planted.path, "--out", str(out), "--workers", "2", *SETTINGS])
     assert code == 0, capsys.readouterr().err
     assert solved(planted, out) >= 0.9
+    assert_loss_falls(out)
 
 
 @pytest.mark.spark
@@ -54,3 +62,4 @@ def test_spark_engine_learns_planted_relations(planted, tmp_path, capsys) -> Non
                  *SETTINGS])
     assert code == 0, capsys.readouterr().err
     assert solved(planted, out) >= 0.9
+    assert_loss_falls(out)

@@ -40,7 +40,7 @@ def problem(seed: int, vocab: int = 60, sentences: int = 12) -> Problem:
 
 
 def train_via_rows(plan: ChunkPlan, syn0: np.ndarray, syn1: np.ndarray, keep: np.ndarray,
-                   model: str, state: int, **settings: Any) -> tuple[int, int]:
+                   model: str, state: int, **settings: Any) -> tuple[int, int, float]:
     """What a data-parallel task does: pull the plan's rows, train them, push them back."""
     inputs = plan.rows[:plan.n_inputs]
     rows0 = syn0[inputs]  # syn0 only for the chunk's words
@@ -55,10 +55,11 @@ def train_via_rows(plan: ChunkPlan, syn0: np.ndarray, syn1: np.ndarray, keep: np
 def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1: np.ndarray,
                    keep: np.ndarray, pool: np.ndarray, model: str, *, window: int,
                    negative: int, alpha0: float, alpha_min: float, words_before: int,
-                   total_words: int, state: int) -> tuple[int, int]:
+                   total_words: int, state: int) -> tuple[int, int, float]:
     """reference.py's skip-gram and CBOW on whole matrices, negatives taken from `pool`."""
     rng = ref.Lcg(state)
     taken = words = pairs = 0
+    loss = 0.0
     for s in range(len(offsets) - 1):
         alpha = ref._alpha(alpha0, alpha_min, words_before + words, total_words)
         words += int(offsets[s + 1] - offsets[s])
@@ -76,6 +77,7 @@ def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1:
                 neu1 = neu1.copy()
                 neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
                 dots = [neu1 @ syn1[t] for t in targets]  # all before any update
+                loss += ref._loss(dots, targets, center)
                 for k, t in enumerate(targets):
                     if k > 0 and t == center:
                         continue
@@ -85,7 +87,7 @@ def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1:
                 for c in context if model == "cbow" else [ctx]:
                     syn0[c] += neu1e
                 pairs += 1
-    return words, pairs
+    return words, pairs, loss
 
 
 # ---- plans -------------------------------------------------------------------------------
@@ -173,7 +175,8 @@ def test_rows_training_equals_whole_matrix_training(model: str, seed: int) -> No
     chunk_offsets = offsets[2:12] - offsets[2]
     slow = pool_reference(ids[offsets[2]:offsets[11]], chunk_offsets, slow0, slow1, keep,
                           plan.rows[plan.pool], model, state=state, **SETTINGS)
-    assert done == slow and done[0] == plan.words and done[1] > 0
+    assert done[:2] == slow[:2] and done[0] == plan.words and done[1] > 0
+    assert abs(done[2] / done[1] - slow[2] / slow[1]) < 1e-4  # the mean loss a pair
     assert not np.allclose(rows0, syn0)  # training moved the vectors
     np.testing.assert_allclose(rows0, slow0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(rows1, slow1, rtol=1e-4, atol=1e-6)
@@ -269,9 +272,9 @@ def train_corpus_rows(vocab: Vocabulary, ids: np.ndarray, offsets: np.ndarray, *
             s_lo, s_hi = chunks[index]
             state = int(mix_seed(np.uint64(seed), np.uint64(epoch), np.uint64(index)))
             plan = plan_chunk(ids, offsets, s_lo, s_hi, prob, alias, 5, state)
-            words, _ = train_via_rows(plan, syn0, syn1, keep, model, state, window=5,
-                                      negative=5, alpha0=0.025, alpha_min=0.0001,
-                                      words_before=before, total_words=total)
+            words, _, _ = train_via_rows(plan, syn0, syn1, keep, model, state, window=5,
+                                         negative=5, alpha0=0.025, alpha_min=0.0001,
+                                         words_before=before, total_words=total)
             before += words
     return syn0
 

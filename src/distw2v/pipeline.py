@@ -21,7 +21,7 @@ from .corpus.sources import absolute_sources
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
 from .memory import peak_rss_mb
-from .progress import OnProgress, Phase, Summary
+from .progress import OnProgress, Phase, Summary, loss_record, read_loss_record
 from .training import Progress, train
 from .vectors import Vectors
 from .vocab import Vocabulary, build_vocabulary
@@ -91,7 +91,7 @@ def train_vectors(
                   initial=first * encoded.words)
 
     def report(p: Progress) -> None:  # the epoch first, so that the words done carry it
-        phase.note(epoch=p.epoch, epochs=config.epochs, learning_rate=p.alpha)
+        phase.note(epoch=p.epoch, epochs=config.epochs, learning_rate=p.alpha, loss=p.loss)
         phase.advance(p.words_done - phase.event.done)
 
     with phase:
@@ -102,6 +102,7 @@ def train_vectors(
         "vocab_config": to_dict(vocab.config),
         "trained_words": result.words,
         "train_seconds": round(result.seconds, 3),
+        "epoch_loss": loss_record(result.epoch_loss),
     }
     return Vectors(vocab.words, result.syn0, counts=vocab.counts, meta=meta), result.words
 
@@ -192,4 +193,5 @@ def train_local(
         vectors.save(out, ann_threshold)
     if word2vec is not None:
         vectors.save_word2vec(word2vec, binary=Path(word2vec).suffix != ".txt")
-    return vectors, Summary(encoded.corpus_words, words, seconds, peak_rss_mb())
+    return vectors, Summary(encoded.corpus_words, words, seconds, peak_rss_mb(),
+                            epoch_loss=read_loss_record(vectors.meta["epoch_loss"]))

@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Unit = Literal["B", "word", "task"]
@@ -32,6 +32,7 @@ class ProgressEvent:
     epoch: int | None = None  # 1-based; training only
     epochs: int | None = None
     learning_rate: float | None = None
+    loss: float | None = None  # mean SGNS loss a pair (a centre, CBOW) so far in the epoch
     recovery: str | None = None  # "1/3": the Spark engine resumed after a lost shard
     finished: bool = False  # the phase's last event
 
@@ -91,10 +92,11 @@ class Phase:
             self._emit(done=done, total=total)
 
     def note(self, *, epoch: int | None = None, epochs: int | None = None,
-             learning_rate: float | None = None, recovery: str | None = None) -> None:
+             learning_rate: float | None = None, loss: float | None = None,
+             recovery: str | None = None) -> None:
         """Set what the phase is at; a value left None keeps the last one."""
         changes = {k: v for k, v in (("epoch", epoch), ("epochs", epochs),
-                                     ("learning_rate", learning_rate),
+                                     ("learning_rate", learning_rate), ("loss", loss),
                                      ("recovery", recovery)) if v is not None}
         self._emit(**changes)
 
@@ -120,16 +122,29 @@ class Summary:
     trained_words: int  # corpus words in the vocabulary, summed over epochs
     seconds: float  # encoding + training
     peak_rss_mb: float
+    # 1-based epoch -> its mean SGNS loss a pair, for the epochs this run trained
+    epoch_loss: dict[int, float] = field(default_factory=dict)
 
     @property
     def words_per_second(self) -> float:
         return self.trained_words / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        losses = ", ".join(f"{e}: {loss:.4f}" for e, loss in sorted(self.epoch_loss.items()))
         return (
             f"trained {self.trained_words:,} words in {self.seconds:.1f} s "
             f"({self.words_per_second:,.0f} words/s), peak memory {self.peak_rss_mb:,.0f} MiB"
+            + (f"; loss a pair by epoch {losses}" if losses else "")
         )
+
+
+def loss_record(epoch_loss: dict[int, float]) -> dict[str, float]:
+    """Epoch losses as meta.json keeps them: JSON's keys are strings."""
+    return {str(e): round(loss, 6) for e, loss in sorted(epoch_loss.items())}
+
+
+def read_loss_record(record: dict[str, float]) -> dict[int, float]:
+    return {int(e): float(loss) for e, loss in record.items()}
 
 
 # --- what callers see -------------------------------------------------------------------------
@@ -158,6 +173,8 @@ class Bars:
             notes.append(f"epoch {event.epoch}/{event.epochs}")
         if event.learning_rate is not None:
             notes.append(f"lr {event.learning_rate:.5f}")
+        if event.loss is not None:
+            notes.append(f"loss {event.loss:.4f}")
         if event.recovery is not None:
             notes.append(f"recovery {event.recovery}")
         if notes:
@@ -192,6 +209,8 @@ def describe(event: ProgressEvent) -> str:
         parts = [f"epoch {event.epoch}/{event.epochs}"] if event.epoch is not None else []
         parts.append(_amount(event.done, event.unit) if event.fraction is None else
                      f"{event.fraction:.1%} of {_amount(event.total or 0, event.unit)}")
+        if event.loss is not None:
+            parts.append(f"loss {event.loss:.4f} a pair")
     if event.rate is not None:
         parts.append(f"{_amount(event.rate, event.unit)}/s")
     if event.eta_seconds is not None and not event.finished:

@@ -47,6 +47,7 @@ class Progress:
     total_words: int
     epoch: int  # 1-based epoch of the most recent chunk
     alpha: float
+    loss: float | None = None  # mean SGNS loss a pair so far in that epoch
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class TrainResult:
     words: int  # corpus words processed over all epochs of this attempt (before subsampling)
     pairs: int
     seconds: float
+    epoch_loss: dict[int, float]  # 1-based epoch trained in this attempt -> mean loss a pair
 
 
 def plan_chunks(corpus: EncodedCorpus, batch_words: int) -> list[Chunk]:
@@ -134,6 +136,7 @@ def train(
     queue: list[Task] = []
     next_task = 0
     done = {"words": 0, "pairs": 0, "epoch": first + 1}
+    losses: dict[int, list[float]] = {}  # epoch -> [summed loss, pairs]
     errors: list[BaseException] = []
 
     def worker() -> None:
@@ -148,7 +151,7 @@ def train(
             ids, offsets = shards[chunk.shard]
             state = mix_seed(np.uint64(config.seed), np.uint64(task.epoch), np.uint64(task.index))
             try:
-                words, pairs = kernel(
+                words, pairs, loss = kernel(
                     ids, offsets, chunk.s_lo, chunk.s_hi, syn0, syn1, keep, neg_prob, neg_alias,
                     config.window, config.negative, config.start_alpha, config.min_alpha,
                     task.words_before, total_words, np.uint64(state),
@@ -161,12 +164,16 @@ def train(
                 done["words"] += words
                 done["pairs"] += pairs
                 done["epoch"] = max(done["epoch"], task.epoch + 1)
+                tally = losses.setdefault(task.epoch + 1, [0.0, 0])
+                tally[0] += loss
+                tally[1] += pairs
 
     def snapshot() -> Progress:
         with lock:
             words, epoch = skipped + done["words"], done["epoch"]
+            loss, pairs = losses.get(epoch, (0.0, 0))
         alpha = learning_rate(config.start_alpha, config.min_alpha, words, total_words)
-        return Progress(words, total_words, epoch, alpha)
+        return Progress(words, total_words, epoch, alpha, loss / pairs if pairs else None)
 
     start = time.perf_counter()
     for stage in stages:
@@ -187,4 +194,5 @@ def train(
             checkpoints.saved(epoch)
     if on_progress is not None:
         on_progress(snapshot())
-    return TrainResult(syn0, syn1, done["words"], done["pairs"], time.perf_counter() - start)
+    return TrainResult(syn0, syn1, done["words"], done["pairs"], time.perf_counter() - start,
+                       {e: loss / pairs for e, (loss, pairs) in sorted(losses.items()) if pairs})

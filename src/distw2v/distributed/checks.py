@@ -69,15 +69,17 @@ def spec_from(cls: type[Spec], data: Any) -> Spec:
     return spec
 
 
-def integer(header: Mapping[str, Any], name: str, low: int, high: int) -> int:
-    value = header.get(name)
+def integer(header: Mapping[str, Any], name: str, low: int, high: int,
+            default: int | None = None) -> int:
+    value = header.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadRequest(f"{name} must be an integer from {low} to {high}.")
     return value
 
 
-def number(header: Mapping[str, Any], name: str, low: float, high: float) -> float:
-    value = header.get(name)
+def number(header: Mapping[str, Any], name: str, low: float, high: float,
+           default: float | None = None) -> float:
+    value = header.get(name, default)
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not low <= value <= high):  # NaN fails every comparison
         raise BadRequest(f"{name} must be a number from {low} to {high}.")

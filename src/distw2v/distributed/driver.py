@@ -26,7 +26,7 @@ from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
 from ..corpus import input_splits
 from ..errors import Distw2vError
 from ..memory import peak_rss_mb, process_peak_rss_mb
-from ..progress import OnProgress, Phase, Summary
+from ..progress import OnProgress, Phase, Summary, loss_record
 from ..vectors import VectorsWriter, Word2VecWriter
 from .client import PSClient, column_ranges
 from .encoding import SparkCorpus, encode_on_spark, read_words
@@ -220,7 +220,8 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
         meta = {"distw2v_version": __version__, "engine": "spark",
                 "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
                 "spark_config": to_dict(spark_config), "trained_words": loop.figures["words"],
-                "train_seconds": round(seconds, 3), "sources": corpus.files}
+                "train_seconds": round(seconds, 3), "sources": corpus.files,
+                "epoch_loss": loss_record(loop.epoch_loss)}
         export(control, out, corpus.words_file, corpus.counts, dim, meta, word2vec,
                ann_threshold)
         loop.count_driver_traffic(control)
@@ -237,7 +238,8 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                                   for name, (sent, received) in loop.traffic.items()},
                    executor_python_peak_rss_mb=max(loop.worker_peaks, default=0.0),
                    jvm_peak_rss_mb=jvm_peak_rss_mb(sc))
-    return figures, Summary(corpus.corpus_words, loop.figures["words"], seconds, peak_rss_mb())
+    return figures, Summary(corpus.corpus_words, loop.figures["words"], seconds, peak_rss_mb(),
+                            epoch_loss=dict(loop.epoch_loss))
 
 
 def _strategy(n_words: int, train_config: TrainConfig, spark_config: SparkConfig,

@@ -153,6 +153,7 @@ class TrainingLoop:
     traffic: dict[str, list[int]] = field(default_factory=dict)
     recoveries: int = 0
     shown: int = 0  # words reported done: never less, even after a recovery
+    epoch_loss: dict[int, float] = field(default_factory=dict)  # 1-based epoch -> mean loss
     trainer: Trainer = field(default_factory=ColumnsTrainer)
 
     def run(self, phase: Phase, control: PSClient) -> PSClient:
@@ -212,6 +213,7 @@ class TrainingLoop:
                            frozenset(position.partitions), markers)
         job = self.encoded.mapPartitionsWithIndex(task)
         group = f"distw2v-train-{id(self)}-{epoch}-{self.recoveries}"
+        before = _loss(control.stats())  # the shards' counts start the epoch here
         outcome: dict[str, Any] = {}
 
         def run() -> None:
@@ -230,8 +232,9 @@ class TrainingLoop:
                 lost = self.shards.lost()
                 if lost is not None:
                     raise ShardUnavailableError(lost)
-                words = int(control.stats()[0]["global_words"])  # raises for a shard gone
-                self._show(phase, words, epoch)
+                stats = control.stats()  # raises for a shard gone
+                self._show(phase, int(stats[0]["global_words"]), epoch,
+                           _mean_loss(before, _loss(stats)))
                 if (markers is not None and self.checkpoint_seconds is not None
                         and time.monotonic() - last_save >= self.checkpoint_seconds):
                     self._save_within(control, position, markers)
@@ -251,7 +254,10 @@ class TrainingLoop:
             self.worker_peaks.append(r["peak_rss_mb"])
             self._count(f"executor {r['executor']}", r["bytes_sent"], r["bytes_received"])
         end = Position(epoch + 1)
-        self._show(phase, end.words(self.epoch_words), epoch)
+        loss = _mean_loss(before, _loss(control.stats()))
+        if loss is not None:
+            self.epoch_loss[epoch + 1] = loss
+        self._show(phase, end.words(self.epoch_words), epoch, loss)
         if self.checkpoints:
             started = time.perf_counter()
             control.checkpoint(self.checkpoints.position_uri_for(end))
@@ -269,11 +275,11 @@ class TrainingLoop:
         total[0] += sent
         total[1] += received
 
-    def _show(self, phase: Phase, words: int, epoch: int) -> None:
+    def _show(self, phase: Phase, words: int, epoch: int, loss: float | None) -> None:
+        recovery = f"{self.recoveries}/{self.max_recoveries}" if self.recoveries else None
+        phase.note(epoch=epoch + 1, epochs=self.epochs, loss=loss, recovery=recovery)
         phase.advance(max(words - self.shown, 0))
         self.shown = max(self.shown, words)
-        recovery = f"{self.recoveries}/{self.max_recoveries}" if self.recoveries else None
-        phase.note(epoch=epoch + 1, epochs=self.epochs, recovery=recovery)
 
     def _save_within(self, control: PSClient, position: Position, markers: str) -> None:
         assert self.checkpoints is not None
@@ -285,6 +291,19 @@ class TrainingLoop:
         self.checkpoints.saved(now.epochs, now.partitions)
         self.log(f"checkpoint: epoch {now.epochs + 1}, {len(now.partitions)} partitions done, "
                  f"saved in {time.perf_counter() - started:.1f} s")
+
+
+def _loss(stats: list[dict[str, Any]]) -> tuple[float, int]:
+    """The SGNS loss the shards have counted, and of how many pairs: each column shard counts
+    every pair (its own estimate of the dots; their mean is the run's), shard 0 of the rows
+    strategy what the tasks report."""
+    return (sum(float(s.get("loss_sum", 0.0)) for s in stats),
+            sum(int(s.get("loss_pairs", 0)) for s in stats))
+
+
+def _mean_loss(before: tuple[float, int], now: tuple[float, int]) -> float | None:
+    pairs = now[1] - before[1]
+    return (now[0] - before[0]) / pairs if pairs > 0 else None
 
 
 def _clear(uri: str) -> None:

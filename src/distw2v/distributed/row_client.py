@@ -61,6 +61,8 @@ class Trained:
     delta0: np.ndarray
     delta1: np.ndarray
     words: int
+    loss: float = 0.0  # the chunk's pairs' summed SGNS loss, and how many they were
+    pairs: int = 0
 
 
 @dataclass
@@ -153,7 +155,10 @@ class RowClient(PSClient):
             arrays: dict[str, np.ndarray] = {}
             if trained is not None:
                 self._name(trained.layout, shard, "push", header, arrays)
-                header["words"] = trained.words if shard == 0 else 0
+                header["words"] = 0
+                if shard == 0:  # it keeps the run's counts: words (the learning rate), loss
+                    header.update(words=trained.words, loss=trained.loss,
+                                  loss_pairs=trained.pairs)
                 deltas = (trained.delta0, trained.delta1, trained.delta1)
                 for (name, lo, hi), matrix in zip(trained.layout.blocks(shard), deltas):
                     arrays[name] = pack_deltas(matrix[lo:hi], self.half)

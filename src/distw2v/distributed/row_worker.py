@@ -74,13 +74,13 @@ def train_partition_rows(
         syn0 = np.empty((plan.n_inputs, client.dim), dtype=np.float32)
         syn1 = np.empty((len(plan.rows), client.dim), dtype=np.float32)
         pulled = client.step(trained, layout, syn0, syn1)
-        words, pairs = train_chunk_rows(
+        words, pairs, loss = train_chunk_rows(
             plan, syn0, syn1, keep[plan.rows], model=model, window=settings.window,
             negative=negative, alpha0=settings.start_alpha, alpha_min=settings.min_alpha,
             words_before=pulled.global_words, total_words=settings.total_words, state=seed)
         if not pulled.subtract():  # syn0 and syn1 are the deltas now
             raise Distw2vError("training diverged (a row overflowed); lower --alpha.")
-        trained = Trained(layout, syn0, syn1, words)
+        trained = Trained(layout, syn0, syn1, words, loss, pairs)
         stats.words += words
         stats.pairs += pairs
         stats.batches += 1

@@ -194,7 +194,9 @@ class RowShard:
         self.placement = Placement(0, 1)  # the configured spec's (see _prepare)
         self._empty()
         self.global_words = 0  # corpus words reported by all clients; drives the learning rate
-        self.counters = {"pulls": 0, "pushes": 0, "rows_pulled": 0, "rows_pushed": 0}
+        self.counters = {"pulls": 0, "pushes": 0, "rows_pulled": 0, "rows_pushed": 0,
+                         "loss_pairs": 0}
+        self.loss_sum = 0.0  # the SGNS loss tasks reported with their pushes (shard 0)
         self.started = time.time()
         self._lock = threading.Lock()
         self._apply = threading.Lock()  # pushes apply one at a time (see push_at)
@@ -244,6 +246,7 @@ class RowShard:
         self.placement = placement(spec)
         self.ids = owned_ids(spec)
         self.global_words = 0
+        self.loss_sum = 0.0
         self.counters = dict.fromkeys(self.counters, 0)
         self.started = time.time()
 
@@ -296,7 +299,7 @@ class RowShard:
                             [(self.positions(ids1), delta1)], words)
 
     def push_at(self, updates0: Sequence[Update], updates1: Sequence[Update],
-                words: int) -> int:
+                words: int, loss: float = 0.0, loss_pairs: int = 0) -> int:
         """Apply deltas to the syn0 rows (`updates0`: pairs of row positions and their
         deltas) and the syn1 rows (`updates1`), each pair's summed per row first; add
         `words` to the global word count and return it.
@@ -331,6 +334,8 @@ class RowShard:
                 self._apply_updates(spec, updates)
             with self._lock:
                 self.global_words += int(words)
+                self.loss_sum += loss
+                self.counters["loss_pairs"] += loss_pairs
                 self.counters["pushes"] += 1
                 self.counters["rows_pushed"] += sum(len(update[1]) for update in updates)
                 return self.global_words
@@ -422,6 +427,7 @@ class RowShard:
             "global_words": self.global_words,
             "bytes_held": int(held + self.ids.nbytes),
             "rows": int(len(self.ids)),
+            "loss_sum": self.loss_sum,
             **counters,
             "started": self.started,
             "pushes_per_second": counters["pushes"] / elapsed,

@@ -183,7 +183,10 @@ class ShardService:
 
             self.rows.push_at([(at_in, deltas("in0", at_in))],
                               [(at_in, deltas("in1", at_in)), (at_out, deltas("out1", at_out))],
-                              checks.integer(header, "words", 0, checks.WORDS_MAX))
+                              checks.integer(header, "words", 0, checks.WORDS_MAX),
+                              checks.number(header, "loss", 0.0, 1e18, default=0.0),
+                              checks.integer(header, "loss_pairs", 0, checks.WORDS_MAX,
+                                             default=0))
         rows: dict[str, np.ndarray] = {}
         if "pull" in parts:
             at_in, at_out = parts["pull"]

@@ -84,6 +84,8 @@ class ShardStats:
     requests: int = 0
     pairs_dotted: int = 0
     pairs_updated: int = 0
+    loss_sum: float = 0.0  # SGNS loss of the pairs (CBOW: centres) updated, summed
+    loss_pairs: int = 0
     started: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
@@ -239,12 +241,14 @@ class ParameterShard:
         with self._lock:  # checked: now it is taken (a second round 2 for it is refused)
             if self._pending.pop(key, None) is None:
                 raise Distw2vError("round 2 for a batch that has had its round 2.")
-        (apply_updates_cbow if cbow else apply_updates)(
+        loss = (apply_updates_cbow if cbow else apply_updates)(
             self.syn0, self.syn1, batch.centers, batch.ctx_offsets, batch.contexts, negatives,
             dots, partial, alpha, extrapolation(spec.model, spec.shards))
         with self._lock:
             self.stats.requests += 1
             self.stats.pairs_updated += batch.pairs
+            self.stats.loss_sum += loss
+            self.stats.loss_pairs += rows
 
     # --- reading and persistence -----------------------------------------------------------
 

@@ -24,8 +24,11 @@ import numpy as np
 
 from .local import (
     longest_sentence,
+    new_tally,
     set_gains,
     subsample,
+    tallied,
+    tally_loss,
     target_dots,
     update_outputs,
     window_bounds,
@@ -82,8 +85,10 @@ def apply_updates(
     syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
     contexts: np.ndarray, negatives: np.ndarray, dots: np.ndarray, partial: np.ndarray,
     alpha: float, factor: float,
-) -> None:
+) -> float:
     """Round 2 on this shard's columns: contexts move along the targets and vice versa.
+    Returns the batch's summed loss, from this shard's estimate of the dots (exact with one
+    shard, as the local kernel's).
 
     `dots` are the summed dot products of round 1 and `partial` this shard's own share of
     them. They are stale by the time the updates run: a row that occurs n times in a batch
@@ -101,6 +106,7 @@ def apply_updates(
     targets = np.empty(negative + 1, dtype=np.int64)
     gains = np.empty(negative + 1, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
+    tally = new_tally()
     for i in range(centers.shape[0]):
         center = centers[i]
         targets[0] = center
@@ -110,10 +116,11 @@ def apply_updates(
             target_dots(syn0[ctx], syn1, targets, gains)  # the dots now
             for k in range(negative + 1):
                 gains[k] = dots[j, k] + weight * (gains[k] - partial[j, k])
-            set_gains(gains, targets, center, rate)
+            tally_loss(tally, set_gains(gains, targets, center, rate))
             update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
             for x in range(dim):
                 syn0[ctx, x] += neu1e[x]
+    return tallied(tally)
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -154,9 +161,9 @@ def apply_updates_cbow(
     syn0: np.ndarray, syn1: np.ndarray, centers: np.ndarray, ctx_offsets: np.ndarray,
     contexts: np.ndarray, negatives: np.ndarray, dots: np.ndarray, partial: np.ndarray,
     alpha: float, factor: float,
-) -> None:
+) -> float:
     """CBOW's round 2 on this shard's columns, as the local CBOW kernel does it, with the
-    staleness correction of `apply_updates` (exact with one shard)."""
+    staleness correction of `apply_updates` (exact with one shard); the summed loss."""
     negative = negatives.shape[1]
     dim = syn0.shape[1]
     rate = np.float32(alpha)
@@ -165,6 +172,7 @@ def apply_updates_cbow(
     gains = np.empty(negative + 1, dtype=np.float32)
     neu1 = np.empty(dim, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
+    tally = new_tally()
     for i in range(centers.shape[0]):
         center = centers[i]
         targets[0] = center
@@ -175,12 +183,13 @@ def apply_updates_cbow(
         target_dots(neu1, syn1, targets, gains)  # the dots now
         for k in range(negative + 1):
             gains[k] = dots[i, k] + weight * (gains[k] - partial[i, k])
-        set_gains(gains, targets, center, rate)
+        tally_loss(tally, set_gains(gains, targets, center, rate))
         update_outputs(neu1, syn1, targets, gains, neu1e)
         for j in range(lo, hi):
             ctx = contexts[j]
             for x in range(dim):
                 syn0[ctx, x] += neu1e[x]
+    return tallied(tally)
 
 
 @numba.njit(nogil=True, cache=True)

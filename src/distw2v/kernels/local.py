@@ -69,14 +69,50 @@ def window_bounds(state: np.uint64, i: int, n: int, window: int) -> tuple[np.uin
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
-def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float) -> None:
+def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float) -> float:
     """Turn the dots of (input, targets[k]) in `gains` into gradient scales: label minus
-    prediction, times alpha. A negative that is the true word gets 0: it teaches nothing."""
+    prediction, times alpha. A negative that is the true word gets 0: it teaches nothing.
+    Returns the likelihood of the labels, sigmoid(f_0) * prod(1 - sigmoid(f_k)) over the
+    negatives that teach: the pair's SGNS loss is minus its log (see `tally_loss`)."""
+    likelihood = 1.0
     for k in range(gains.shape[0]):
-        label = np.float32(1.0) if k == 0 else np.float32(0.0)
-        gains[k] = (label - sigmoid(gains[k])) * alpha
-        if k > 0 and targets[k] == center:
+        p = sigmoid(gains[k])
+        if k == 0:
+            gains[k] = (np.float32(1.0) - p) * alpha
+            likelihood *= p
+        elif targets[k] == center:
             gains[k] = 0.0
+        else:
+            gains[k] = -p * alpha
+            likelihood *= np.float32(1.0) - p
+    return max(likelihood, 1e-300)  # hundreds of negatives at the sigmoid's clip: no 0
+
+
+@numba.njit(inline="always", fastmath=True, cache=True)
+def tally_loss(tally: np.ndarray, likelihood: float) -> None:
+    """Add a pair's loss, -log(likelihood), to `tally` ([-log of what is folded, product
+    since]) with a log only every few dozen pairs: one a pair cost 3-4% of the kernel."""
+    if likelihood < 1e-100:
+        tally[0] -= np.log(likelihood)
+        return
+    tally[1] *= likelihood
+    if tally[1] < 1e-200:
+        tally[0] -= np.log(tally[1])
+        tally[1] = 1.0
+
+
+@numba.njit(inline="always", cache=True)
+def new_tally() -> np.ndarray:
+    tally = np.empty(2, dtype=np.float64)
+    tally[0] = 0.0
+    tally[1] = 1.0
+    return tally
+
+
+@numba.njit(inline="always", cache=True)
+def tallied(tally: np.ndarray) -> float:
+    """The summed loss of the pairs `tally` has taken."""
+    return tally[0] - np.log(tally[1])
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -95,10 +131,10 @@ def target_dots(vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, out: np.
 def target_gains(
     vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, center: int, alpha: float,
     gains: np.ndarray,
-) -> None:
-    """Gradient scales of input `vec` against every target."""
+) -> float:
+    """Gradient scales of input `vec` against every target; the labels' likelihood."""
     target_dots(vec, syn1, targets, gains)
-    set_gains(gains, targets, center, alpha)
+    return set_gains(gains, targets, center, alpha)
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -132,8 +168,9 @@ def skipgram_chunk(
     neg_prob: np.ndarray, neg_alias: np.ndarray,
     window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: np.uint64,
-) -> tuple[int, int]:
-    """Train skip-gram on sentences [s_lo, s_hi); return (corpus words, pairs trained)."""
+) -> tuple[int, int, float]:
+    """Train skip-gram on sentences [s_lo, s_hi); return (corpus words, pairs trained, their
+    summed loss)."""
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
     targets = np.empty(negative + 1, dtype=np.int64)
@@ -141,6 +178,7 @@ def skipgram_chunk(
     neu1e = np.empty(dim, dtype=np.float32)
     words = np.int64(0)
     pairs = np.int64(0)
+    tally = new_tally()
     for s in range(s_lo, s_hi):
         start = offsets[s]
         end = offsets[s + 1]
@@ -162,12 +200,12 @@ def skipgram_chunk(
                 ctx = sent[j]
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
-                target_gains(syn0[ctx], syn1, targets, center, alpha, gains)
+                tally_loss(tally, target_gains(syn0[ctx], syn1, targets, center, alpha, gains))
                 update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
                 for x in range(dim):
                     syn0[ctx, x] += neu1e[x]
                 pairs += 1
-    return words, pairs
+    return words, pairs, tallied(tally)
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
@@ -177,8 +215,9 @@ def cbow_chunk(
     neg_prob: np.ndarray, neg_alias: np.ndarray,
     window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: np.uint64,
-) -> tuple[int, int]:
-    """Train CBOW (mean of context vectors) on sentences [s_lo, s_hi); same returns."""
+) -> tuple[int, int, float]:
+    """Train CBOW (mean of context vectors) on sentences [s_lo, s_hi); same returns (a
+    centre is a pair)."""
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, s_lo, s_hi), dtype=np.int64)
     neu1 = np.empty(dim, dtype=np.float32)
@@ -187,6 +226,7 @@ def cbow_chunk(
     gains = np.empty(negative + 1, dtype=np.float32)
     words = np.int64(0)
     pairs = np.int64(0)
+    tally = new_tally()
     for s in range(s_lo, s_hi):
         start = offsets[s]
         end = offsets[s + 1]
@@ -211,7 +251,7 @@ def cbow_chunk(
             inv = np.float32(1.0) / np.float32(hi - lo - 1)
             for x in range(dim):
                 neu1[x] *= inv
-            target_gains(neu1, syn1, targets, center, alpha, gains)
+            tally_loss(tally, target_gains(neu1, syn1, targets, center, alpha, gains))
             update_outputs(neu1, syn1, targets, gains, neu1e)
             for j in range(lo, hi):
                 if j != i:
@@ -219,4 +259,4 @@ def cbow_chunk(
                     for x in range(dim):
                         syn0[ctx, x] += neu1e[x]
             pairs += 1
-    return words, pairs
+    return words, pairs, tallied(tally)

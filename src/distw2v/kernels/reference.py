@@ -47,6 +47,16 @@ def _sigmoid(f: np.float32) -> np.float32:
     return np.float32(1.0 / (1.0 + np.exp(-float(f))))
 
 
+def _loss(dots: list[np.float32], targets: list[int], center: int) -> float:
+    """A pair's SGNS loss: -log sigmoid(f_0) - sum of log sigmoid(-f_k) over the negatives
+    that teach (not the centre itself), with the kernels' clipped sigmoid."""
+    loss = -np.log(float(_sigmoid(dots[0])))
+    for f, t in zip(dots[1:], targets[1:]):
+        if t != center:
+            loss -= np.log(1.0 - float(_sigmoid(f)))
+    return float(loss)
+
+
 def _alpha(alpha0: float, alpha_min: float, done: int, total: int) -> np.float32:
     return np.float32(max(alpha0 - (alpha0 - alpha_min) * (done / total), alpha_min))
 
@@ -65,10 +75,12 @@ def skipgram_reference(
     keep: np.ndarray, neg_prob: np.ndarray, neg_alias: np.ndarray, *,
     window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: int,
-) -> int:
-    """Skip-gram over every sentence of (ids, offsets); returns the pairs trained."""
+) -> tuple[int, float]:
+    """Skip-gram over every sentence of (ids, offsets); returns the pairs trained and their
+    summed loss."""
     rng = Lcg(state)
     words = pairs = 0
+    loss = 0.0
     for s in range(len(offsets) - 1):
         alpha = _alpha(alpha0, alpha_min, words_before + words, total_words)
         words += int(offsets[s + 1] - offsets[s])
@@ -84,6 +96,7 @@ def skipgram_reference(
                 ctx = sent[j]
                 neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
                 dots = [syn0[ctx] @ syn1[t] for t in targets]  # all before any update
+                loss += _loss(dots, targets, center)
                 for k, t in enumerate(targets):
                     if k > 0 and t == center:
                         continue
@@ -92,7 +105,7 @@ def skipgram_reference(
                     syn1[t] += g * syn0[ctx]  # at once: the next context sees this step
                 syn0[ctx] += neu1e
                 pairs += 1
-    return pairs
+    return pairs, loss
 
 
 def cbow_reference(
@@ -100,10 +113,12 @@ def cbow_reference(
     keep: np.ndarray, neg_prob: np.ndarray, neg_alias: np.ndarray, *,
     window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: int,
-) -> int:
-    """CBOW (mean of the context) over every sentence; returns the centre words trained."""
+) -> tuple[int, float]:
+    """CBOW (mean of the context) over every sentence; returns the centre words trained and
+    their summed loss."""
     rng = Lcg(state)
     words = trained = 0
+    loss = 0.0
     for s in range(len(offsets) - 1):
         alpha = _alpha(alpha0, alpha_min, words_before + words, total_words)
         words += int(offsets[s + 1] - offsets[s])
@@ -117,6 +132,7 @@ def cbow_reference(
             neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
             targets = [center] + [rng.negative(neg_prob, neg_alias) for _ in range(negative)]
             dots = [neu1 @ syn1[t] for t in targets]  # all before any update, as the kernel
+            loss += _loss(dots, targets, center)
             for k, t in enumerate(targets):
                 if k > 0 and t == center:
                     continue
@@ -126,7 +142,7 @@ def cbow_reference(
             for ctx in context:
                 syn0[ctx] += neu1e
             trained += 1
-    return trained
+    return trained, loss
 
 
 def columns_reference(

@@ -25,7 +25,10 @@ import numpy as np
 from .local import (
     learning_rate,
     longest_sentence,
+    new_tally,
     subsample,
+    tallied,
+    tally_loss,
     target_gains,
     update_outputs,
     window_bounds,
@@ -185,7 +188,7 @@ def skipgram_rows(
     keep: np.ndarray, pool: np.ndarray,
     window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: np.uint64,
-) -> tuple[int, int]:
+) -> tuple[int, int, float]:
     """`skipgram_chunk` on every sentence of (ids, offsets), negatives from `pool`."""
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, 0, offsets.shape[0] - 1), dtype=np.int64)
@@ -194,6 +197,7 @@ def skipgram_rows(
     neu1e = np.empty(dim, dtype=np.float32)
     words = np.int64(0)
     pairs = np.int64(0)
+    tally = new_tally()
     taken = 0
     for s in range(offsets.shape[0] - 1):
         start = offsets[s]
@@ -217,12 +221,12 @@ def skipgram_rows(
                 ctx = sent[j]
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
-                target_gains(syn0[ctx], syn1, targets, center, alpha, gains)
+                tally_loss(tally, target_gains(syn0[ctx], syn1, targets, center, alpha, gains))
                 update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
                 for x in range(dim):
                     syn0[ctx, x] += neu1e[x]
                 pairs += 1
-    return words, pairs
+    return words, pairs, tallied(tally)
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
@@ -231,7 +235,7 @@ def cbow_rows(
     keep: np.ndarray, pool: np.ndarray,
     window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: np.uint64,
-) -> tuple[int, int]:
+) -> tuple[int, int, float]:
     """`cbow_chunk` on every sentence of (ids, offsets), negatives from `pool`."""
     dim = syn0.shape[1]
     sent = np.empty(longest_sentence(offsets, 0, offsets.shape[0] - 1), dtype=np.int64)
@@ -241,6 +245,7 @@ def cbow_rows(
     gains = np.empty(negative + 1, dtype=np.float32)
     words = np.int64(0)
     pairs = np.int64(0)
+    tally = new_tally()
     taken = 0
     for s in range(offsets.shape[0] - 1):
         start = offsets[s]
@@ -267,7 +272,7 @@ def cbow_rows(
             inv = np.float32(1.0) / np.float32(hi - lo - 1)
             for x in range(dim):
                 neu1[x] *= inv
-            target_gains(neu1, syn1, targets, center, alpha, gains)
+            tally_loss(tally, target_gains(neu1, syn1, targets, center, alpha, gains))
             update_outputs(neu1, syn1, targets, gains, neu1e)
             for j in range(lo, hi):
                 if j != i:
@@ -275,15 +280,16 @@ def cbow_rows(
                     for x in range(dim):
                         syn0[ctx, x] += neu1e[x]
             pairs += 1
-    return words, pairs
+    return words, pairs, tallied(tally)
 
 
 def train_chunk_rows(
     plan: ChunkPlan, syn0_rows: np.ndarray, syn1_rows: np.ndarray, keep_local: np.ndarray,
     *, model: str, window: int, negative: int, alpha0: float, alpha_min: float,
     words_before: int, total_words: int, state: int | np.uint64,
-) -> tuple[int, int]:
-    """Train the plan's chunk on its local rows in place; return (corpus words, pairs).
+) -> tuple[int, int, float]:
+    """Train the plan's chunk on its local rows in place; return (corpus words, pairs, their
+    summed loss).
 
     `syn0_rows` are float32 (plan.n_inputs, dim) and `syn1_rows` (len(plan.rows), dim),
     C-contiguous: the chunk's words are the first rows, and only they have input rows.
@@ -304,12 +310,12 @@ def train_chunk_rows(
     if model not in ("skipgram", "cbow"):
         raise ValueError(f"model must be skipgram or cbow, not {model!r}.")
     kernel = skipgram_rows if model == "skipgram" else cbow_rows
-    words, pairs = kernel(
+    words, pairs, loss = kernel(
         plan.local_ids, plan.local_offsets, syn0_rows, syn1_rows,
         keep_local.astype(np.float32, copy=False), plan.pool, window, negative, alpha0,
         alpha_min, words_before, total_words, np.uint64(state),
     )
-    return int(words), int(pairs)
+    return int(words), int(pairs), float(loss)
 
 
 # reassoc alone lets LLVM vectorize the probe's sum (4-5x): an inf or NaN still makes it NaN
