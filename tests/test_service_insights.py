@@ -52,6 +52,8 @@ def test_history_log_and_projection_of_a_finished_job(finished) -> None:
     assert rates[-1] >= 0.0001 - 1e-12
     assert any(s["words_per_second"] for s in training)
     assert all(s["learning_rate"] is None for s in samples if s["stage"] != "training")
+    losses = [s["loss"] for s in training if s["loss"] is not None]  # the chart's loss curve
+    assert losses and all(0 < x < 6 * 0.7 for x in losses)  # below a random model's 6 ln 2
     # the history outlives the attempt: it is on disk
     assert (server.service.config.data_path / "logs" / f"{ok}.history.json").is_file()
 

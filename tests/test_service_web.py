@@ -176,8 +176,9 @@ def test_sign_in_train_watch_and_explore_in_the_browser(
         return len(_attr(d, f"#plot polyline.{line}", "points").split())
 
     # redrawn once more when the job has ended, from the whole history
-    _wait(driver, lambda d: points(d, "wps") >= 2 and points(d, "lr") >= 2,
-          "no lines of words/s and learning rate in the plot: "
+    _wait(driver, lambda d: points(d, "wps") >= 2 and points(d, "lr") >= 2
+          and points(d, "loss") >= 2,
+          "no lines of words/s, learning rate and loss in the plot: "
           f"{server.http.get(f'/v1/jobs/{job_id}/history').json()}")
     lr = _attr(driver, "#plot polyline.lr", "points")
     lr_y = [float(p.split(",")[1]) for p in lr.split()]

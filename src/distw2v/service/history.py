@@ -100,6 +100,7 @@ class ProgressHistory:
                 "words_per_second": track.values.get("words_per_second"),
                 "learning_rate": learning_rate(track, stage, progress),
                 "epoch": track.values.get("epoch"),
+                "loss": track.values.get("loss"),
             }
             last = track.samples[-1]["t"] if track.samples else None
             # a new stage is always kept, so the plot shows where each one began; between

@@ -40,6 +40,9 @@ class Sample(BaseModel):
         description="the trainer's linearly decaying learning rate at that point (training "
         "stage only)")
     epoch: int | None
+    loss: float | None = Field(
+        None, description="the mean SGNS loss a pair (a centre, CBOW) so far in the epoch "
+        "(training stage only)")
 
 
 class HistoryOut(BaseModel):

@@ -64,7 +64,7 @@ class JobProgress:
             fields["progress"] = low + (high - low) * (event.fraction or 0.0)
         if event.phase == "training":
             fields.update(words_per_second=event.rate, eta_seconds=event.eta_seconds,
-                          epoch=event.epoch)
+                          epoch=event.epoch, loss=event.loss)
         self.reporter.send("progress", **fields)
 
 

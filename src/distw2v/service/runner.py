@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -346,6 +347,9 @@ class Runner:
             values = {k: message[k] for k in _PROGRESS_FIELDS if k in message}
             if values and not handle.cancelled:
                 self.store.report(handle.job.id, attempt=handle.job.attempts, **values)
+                loss = message.get("loss")  # the history's alone: the store has no column
+                if isinstance(loss, float) and math.isfinite(loss):
+                    values["loss"] = loss
                 self.history.record(handle.job.id, handle.job.attempts, values)
         elif kind == "log":
             log.info("job %s: %s", handle.job.id, message.get("message"))

@@ -529,6 +529,11 @@ function drawPlot(samples) {
   const span = Math.max(t1 - t0, 1e-9);
   const maxRate = niceMax(Math.max(...points.map((p) => p.words_per_second || 0)));
   const maxLr = niceMax(Math.max(...points.map((p) => p.learning_rate || 0)));
+  // the loss, once training reports it, takes the right axis; the rate is then drawn to its
+  // own scale (it is a straight line the settings fix: its shape is what it says)
+  const hasLoss = points.some((p) => p.loss !== null && p.loss !== undefined);
+  const maxLoss = niceMax(Math.max(...points.map((p) => p.loss || 0)));
+  const yLoss = (v) => H - B - (v / maxLoss) * (H - T - B);
   const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const yRate = (v) => H - B - (v / maxRate) * (H - T - B);
   const yLr = (v) => H - B - (v / maxLr) * (H - T - B);
@@ -537,7 +542,8 @@ function drawPlot(samples) {
   nodes.push(svg("line", { class: "axis", x1: W - R, y1: T, x2: W - R, y2: H - B }));
   for (const f of [0, 0.5, 1]) {
     nodes.push(svg("text", { x: L - 6, y: yRate(maxRate * f) + 4, "text-anchor": "end" }, fmtRate(maxRate * f)));
-    nodes.push(svg("text", { x: W - R + 6, y: yLr(maxLr * f) + 4 }, +(maxLr * f).toPrecision(3)));
+    const right = hasLoss ? maxLoss : maxLr;
+    nodes.push(svg("text", { x: W - R + 6, y: yLr(maxLr * f) + 4 }, +(right * f).toPrecision(3)));
     nodes.push(svg("text", { x: x(t0 + span * f), y: H - B + 16, "text-anchor": "middle" }, fmtDuration(t0 + span * f)));
   }
   const line = (key, y) => points.filter((p) => p[key] !== null && p[key] !== undefined)
@@ -547,7 +553,12 @@ function drawPlot(samples) {
   nodes.push(svg("rect", { class: "legend-wps", x: L + 8, y: 8, width: 12, height: 4 }));
   nodes.push(svg("text", { x: L + 24, y: 14 }, "words/s (left)"));
   nodes.push(svg("rect", { class: "legend-lr", x: L + 130, y: 8, width: 12, height: 4 }));
-  nodes.push(svg("text", { x: L + 146, y: 14 }, "learning rate (right)"));
+  nodes.push(svg("text", { x: L + 146, y: 14 }, hasLoss ? "learning rate" : "learning rate (right)"));
+  if (hasLoss) {
+    nodes.push(svg("polyline", { class: "loss", points: line("loss", yLoss) }));
+    nodes.push(svg("rect", { class: "legend-loss", x: L + 240, y: 8, width: 12, height: 4 }));
+    nodes.push(svg("text", { x: L + 256, y: 14 }, "loss a pair (right)"));
+  }
   plot.replaceChildren(...nodes);
 }
 
