@@ -80,6 +80,7 @@ ERROR_TEXT = {
     413: "the request body is too large",
     422: "a parameter or setting is invalid",
     429: "this token has as many queued and running jobs as the server allows",
+    503: "the server is busy listing other requests' sources; try again shortly",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import Distw2vError
@@ -11,7 +11,7 @@ from .artifacts import Artifacts
 from .metrics import Metrics
 from .queries import ModelCache
 from .runner import Runner
-from .security import Tokens, load_tokens
+from .security import Listings, Tokens, load_tokens
 from .settings import ServiceConfig
 from .store import JobStore
 
@@ -28,6 +28,7 @@ class Service:
     tokens: Tokens
     metrics: Metrics
     token_file: Path | None = None
+    listings: Listings = field(default_factory=Listings)  # submitted sources, off the loop
 
     @classmethod
     def build(cls, config: ServiceConfig) -> Service:

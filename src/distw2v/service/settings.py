@@ -82,10 +82,12 @@ class ServiceConfig:
         "stops there)", minimum=1,
     )
     max_source_files: int = option(
-        100_000, "files (and directory entries) one source may expand to", minimum=1,
+        100_000, "files (and directory entries) the sources of one request may expand to, "
+        "all together", minimum=1,
     )
     source_listing_seconds: float = option(
-        10.0, "seconds the listing of one local source may take at submission",
+        10.0, "seconds the listing of one request's local sources may take at submission, all "
+        "together (waiting for a listing thread included)",
         minimum=0, exclusive_minimum=True,
     )
     s3_endpoint_url: str | None = option(
