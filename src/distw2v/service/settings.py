@@ -100,6 +100,13 @@ class ServiceConfig:
     )
     max_request_bytes: int = option(1 << 20, "largest request body accepted",
                                     minimum=1024, maximum=1 << 30)
+    tls_cert: str | None = option(
+        None, "PEM certificate (chain) to serve HTTPS with, together with --tls-key",
+        default_text="none: plain HTTP",
+    )
+    tls_key: str | None = option(
+        None, "PEM private key (unencrypted) of --tls-cert", default_text="none",
+    )
     model_cache_size: int = option(4, "finished models held loaded for queries (LRU)",
                                    minimum=1, maximum=1000)
     eval_analogies: str | None = option(
@@ -147,6 +154,8 @@ class ServiceConfig:
         require(self.cancel_grace_seconds >= 0, "cancel_grace_seconds must not be negative")
         require(self.token is None or len(self.token) >= 8,
                  "token must be at least 8 characters long")
+        require(bool(self.tls_cert) == bool(self.tls_key),
+                "give --tls-cert and --tls-key together")
 
     # ---- derived values -----------------------------------------------------------------
 

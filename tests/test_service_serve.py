@@ -1,0 +1,117 @@
+"""`distw2v serve` as a real process, attacked where it faces the network: TLS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import service_write_tls
+
+from distw2v.cli import main
+
+pytestmark = pytest.mark.service
+
+TOKEN = "serve-test-token-0123"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(tmp_path: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "DISTW2V_TOKEN": TOKEN}
+    return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+        [sys.executable, "-m", "distw2v.cli", "serve", *args], env=env, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    return err
+
+
+def _healthy(url: str, process: subprocess.Popen[str], verify: object = True,
+             timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2, verify=verify).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return False
+
+
+# --- TLS (finding 6) -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    ca, cert, key = service_write_tls(tmp_path / "tls", names=("localhost",))
+    port = _port()
+    process = _serve(tmp_path, "--data-dir", str(tmp_path / "data"), "--port", str(port),
+                     "--tls-cert", str(cert), "--tls-key", str(key))
+    url = f"https://127.0.0.1:{port}"
+    try:
+        assert _healthy(url, process, verify=ssl.create_default_context(cafile=str(ca))), \
+            _stop(process)
+        yield url, ca, process
+    finally:
+        _stop(process)
+
+
+def test_the_cli_talks_to_a_tls_server_and_plain_http_gets_nothing(
+        tls_served, capsys, monkeypatch) -> None:
+    url, ca, _ = tls_served
+    monkeypatch.setenv("DISTW2V_TOKEN", TOKEN)
+    monkeypatch.delenv("DISTW2V_CA_CERT", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    assert main(["jobs", "--server", url, "--ca-cert", str(ca), "--json"]) == 0
+    assert '"total": 0' in capsys.readouterr().out
+    monkeypatch.setenv("DISTW2V_CA_CERT", str(ca))
+    assert main(["jobs", "--server", url]) == 0
+    capsys.readouterr()
+    # without the CA the certificate is not trusted: one sentence that says what to give
+    monkeypatch.delenv("DISTW2V_CA_CERT")
+    assert main(["jobs", "--server", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "its certificate is not trusted" in err and \
+        "--ca-cert PATH or $DISTW2V_CA_CERT" in err, err
+    # plain HTTP to the TLS port is answered by no HTTP response at all
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+def test_bad_tls_files_are_one_sentence_before_the_server_starts(tmp_path, capsys) -> None:
+    _, cert, key = service_write_tls(tmp_path / "a")
+    _, other_cert, _ = service_write_tls(tmp_path / "b")
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    base = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(_port())]
+    cases = [
+        (["--tls-cert", str(cert)], "give --tls-cert and --tls-key together"),
+        (["--tls-cert", str(tmp_path / "none.pem"), "--tls-key", str(key)],
+         f"cannot read the TLS certificate {tmp_path / 'none.pem'}: No such file or directory."),
+        (["--tls-cert", str(other_cert), "--tls-key", str(key)],
+         f"the TLS key {key} does not match the certificate {other_cert}."),
+        (["--tls-cert", str(tmp_path / "junk.pem"), "--tls-key", str(key)],
+         f"cannot load the TLS certificate {tmp_path / 'junk.pem'} with the key {key}: give a "
+         "PEM certificate and its unencrypted PEM private key"),
+    ]
+    for flags, expected in cases:
+        assert main([*base, *flags]) == 2, flags
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "Traceback" not in err and expected in lines[0], err
