@@ -1,4 +1,5 @@
-"""`distw2v serve` as a real process, attacked where it faces the network: TLS."""
+"""`distw2v serve` as a real process, attacked where it faces the network: roots that hold the
+service's own files, idle and half-sent connections by the thousand, and TLS."""
 
 from __future__ import annotations
 
@@ -53,6 +54,52 @@ def _healthy(url: str, process: subprocess.Popen[str], verify: object = True,
         except httpx.TransportError:
             time.sleep(0.1)
     return False
+
+
+# --- roots that hold the service's own files (finding 10) --------------------------------------
+
+
+def test_serve_refuses_a_root_that_holds_its_own_files(tmp_path: Path) -> None:
+    data = tmp_path / "srv" / "data"
+    tokens = tmp_path / "srv" / "tokens"
+    tokens.parent.mkdir(parents=True)
+    tokens.write_text(f"{TOKEN}\nother-token-0123456\n")
+    (tmp_path / "corpora").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "srv")  # a root given through a link
+    base = ["--data-dir", str(data), "--tokens-file", str(tokens), "--port", str(_port())]
+    cases = [
+        (tmp_path / "srv", "data directory"),   # holds the data dir and the tokens file
+        (tmp_path / "alias", "data directory"),
+        (data, "data directory"),               # is it
+        (data / "models", "data directory"),    # lies inside it
+    ]
+    for root, what in cases:
+        process = _serve(tmp_path, *base, "--allowed-roots", f"{tmp_path / 'corpora'}:{root}")
+        process.wait(timeout=60)
+        err = _stop(process)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert process.returncode == 2 and len(lines) == 1, (root, err)
+        assert lines[0].startswith("distw2v serve: error: the allowed root ") and \
+            f"overlaps the service's {what} {data.resolve()}" in lines[0], lines[0]
+    # the tokens file alone, and an artifacts store elsewhere
+    (tmp_path / "keys").mkdir()
+    moved = tmp_path / "keys" / "tokens"
+    moved.write_text(tokens.read_text())
+    models = tmp_path / "store" / "models"
+    for root, extra, what in ((tmp_path / "keys", ["--tokens-file", str(moved)], "tokens file"),
+                              (models.parent, ["--artifacts-url", str(models)], "artifacts store"),
+                              (models, ["--artifacts-url", f"file://{models}"], "artifacts store")):
+        process = _serve(tmp_path, *base, *extra, "--allowed-roots", str(root))
+        assert process.wait(timeout=60) == 2, _stop(process)
+        assert f"overlaps the service's {what}" in _stop(process)
+    # a root beside them starts
+    port = _port()
+    process = _serve(tmp_path, "--data-dir", str(data), "--tokens-file", str(tokens),
+                     "--port", str(port), "--allowed-roots", str(tmp_path / "corpora"))
+    try:
+        assert _healthy(f"http://127.0.0.1:{port}", process), _stop(process)
+    finally:
+        _stop(process)
 
 
 # --- TLS (finding 6) -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from .settings import TOKEN_FILE, ServiceConfig
 REMOTE_SCHEMES = ("s3", "https", "hdfs")
 LISTING_THREADS = 4  # listings of submitted sources running at once; more wait their turn
 __all__ = ["REMOTE_SCHEMES", "Busy", "InvalidSource", "Listings", "SourceError", "SourcePolicy",
-           "Tokens", "check_https", "check_source", "check_sources", "checked_files",
+           "Tokens", "check_https", "check_roots", "check_source", "check_sources", "checked_files",
            "load_tokens", "owner_of", "scheme_of"]
 
 
@@ -110,6 +110,27 @@ def load_tokens(config: ServiceConfig) -> tuple[list[str], Path | None]:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(token + "\n")
     return [token], path
+
+
+def check_roots(config: ServiceConfig) -> None:
+    """Refuse an allowed root that holds, is, or lies inside one of the service's own files:
+    a job could then read tokens, other tokens' models or the TLS key as its corpus, and
+    a model trained on them answers with their words. Paths compared with links resolved."""
+    own: list[tuple[str, str | None]] = [
+        ("data directory", str(config.data_path)), ("tokens file", config.tokens_file),
+        ("token file", config.token_file), ("artifacts store", config.artifacts),
+        ("checkpoint directory", config.run.checkpoint_dir), ("TLS key", config.tls_key)]
+    if config.db_url.startswith("sqlite:///"):
+        own.append(("job database", config.db_url.removeprefix("sqlite:///")))
+    for root in config.roots():
+        for what, where in own:
+            if not where or ("://" in where and not where.startswith("file://")):
+                continue  # unset, or not on this machine's file system
+            path = Path(where.removeprefix("file://")).expanduser().resolve()
+            if root == path or root in path.parents or path in root.parents:
+                raise Distw2vError(f"the allowed root {root} overlaps the service's {what} "
+                                   f"{path}; jobs could read it, so give roots that hold "
+                                   "only corpora.")
 
 
 # ---- sources ----------------------------------------------------------------------------------

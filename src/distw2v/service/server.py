@@ -11,7 +11,7 @@ from .artifacts import Artifacts
 from .metrics import Metrics
 from .queries import ModelCache
 from .runner import Runner
-from .security import Listings, Tokens, load_tokens
+from .security import Listings, Tokens, check_roots, load_tokens
 from .settings import ServiceConfig
 from .store import JobStore
 
@@ -37,6 +37,7 @@ class Service:
             if config.token:
                 raise Distw2vError("give the token with --token or --token-file, not both.")
             config = replace(config, token=read_token_file(config.token_file))
+        check_roots(config)
         tokens, token_file = load_tokens(config)
         config.data_path.mkdir(parents=True, exist_ok=True)
         store = JobStore(config.db_url)
