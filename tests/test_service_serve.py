@@ -4,6 +4,8 @@ service's own files, idle and half-sent connections by the thousand, and TLS."""
 from __future__ import annotations
 
 import os
+import resource
+import selectors
 import signal
 import socket
 import ssl
@@ -99,6 +101,75 @@ def test_serve_refuses_a_root_that_holds_its_own_files(tmp_path: Path) -> None:
     try:
         assert _healthy(f"http://127.0.0.1:{port}", process), _stop(process)
     finally:
+        _stop(process)
+
+
+# --- idle and half-sent connections (finding 11) -------------------------------------------
+
+
+def _limit_files() -> None:  # in the server process, before exec: a low soft limit to raise
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096))
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.timeout(180)
+def test_thousands_of_idle_and_half_sent_connections_are_shed(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    attackers = 3000
+    if min(soft, hard) < attackers + 200 or hard < 4096:
+        pytest.skip(f"needs {attackers + 200} open files here (the limit is {soft})")
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve(tmp_path, "--data-dir", str(tmp_path / "data"), "--port", str(port),
+                     "--max-connections", "200", "--connection-timeout", "2",
+                     preexec_fn=_limit_files)
+    socks: list[socket.socket] = []
+    try:
+        assert _healthy(url, process), _stop(process)
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        assert any(ln.startswith("Max open files") and ln.split()[3] == "4096"
+                   for ln in limits.splitlines()), limits  # soft limit raised to the hard one
+        # more connections than the server's soft limit was: half idle, half half-sent
+        most = 0
+        for i in range(attackers):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if i % 2:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            socks.append(sock)
+            if i % 500 == 0:
+                most = max(most, _fds(process.pid))
+        most = max(most, _fds(process.pid))
+        opened = time.monotonic()
+        # the service still answers, from a fresh connection, while they are open
+        health = httpx.get(f"{url}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        # connections bounded (closing lags a few accept batches), not the process's files
+        assert most < 4 * 200 + 256, most
+        # and every attacking connection is closed by the server within the timeout
+        selector = selectors.DefaultSelector()
+        for sock in socks:
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+        closed = 0
+        deadline = opened + 2 + 10  # the timeout, and time for this test to read them
+        while closed < len(socks) and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=1):
+                try:
+                    data = key.fileobj.recv(4096)  # type: ignore[union-attr]
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    selector.unregister(key.fileobj)
+                    closed += 1
+        assert closed == len(socks), f"{len(socks) - closed} connections still open"
+        assert process.poll() is None
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    finally:
+        for sock in socks:
+            sock.close()
         _stop(process)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from ..errors import Distw2vError
 from .api import create_app
+from .connections import bounded_protocol, connection_limit, raise_open_files_limit
 from .server import Service
 from .settings import ServiceConfig
 
@@ -22,12 +23,13 @@ def serve(config: ServiceConfig, say: Callable[[str], None] = print) -> None:
     if config.tls_cert and config.tls_key:
         check_tls(config.tls_cert, config.tls_key)
     service = Service.build(config)
+    connections = connection_limit(config.max_connections, raise_open_files_limit())
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheme = "https" if config.tls_cert else "http"
     say(f"distw2v service on {scheme}://{config.host}:{config.port} (API docs at /docs); "
         f"data in {config.data_path}; job store {_redacted(config.db_url)}; "
-        f"up to {service.runner.limit} job(s) at once")
+        f"up to {service.runner.limit} job(s) at once, {connections} connections")
     if service.token_file is not None:
         say(f"bearer token in {service.token_file}")
     if scheme == "http" and not config.is_loopback():
@@ -36,9 +38,14 @@ def serve(config: ServiceConfig, say: Callable[[str], None] = print) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: make that a clean exit.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
+        # uvicorn's own limit_concurrency is not used: it answers 503 but keeps the
+        # connection, so it bounds no descriptors; the bounded protocol closes connections
         uvicorn.run(create_app(service), host=config.host, port=config.port,
                     log_level="warning", ssl_certfile=config.tls_cert,
-                    ssl_keyfile=config.tls_key)
+                    ssl_keyfile=config.tls_key,
+                    http=bounded_protocol(connections, config.connection_timeout),
+                    backlog=connections,
+                    timeout_keep_alive=max(1, round(config.connection_timeout)))
     finally:
         service.store.close()
 

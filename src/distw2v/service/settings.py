@@ -107,6 +107,16 @@ class ServiceConfig:
     tls_key: str | None = option(
         None, "PEM private key (unencrypted) of --tls-cert", default_text="none",
     )
+    max_connections: int = option(
+        1000, "open client connections; past it the oldest one still waiting for its request "
+        "is closed, so idle or slow clients cannot use up the process's open files",
+        minimum=8, maximum=1_000_000,
+    )
+    connection_timeout: float = option(
+        10.0, "seconds a connection may take to send a request, or stay idle between "
+        "requests, before the server closes it", minimum=0, exclusive_minimum=True,
+        maximum=3600,
+    )
     model_cache_size: int = option(4, "finished models held loaded for queries (LRU)",
                                    minimum=1, maximum=1000)
     eval_analogies: str | None = option(
