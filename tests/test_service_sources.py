@@ -359,6 +359,19 @@ def test_listings_are_bounded_in_files_and_time(tmp_path, roots, monkeypatch,
     assert len(source_policy.expand_checked(f"{many}/*.txt", policy)) == 30
 
 
+def test_a_glob_through_a_link_out_names_only_the_link_never_what_is_outside(
+        tmp_path, roots, api_server) -> None:
+    outside = tmp_path / "outside"  # roots/x leads there; it holds secret.txt
+    for source in (f"{roots}/*/secret.txt", f"{roots}/x*/*.txt", f"{roots}/**/*.txt",
+                   f"{roots}/*"):
+        response = api_server.http.post("/v1/jobs", json={"sources": [source]})
+        detail = _sentence(response, 403)
+        assert detail == (f"local path {source} goes through {roots / 'x'}, a link that "
+                          "leads outside the allowed roots."), detail
+        said = detail.replace(source, "")  # what the server adds to what the user gave
+        assert "secret" not in said and str(outside) not in said
+
+
 def _spellings(folder: Path, count: int) -> list[str]:
     """`count` different strings naming the same directory (so no deduplication helps)."""
     return [str(folder) + "/" * k for k in range(1, count + 1)]

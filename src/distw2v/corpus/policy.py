@@ -249,11 +249,26 @@ def check_local_file(source: str, name: str, policy: SourcePolicy) -> str:
     """The real path of `name` (a file `source` expanded to), refused outside the roots."""
     real = os.path.realpath(name)
     if not _under(Path(real), policy.roots):
-        if name == source or name == Path(source).as_posix():
+        link = _link_out(name, policy.roots)
+        if name == source or name == Path(source).as_posix() or link is None:
             raise SourceError(f"local path {source} is outside the allowed roots.")
-        raise SourceError(f"local path {source} includes {name}, which leads outside the "
-                          "allowed roots.")
+        # the link, which lies inside a root, never what it leads to or what lies there
+        raise SourceError(f"local path {source} goes through {link}, a link that leads "
+                          "outside the allowed roots.")
     return real
+
+
+def _link_out(name: str, roots: Sequence[str]) -> str | None:
+    """The first leading part of `name` that resolves outside the roots after a part that
+    resolved inside one (so it is itself a name under a root), or None."""
+    parts, inside = Path(name).parts, False
+    for end in range(1, len(parts) + 1):
+        part = os.path.join(*parts[:end])
+        now = _under(Path(os.path.realpath(part)), roots)
+        if inside and not now:
+            return part
+        inside = now
+    return None
 
 
 _clock = time.monotonic  # what a Budget reads, unless given its own clock
