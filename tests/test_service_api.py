@@ -62,6 +62,29 @@ def test_openapi_docs_healthz_and_metrics(api) -> None:
     assert 'distw2v_request_seconds_count{method="GET",route="/v1/jobs",status="200"} 1.0' in text
 
 
+def test_the_docs_pages_forbid_framing_and_run_only_their_own_scripts(api) -> None:
+    import base64
+    import hashlib
+    import re
+
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect", "/"):
+        response = api.http.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        policy = dict(part.strip().split(" ", 1)
+                      for part in response.headers["Content-Security-Policy"].split(";"))
+        assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'", path
+        assert policy["base-uri"] == "'none'" and "'unsafe-eval'" not in str(policy), path
+        # scripts: this server's, and the page's own inline ones by hash, nothing else
+        inline = re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
+        hashes = {"'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+                  + "'" for s in inline}
+        assert set(policy["script-src"].split()) == {"'self'", *hashes}, path
+        assert (path == "/redoc" or path == "/") == (not inline), path
+        assert "http" not in response.headers["Content-Security-Policy"], path  # no CDN
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
