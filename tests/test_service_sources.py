@@ -328,6 +328,7 @@ def test_serve_takes_repeated_bucket_and_namenode_flags() -> None:
     assert SourcePolicy.from_json(policy.to_json()) == policy
     none = build(ServiceConfig, build_parser().parse_args(["serve"]))
     assert none.allowed_bucket == () and none.source_policy().buckets == ()
+    assert none.max_job_input_bytes == 100 << 30  # 100 GiB unless given, not a terabyte
 
 
 # --- 4. bounded listings -----------------------------------------------------------------------

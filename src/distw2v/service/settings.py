@@ -78,8 +78,10 @@ class ServiceConfig:
         "over an allowed local, s3:// or hdfs:// source)",
     )
     max_job_input_bytes: int = option(
-        10**12, "decompressed bytes a job may read in one pass over its sources (a gzip bomb "
-        "stops there)", minimum=1,
+        100 << 30, "decompressed bytes a job may read in one pass over its sources (a gzip "
+        "bomb stops there); 100 GiB is a few hours of one pass at the local trainer's speed, "
+        "so a job of a few epochs fits the default --job-time-limit; raise it for larger "
+        "corpora", default_text="100 GiB", minimum=1,
     )
     max_source_files: int = option(
         100_000, "files (and directory entries) the sources of one request may expand to, "
