@@ -217,6 +217,12 @@ def test_bad_tls_files_are_one_sentence_before_the_server_starts(tmp_path, capsy
     _, cert, key = service_write_tls(tmp_path / "a")
     _, other_cert, _ = service_write_tls(tmp_path / "b")
     (tmp_path / "junk.pem").write_text("not a certificate\n")
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(key.read_bytes(), None)
+    (tmp_path / "locked.pem").write_bytes(private.private_bytes(  # OpenSSL would prompt
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
     base = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(_port())]
     cases = [
         (["--tls-cert", str(cert)], "give --tls-cert and --tls-key together"),
@@ -226,7 +232,10 @@ def test_bad_tls_files_are_one_sentence_before_the_server_starts(tmp_path, capsy
          f"the TLS key {key} does not match the certificate {other_cert}."),
         (["--tls-cert", str(tmp_path / "junk.pem"), "--tls-key", str(key)],
          f"cannot load the TLS certificate {tmp_path / 'junk.pem'} with the key {key}: give a "
-         "PEM certificate and its unencrypted PEM private key"),
+         "PEM certificate and its unencrypted PEM private key."),
+        (["--tls-cert", str(cert), "--tls-key", str(tmp_path / "locked.pem")],
+         f"cannot load the TLS certificate {cert} with the key {tmp_path / 'locked.pem'}: "
+         "give a PEM certificate and its unencrypted PEM private key."),
     ]
     for flags, expected in cases:
         assert main([*base, *flags]) == 2, flags

@@ -68,8 +68,7 @@ def check_tls(cert: str, key: str) -> None:
             raise Distw2vError(f"the TLS key {key} does not match the certificate "
                                f"{cert}.") from None
         raise Distw2vError(f"cannot load the TLS certificate {cert} with the key {key}: "
-                           "give a PEM certificate and its unencrypted PEM private "
-                           f"key ({exc.reason or exc}).") from None
+                           "give a PEM certificate and its unencrypted PEM private key.") from None
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
