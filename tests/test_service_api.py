@@ -62,6 +62,29 @@ def test_openapi_docs_healthz_and_metrics(api) -> None:
     assert 'distw2v_request_seconds_count{method="GET",route="/v1/jobs",status="200"} 1.0' in text
 
 
+def test_the_docs_pages_forbid_framing_and_run_only_their_own_scripts(api) -> None:
+    import base64
+    import hashlib
+    import re
+
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect", "/"):
+        response = api.http.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        policy = dict(part.strip().split(" ", 1)
+                      for part in response.headers["Content-Security-Policy"].split(";"))
+        assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'", path
+        assert policy["base-uri"] == "'none'" and "'unsafe-eval'" not in str(policy), path
+        # scripts: this server's, and the page's own inline ones by hash, nothing else
+        inline = re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
+        hashes = {"'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+                  + "'" for s in inline}
+        assert set(policy["script-src"].split()) == {"'self'", *hashes}, path
+        assert (path == "/redoc" or path == "/") == (not inline), path
+        assert "http" not in response.headers["Content-Security-Policy"], path  # no CDN
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
@@ -122,8 +145,9 @@ def test_bad_sources_are_refused_with_one_sentence(api, tmp_path) -> None:
         assert _sentence(response, status) == expected, source
     # A directory with a symlink out of the roots is refused as a whole.
     response = api.http.post("/v1/jobs", json={"sources": [str(roots)]})
-    assert _sentence(response, 403) == (f"local path {roots} includes {roots / 'link.txt'}, "
-                                        "which leads outside the allowed roots.")
+    assert _sentence(response, 403) == (f"local path {roots} goes through "
+                                        f"{roots / 'link.txt'}, a link that leads outside "
+                                        "the allowed roots.")
     assert api.http.get("/v1/jobs").json()["total"] == 0
 
 
@@ -292,5 +316,5 @@ def test_the_job_process_checks_the_expanded_files_again(tmp_path: Path) -> None
     # A symlink planted after submission is caught when the job expands its sources.
     (tmp_path / "secret.txt").write_text("x\n")
     (roots[0] / "late.txt").symlink_to(tmp_path / "secret.txt")
-    with pytest.raises(security.SourceError, match="late.txt, which leads outside the allowed"):
+    with pytest.raises(security.SourceError, match="late.txt, a link that leads outside"):
         security.checked_files([str(roots[0] / "*.txt")], roots, False)

@@ -328,6 +328,7 @@ def test_serve_takes_repeated_bucket_and_namenode_flags() -> None:
     assert SourcePolicy.from_json(policy.to_json()) == policy
     none = build(ServiceConfig, build_parser().parse_args(["serve"]))
     assert none.allowed_bucket == () and none.source_policy().buckets == ()
+    assert none.max_job_input_bytes == 100 << 30  # 100 GiB unless given, not a terabyte
 
 
 # --- 4. bounded listings -----------------------------------------------------------------------
@@ -346,17 +347,117 @@ def test_listings_are_bounded_in_files_and_time(tmp_path, roots, monkeypatch,
     server = service_server(max_source_files=10)
     for source in (f"{many}/*.txt", str(many), str(loop)):
         response = server.http.post("/v1/jobs", json={"sources": [source]})
-        assert _sentence(response, 422) == (f"sources.0: {source} names more than 10 files "
+        assert _sentence(response, 422) == ("sources.0: the sources name more than 10 files "
                                             "(the server's --max-source-files); name fewer.")
     assert server.http.post("/v1/jobs", json={"sources": [f"{many}/f0*.txt"]}).status_code == 201
     # time: a clock that moves a second per look; the limit is five seconds
     ticks = iter(range(10_000))
     monkeypatch.setattr(source_policy, "_clock", lambda: float(next(ticks)))
     policy = source_policy.policy_for([roots], False, listing_seconds=5.0)
-    with pytest.raises(CorpusError, match=rf"listing {many}/\*.txt took longer than 5 s"):
+    with pytest.raises(CorpusError, match=r"listing the sources took longer than 5 s"):
         security.check_source(f"{many}/*.txt", policy)
     # the job's own listing, off the request thread, is bounded in files only
     assert len(source_policy.expand_checked(f"{many}/*.txt", policy)) == 30
+
+
+def test_a_glob_through_a_link_out_names_only_the_link_never_what_is_outside(
+        tmp_path, roots, api_server) -> None:
+    outside = tmp_path / "outside"  # roots/x leads there; it holds secret.txt
+    for source in (f"{roots}/*/secret.txt", f"{roots}/x*/*.txt", f"{roots}/**/*.txt",
+                   f"{roots}/*"):
+        response = api_server.http.post("/v1/jobs", json={"sources": [source]})
+        detail = _sentence(response, 403)
+        assert detail == (f"local path {source} goes through {roots / 'x'}, a link that "
+                          "leads outside the allowed roots."), detail
+        said = detail.replace(source, "")  # what the server adds to what the user gave
+        assert "secret" not in said and str(outside) not in said
+
+
+def _spellings(folder: Path, count: int) -> list[str]:
+    """`count` different strings naming the same directory (so no deduplication helps)."""
+    return [str(folder) + "/" * k for k in range(1, count + 1)]
+
+
+def test_a_request_naming_a_directory_a_thousand_times_costs_one_listing(
+        tmp_path, roots, service_server) -> None:
+    many = roots / "many"
+    many.mkdir()
+    for i in range(300):
+        (many / f"f{i:03d}.txt").write_text("w\n")
+    server = service_server(max_source_files=5000)
+    # the same string a thousand times: listed once, stored once
+    job = server.submit([str(many)] * 1000)
+    assert job["sources"] == [str(many)]
+    # a thousand spellings of it: one budget for the request, not 5000 files each
+    response = server.http.post("/v1/jobs", json={"sources": _spellings(many, 1000)})
+    assert _sentence(response, 422).endswith("the sources name more than 5,000 files (the "
+                                             "server's --max-source-files); name fewer.")
+
+
+def test_listings_run_off_the_event_loop_and_others_are_answered_meanwhile(
+        tmp_path, roots, service_server) -> None:
+    import threading
+
+    import httpx
+
+    many = roots / "many"
+    many.mkdir()
+    for i in range(2000):
+        (many / f"f{i:04d}.txt").write_text("w\n")
+    other = "other-token-0123456789"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{other}\n")
+    server = service_server(max_source_files=10**7, source_listing_seconds=2.0,
+                            tokens_file=str(tokens))
+    attack = {"sources": _spellings(many, 1000)}  # about 20 s of listing, were it unbounded
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        with httpx.Client(base_url=server.url, timeout=60,
+                          headers=dict(server.http.headers)) as client:
+            answers.append(client.post("/v1/jobs", json=attack))
+
+    posts = [threading.Thread(target=post) for _ in range(6)]  # more than LISTING_THREADS
+    with httpx.Client(base_url=server.url, timeout=30,
+                      headers={"Authorization": f"Bearer {other}"}) as them:
+        assert them.get("/v1/jobs").status_code == 200
+        for thread in posts:
+            thread.start()
+        waits, during = [], 0
+        while any(t.is_alive() for t in posts):
+            response = them.get("/v1/jobs")
+            assert response.status_code == 200, response.text
+            waits.append(response.elapsed.total_seconds())
+            during += any(t.is_alive() for t in posts)
+        for thread in posts:
+            thread.join(timeout=30)
+    # every attack request answered with one sentence: listed to its deadline (422), or
+    # never given a listing thread before it (503)
+    assert len(answers) == len(posts)
+    for response in answers:
+        assert response.status_code in (422, 503), response.text
+        detail = _sentence(response, response.status_code)
+        assert "took longer than 2 s" in detail or "busy listing" in detail
+    assert any(r.status_code == 422 for r in answers)
+    # the other token was answered many times while they listed, each time promptly
+    assert during >= 10, waits
+    assert sorted(waits)[len(waits) // 2] < 0.25 and max(waits) < 2.0, waits
+
+
+def test_a_request_resolves_each_https_host_once_and_only_so_many(
+        monkeypatch, roots, service_server) -> None:
+    names = {f"h{i}.example": [PUBLIC] for i in range(40)}
+    asked = _resolver(monkeypatch, names)
+    server = service_server()
+    same_host = [f"https://h0.example/part{i}.txt" for i in range(1000)]
+    server.submit(same_host)
+    assert asked == ["h0.example"]
+    response = server.http.post("/v1/jobs", json={
+        "sources": [f"https://h{i}.example/a.txt" for i in range(40)]})
+    assert _sentence(response, 422) == (f"sources.{source_policy.MAX_LOOKUPS}: the sources "
+                                        f"name more than {source_policy.MAX_LOOKUPS} https "
+                                        "hosts; name fewer.")
+    assert len(asked) == 1 + source_policy.MAX_LOOKUPS
 
 
 # --- 5. malformed sources ---------------------------------------------------------------------

@@ -261,3 +261,21 @@ def test_a_token_that_stops_working_sends_the_page_back_to_sign_in(
           "a stale token did not lead back to sign-in")
     assert _text(driver, "#signin-error") == "Your token is no longer accepted; sign in again."
     assert driver.execute_script("return sessionStorage.getItem('distw2v.token')") is None
+
+
+def test_the_api_docs_draw_under_their_content_security_policy(
+    service_server: Any, browser: Any
+) -> None:
+    server = service_server()
+    driver = browser
+    driver.get(server.url + "/docs")  # Swagger UI: its inline script runs, by its hash
+    _wait(driver, lambda d: "distw2v training service" in _text(d, ".swagger-ui .info"),
+          "Swagger UI did not draw under its policy")
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"),
+          "Swagger UI drew no operations (the schema was not fetched)")
+    _shot(driver, "docs-swagger")
+    driver.get(server.url + "/redoc")  # ReDoc: its styles and search worker allowed
+    _wait(driver, lambda d: "distw2v training service" in _text(d, "h1"),
+          "ReDoc did not draw under its policy")
+    _wait(driver, lambda d: "/v1/jobs" in _text(d, "body"), "ReDoc drew no operations")
+    _shot(driver, "docs-redoc")

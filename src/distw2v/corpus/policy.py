@@ -249,53 +249,84 @@ def check_local_file(source: str, name: str, policy: SourcePolicy) -> str:
     """The real path of `name` (a file `source` expanded to), refused outside the roots."""
     real = os.path.realpath(name)
     if not _under(Path(real), policy.roots):
-        if name == source or name == Path(source).as_posix():
+        link = _link_out(name, policy.roots)
+        if name == source or name == Path(source).as_posix() or link is None:
             raise SourceError(f"local path {source} is outside the allowed roots.")
-        raise SourceError(f"local path {source} includes {name}, which leads outside the "
-                          "allowed roots.")
+        # the link, which lies inside a root, never what it leads to or what lies there
+        raise SourceError(f"local path {source} goes through {link}, a link that leads "
+                          "outside the allowed roots.")
     return real
 
 
+def _link_out(name: str, roots: Sequence[str]) -> str | None:
+    """The first leading part of `name` that resolves outside the roots after a part that
+    resolved inside one (so it is itself a name under a root), or None."""
+    parts, inside = Path(name).parts, False
+    for end in range(1, len(parts) + 1):
+        part = os.path.join(*parts[:end])
+        now = _under(Path(os.path.realpath(part)), roots)
+        if inside and not now:
+            return part
+        inside = now
+    return None
+
+
 _clock = time.monotonic  # what a Budget reads, unless given its own clock
+MAX_LOOKUPS = 32  # distinct https host names one request may make the server resolve
 
 
 class Budget:
-    """Counts the entries a listing visits and its time; raises when either runs out."""
+    """Bounds the listings of one request (or one job) together, not one source at a time:
+    the entries they visit, their time (when `timed`) and their DNS look-ups. A request that
+    names one large directory a thousand times gets one listing's worth."""
 
-    def __init__(self, source: str, policy: SourcePolicy, timed: bool = True,
+    def __init__(self, policy: SourcePolicy, timed: bool = True,
                  clock: Callable[[], float] | None = None) -> None:
         clock = clock or _clock
-        self.source = source
         self.left = policy.max_files
         self.limit = policy.max_files
         self.seconds = policy.listing_seconds
         self.clock = clock
         self.deadline = clock() + policy.listing_seconds if timed else float("inf")
+        self.resolved: dict[tuple[str, int], list[str]] = {}
 
     def tick(self, entries: int = 1) -> None:
         self.left -= entries
         if self.left < 0:
-            raise CorpusError(f"{self.source} names more than {self.limit:,} files (the "
-                              "server's --max-source-files); name fewer.")
+            raise CorpusError(f"the sources name more than {self.limit:,} files (the server's "
+                              "--max-source-files); name fewer.")
         if self.clock() > self.deadline:
-            raise CorpusError(f"listing {self.source} took longer than {self.seconds:g} s (the "
+            raise CorpusError(f"listing the sources took longer than {self.seconds:g} s (the "
                               "server's --source-listing-seconds); name fewer files.")
 
+    def resolve(self, url: str, allow_private: bool) -> list[str]:
+        """`pinned.resolve` once per host name and port, at most MAX_LOOKUPS names."""
+        target = pinned.parse_https(url)
+        key = (target.host.lower(), target.port)
+        if key not in self.resolved:
+            self.tick(0)
+            if len(self.resolved) >= MAX_LOOKUPS:
+                raise CorpusError(f"the sources name more than {MAX_LOOKUPS} https hosts; "
+                                  "name fewer.")
+            self.resolved[key] = pinned.resolve(target, allow_private)
+        return self.resolved[key]
 
-def expand_checked(uri: str, policy: SourcePolicy,
-                   timed: bool = False) -> list[tuple[str, int | None]]:
+
+def expand_checked(uri: str, policy: SourcePolicy, timed: bool = False,
+                   budget: Budget | None = None) -> list[tuple[str, int | None]]:
     """The files of one source with their sizes (None: unknown), each checked; a listing is
-    bounded by the policy's file count, and `timed` (in a request thread) by its time too."""
+    bounded by the policy's file count, and `timed` (in a request thread) by its time too;
+    `budget` is shared by all the sources of one request."""
     # corpus owns listing (hidden files, sort order); this module only bounds and checks it
 
     source = parse_source(uri, policy)
     if source.chain is not None or source.protocol == "https":
         if source.protocol == "https":
-            pinned.resolve(pinned.parse_https(uri), policy.allow_private_https)
+            (budget or Budget(policy, timed)).resolve(uri, policy.allow_private_https)
         else:
             _check_opened_target(source, policy)
         return [(uri, None)]  # one file: an https URL is never a listing or a glob
-    budget = Budget(uri, policy, timed)
+    budget = budget or Budget(policy, timed)
     if source.protocol == "file":
         prefix = _static_prefix(source.path)
         if not _under(Path(os.path.realpath(prefix)), policy.roots):

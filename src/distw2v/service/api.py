@@ -10,12 +10,12 @@ the runner starts them in their own processes.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,7 +39,7 @@ from .schemas import (
     job_out,
     to_configs,
 )
-from .security import SourceError, check_source
+from .security import Busy, SourceError
 from .server import Service
 from .store import ACTIVE, CANCELLED, FAILED, SUCCEEDED, Job, QuotaError
 from .web import add_web_page
@@ -90,6 +90,7 @@ def create_app(service: Service) -> FastAPI:
             yield
         finally:
             service.runner.stop()
+            service.listings.close()
 
     title = "distw2v training service"
     app = FastAPI(title=title, version=__version__, lifespan=lifespan,
@@ -188,29 +189,26 @@ def _v1(service: Service) -> APIRouter:
         service.models.remember_owner(job_id, who)
 
     @router.post("/v1/jobs", status_code=201, response_model=JobOut, tags=["jobs"],
-                 responses=error_responses(401, 403, 413, 422, 429))
-    def submit(request: JobRequest, who: Owner, response: Response) -> JobOut:
+                 responses=error_responses(401, 403, 413, 422, 429, 503))
+    async def submit(request: JobRequest, who: Owner, response: Response) -> JobOut:
         """Queue a training job on one or more sources."""
         vocab, train = to_configs(request)
-        sizes: list[int] = []
-        remote = False
-        for i, source in enumerate(request.sources):
-            try:
-                files = check_source(source, service.config.source_policy())
-            except SourceError as exc:
-                raise HTTPException(403, str(exc)) from None
-            except CorpusError as exc:
-                raise HTTPException(422, f"sources.{i}: {exc}") from None
-            if files is None:
-                remote = True
-            else:
-                sizes.extend(_size(f) for f in files)
-        if not remote and sum(sizes) == 0:
+        try:  # listed off the event loop, in threads of their own, within a deadline
+            size, remote = await service.listings.check(request.sources,
+                                                        service.config.source_policy())
+        except SourceError as exc:
+            raise HTTPException(403, str(exc)) from None
+        except Busy as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+        except CorpusError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if not remote and size == 0:
             raise HTTPException(422, "the dataset is empty: every file in the sources is empty.")
-        service.quota.check(who)
-        job = store.create(
+        await run_in_threadpool(service.quota.check, who)
+        job = await run_in_threadpool(
+            store.create,
             owner=who, name=request.name, engine=request.engine, format=request.format,
-            spec={"sources": list(request.sources), "vocab": to_dict(vocab),
+            spec={"sources": list(dict.fromkeys(request.sources)), "vocab": to_dict(vocab),
                   "train": to_dict(train)},
             epochs=train.epochs, max_active=service.config.max_jobs_per_token,
             max_stored=service.config.max_stored_jobs_per_token,
@@ -380,8 +378,3 @@ def _v1(service: Service) -> APIRouter:
     return router
 
 
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

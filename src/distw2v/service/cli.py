@@ -46,6 +46,9 @@ def _client_options(p: argparse.ArgumentParser) -> None:
                    "into its data directory)")
     p.add_argument("--token-file", default=None, metavar="PATH",
                    help="file holding the bearer token")
+    p.add_argument("--ca-cert", default=None, metavar="PATH",
+                   help="CA certificate (PEM) to trust for an https server signed by a private "
+                   "CA (default: $DISTW2V_CA_CERT, else the system's trusted CAs)")
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -59,7 +62,8 @@ def _client(args: argparse.Namespace) -> Any:
         token, source = read_token_file(args.token_file), f"the token in {args.token_file}"
     else:
         token, source = find_token()
-    return Client(args.server or default_server(), token, token_source=source)
+    return Client(args.server or default_server(), token, token_source=source,
+                  ca_cert=args.ca_cert)
 
 
 def _absolute(source: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +16,8 @@ from ..errors import Distw2vError
 from .settings import DEFAULT_DATA_DIR, TOKEN_FILE
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+CA_HINT = ("if its certificate is signed by a private CA, give that CA's certificate with "
+           "--ca-cert PATH or $DISTW2V_CA_CERT")
 
 
 def default_server() -> str:
@@ -68,15 +71,27 @@ def _attachment_name(disposition: str | None) -> str | None:
     return None if name in ("", ".", "..") or name.startswith(".") else name
 
 
+def tls_context(ca_cert: str | None) -> ssl.SSLContext:
+    """Trust for an https server: the CA in `ca_cert` (else $DISTW2V_CA_CERT), else the
+    system's trusted CAs (which $SSL_CERT_FILE may name)."""
+    ca_cert = ca_cert or os.environ.get("DISTW2V_CA_CERT") or None
+    try:
+        return ssl.create_default_context(cafile=ca_cert)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise Distw2vError(f"cannot load the CA certificate {ca_cert}: {reason}.") from None
+
+
 class Client:
     def __init__(self, server: str, token: str | None, timeout: float = 30.0,
-                 token_source: str | None = None) -> None:
+                 token_source: str | None = None, ca_cert: str | None = None) -> None:
         import httpx
 
         self.server = server.rstrip("/")
         self.token_source = token_source or ("a token" if token else "no token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout,
+                                  verify=tls_context(ca_cert))
 
     def close(self) -> None:
         self._http.close()
@@ -99,6 +114,8 @@ class Client:
 
     def _unreachable(self, exc: Exception) -> Distw2vError:
         reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            reason = f"its certificate is not trusted ({reason}); {CA_HINT}"
         return Distw2vError(f"cannot reach the server at {self.server}: {reason}.")
 
     def _check(self, response: Any) -> None:

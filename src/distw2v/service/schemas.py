@@ -81,6 +81,7 @@ ERROR_TEXT = {
     422: "a parameter or setting is invalid",
     429: "this token is at one of its quotas (queued and running jobs, stored jobs, stored "
          "bytes); the detail says which and how to make room",
+    503: "the server is busy listing other requests' sources; try again shortly",
 }
 
 

@@ -9,20 +9,25 @@
   local listing is bounded in files and time. The job process repeats these checks on the
   expanded file list, and the reader once more as it opens each file (an https URL through
   the address it checked), so neither a tree changed after submission nor DNS rebinding
-  slips through.
+  slips through. A request's sources are listed together, under one budget of files, time
+  and DNS look-ups, in a few threads of their own (`Listings`), so a request naming a large
+  directory a thousand times costs one bounded listing and delays no other request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import pinned
 from ..corpus.policy import (
+    Budget,
     InvalidSource,
     SourceError,
     SourcePolicy,
@@ -34,9 +39,10 @@ from ..errors import CorpusError, Distw2vError
 from .settings import TOKEN_FILE, ServiceConfig
 
 REMOTE_SCHEMES = ("s3", "https", "hdfs")
-__all__ = ["REMOTE_SCHEMES", "InvalidSource", "SourceError", "SourcePolicy", "Tokens",
-           "check_https", "check_source", "checked_files", "load_tokens", "owner_of",
-           "scheme_of"]
+LISTING_THREADS = 4  # listings of submitted sources running at once; more wait their turn
+__all__ = ["REMOTE_SCHEMES", "Busy", "InvalidSource", "Listings", "SourceError", "SourcePolicy",
+           "Tokens", "check_https", "check_roots", "check_source", "check_sources", "checked_files",
+           "load_tokens", "owner_of", "scheme_of"]
 
 
 # ---- tokens ---------------------------------------------------------------------------------
@@ -106,6 +112,27 @@ def load_tokens(config: ServiceConfig) -> tuple[list[str], Path | None]:
     return [token], path
 
 
+def check_roots(config: ServiceConfig) -> None:
+    """Refuse an allowed root that holds, is, or lies inside one of the service's own files:
+    a job could then read tokens, other tokens' models or the TLS key as its corpus, and
+    a model trained on them answers with their words. Paths compared with links resolved."""
+    own: list[tuple[str, str | None]] = [
+        ("data directory", str(config.data_path)), ("tokens file", config.tokens_file),
+        ("token file", config.token_file), ("artifacts store", config.artifacts),
+        ("checkpoint directory", config.run.checkpoint_dir), ("TLS key", config.tls_key)]
+    if config.db_url.startswith("sqlite:///"):
+        own.append(("job database", config.db_url.removeprefix("sqlite:///")))
+    for root in config.roots():
+        for what, where in own:
+            if not where or ("://" in where and not where.startswith("file://")):
+                continue  # unset, or not on this machine's file system
+            path = Path(where.removeprefix("file://")).expanduser().resolve()
+            if root == path or root in path.parents or path in root.parents:
+                raise Distw2vError(f"the allowed root {root} overlaps the service's {what} "
+                                   f"{path}; jobs could read it, so give roots that hold "
+                                   "only corpora.")
+
+
 # ---- sources ----------------------------------------------------------------------------------
 # The checks themselves live in ..sources (the corpus reader applies them again as it opens
 # each file); here they run at submission, with the listing of a local source bounded.
@@ -131,16 +158,80 @@ def check_https(source: str, allow_private: bool) -> None:
 
 
 def check_source(source: str, policy: SourcePolicy | Sequence[Path],
-                 allow_private: bool = False) -> list[str] | None:
-    """Check one source at submission: the expanded files of a local one, None for a remote
-    one (listed only by the job). `policy` may be the allowed roots (then with
-    `allow_private`), for callers that have no policy."""
+                 allow_private: bool = False,
+                 budget: Budget | None = None) -> list[tuple[str, int | None]] | None:
+    """Check one source at submission: the expanded files of a local one with their sizes,
+    None for a remote one (listed only by the job). `policy` may be the allowed roots (then
+    with `allow_private`), for callers that have no policy."""
     policy = _policy(policy, allow_private)
     parsed = parse_source(source, policy)
     if parsed.protocol == "file" or parsed.protocol == "https":
-        found = expand_checked(source, policy, timed=True)  # in the request's thread
-        return [name for name, _ in found] if parsed.protocol == "file" else None
+        found = expand_checked(source, policy, timed=True, budget=budget)
+        return found if parsed.protocol == "file" else None
     return None
+
+
+def check_sources(sources: Sequence[str], policy: SourcePolicy,
+                  budget: Budget) -> tuple[int, bool]:
+    """Check a request's sources under one budget, each distinct source once: the bytes of
+    its local files, and whether any source is remote. A CorpusError names the source's
+    index in the request (sources.I)."""
+    size, remote, seen = 0, False, set()
+    for i, source in enumerate(sources):
+        if source in seen:
+            continue
+        seen.add(source)
+        try:
+            found = check_source(source, policy, budget=budget)
+        except CorpusError as exc:
+            raise CorpusError(f"sources.{i}: {exc}") from None
+        if found is None:
+            remote = True
+        else:
+            size += sum(_size(name) if known is None else known for name, known in found)
+    return size, remote
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+class Busy(Distw2vError):
+    """The listing threads were taken by other requests until this one's deadline."""
+
+
+class Listings:
+    """Lists submitted sources in threads of their own, each request within its deadline
+    (time spent waiting for a thread counts), so the event loop and the threads that answer
+    other requests never wait for a listing."""
+
+    def __init__(self, threads: int = LISTING_THREADS) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="distw2v-listing")
+
+    async def check(self, sources: Sequence[str], policy: SourcePolicy) -> tuple[int, bool]:
+        budget = Budget(policy)  # its clock starts now
+        started: list[bool] = []
+
+        def work() -> tuple[int, bool]:
+            started.append(True)
+            return check_sources(sources, policy, budget)
+
+        future = asyncio.get_running_loop().run_in_executor(self._pool, work)
+        try:  # the budget stops the listing at the deadline; this stops a stuck one (DNS)
+            return await asyncio.wait_for(future, policy.listing_seconds + 1.0)
+        except asyncio.TimeoutError:
+            if not started:
+                raise Busy("the server is busy listing other requests' sources; try again "
+                           "shortly.") from None
+            raise CorpusError(f"listing the sources took longer than "
+                              f"{policy.listing_seconds:g} s (the server's "
+                              "--source-listing-seconds); name fewer files.") from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _unreachable(source: str, exc: BaseException) -> CorpusError | None:
@@ -161,10 +252,11 @@ def checked_files(sources: Sequence[str], policy: SourcePolicy | Sequence[Path],
     """Every file the job will read, each one checked (run again in the job process, and
     once more by the reader as it opens each file)."""
     policy = _policy(policy, allow_private)
+    budget = Budget(policy, timed=False)  # one for all the sources, as at submission
     files: list[str] = []
-    for source in sources:
+    for source in dict.fromkeys(sources):
         try:
-            found = expand_checked(source, policy)
+            found = expand_checked(source, policy, budget=budget)
         except (SourceError, InvalidSource):
             raise
         except CorpusError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import Distw2vError
@@ -12,7 +12,7 @@ from .metrics import Metrics
 from .queries import ModelCache
 from .quota import StorageQuota
 from .runner import Runner
-from .security import Tokens, load_tokens
+from .security import Listings, Tokens, check_roots, load_tokens
 from .settings import ServiceConfig
 from .store import JobStore
 
@@ -30,6 +30,7 @@ class Service:
     metrics: Metrics
     quota: StorageQuota
     token_file: Path | None = None
+    listings: Listings = field(default_factory=Listings)  # submitted sources, off the loop
 
     @classmethod
     def build(cls, config: ServiceConfig) -> Service:
@@ -38,6 +39,7 @@ class Service:
             if config.token:
                 raise Distw2vError("give the token with --token or --token-file, not both.")
             config = replace(config, token=read_token_file(config.token_file))
+        check_roots(config)
         tokens, token_file = load_tokens(config)
         config.data_path.mkdir(parents=True, exist_ok=True)
         store = JobStore(config.db_url)

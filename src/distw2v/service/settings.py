@@ -78,14 +78,18 @@ class ServiceConfig:
         "over an allowed local, s3:// or hdfs:// source)",
     )
     max_job_input_bytes: int = option(
-        10**12, "decompressed bytes a job may read in one pass over its sources (a gzip bomb "
-        "stops there)", minimum=1,
+        100 << 30, "decompressed bytes a job may read in one pass over its sources (a gzip "
+        "bomb stops there); 100 GiB is a few hours of one pass at the local trainer's speed, "
+        "so a job of a few epochs fits the default --job-time-limit; raise it for larger "
+        "corpora", default_text="100 GiB", minimum=1,
     )
     max_source_files: int = option(
-        100_000, "files (and directory entries) one source may expand to", minimum=1,
+        100_000, "files (and directory entries) the sources of one request may expand to, "
+        "all together", minimum=1,
     )
     source_listing_seconds: float = option(
-        10.0, "seconds the listing of one local source may take at submission",
+        10.0, "seconds the listing of one request's local sources may take at submission, all "
+        "together (waiting for a listing thread included)",
         minimum=0, exclusive_minimum=True,
     )
     s3_endpoint_url: str | None = option(
@@ -98,6 +102,23 @@ class ServiceConfig:
     )
     max_request_bytes: int = option(1 << 20, "largest request body accepted",
                                     minimum=1024, maximum=1 << 30)
+    tls_cert: str | None = option(
+        None, "PEM certificate (chain) to serve HTTPS with, together with --tls-key",
+        default_text="none: plain HTTP",
+    )
+    tls_key: str | None = option(
+        None, "PEM private key (unencrypted) of --tls-cert", default_text="none",
+    )
+    max_connections: int = option(
+        1000, "open client connections; past it the oldest one still waiting for its request "
+        "is closed, so idle or slow clients cannot use up the process's open files",
+        minimum=8, maximum=1_000_000,
+    )
+    connection_timeout: float = option(
+        10.0, "seconds a connection may take to send a request, or stay idle between "
+        "requests, before the server closes it", minimum=0, exclusive_minimum=True,
+        maximum=3600,
+    )
     model_cache_size: int = option(4, "finished models held loaded for queries (LRU)",
                                    minimum=1, maximum=1000)
     eval_analogies: str | None = option(
@@ -156,6 +177,8 @@ class ServiceConfig:
         require(self.cancel_grace_seconds >= 0, "cancel_grace_seconds must not be negative")
         require(self.token is None or len(self.token) >= 8,
                  "token must be at least 8 characters long")
+        require(bool(self.tls_cert) == bool(self.tls_key),
+                "give --tls-cert and --tls-key together")
 
     # ---- derived values -----------------------------------------------------------------
 
