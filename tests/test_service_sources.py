@@ -553,3 +553,18 @@ def test_any_string_is_a_source_or_one_sentence(roots, monkeypatch) -> None:
     check()
     with pytest.raises(source_policy.InvalidSource, match="contains a lone surrogate"):
         security.check_source(f"{roots}/a\ud800.txt", policy)  # JSON may carry one
+
+
+def test_a_phrase_table_is_checked_as_a_source(tmp_path, roots, service_server) -> None:
+    """`vocab.phrases` names a file the job reads: refused at submission outside the roots,
+    and by the reader as it opens it (a forged spec)."""
+    outside = tmp_path / "outside" / "secret.txt"
+    server = service_server()
+    response = server.http.post("/v1/jobs", json={"sources": [str(roots / "a.txt")],
+                                                  "vocab": {"phrases": str(outside)}})
+    assert _sentence(response, 403) == f"vocab.phrases: local path {outside} is outside the " \
+                                       "allowed roots."
+    assert server.http.get("/v1/jobs").json()["total"] == 0
+    with source_policy.policy_for([roots], False).installed():
+        with pytest.raises(CorpusError, match="is outside the allowed roots"):
+            list(iter_sentences(str(roots / "a.txt"), VocabConfig(phrases=str(outside))))

@@ -10,6 +10,7 @@ name for a setting with distw2v's (gensim_names.py, the table distw2v.train uses
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, ann
-from .config import RunConfig, SparkConfig, TrainConfig, VocabConfig
+from .config import PhrasesConfig, RunConfig, SparkConfig, TrainConfig, VocabConfig
 from .errors import Distw2vError
 from .gensim_names import gensim_hint
 from .options import add_config_options, config_from_args
@@ -63,6 +64,30 @@ def cmd_vocab(args: argparse.Namespace) -> None:
     for warning in reading_warnings(vocab.config, stats, vocab.words[:TOP_WORDS]):
         print(warning, file=sys.stderr)
     print(f"{describe(vocab)}; written to {args.out}")
+
+
+def cmd_phrases(args: argparse.Namespace) -> None:
+    from .corpus import describe_stats
+    from .corpus.phrases import write_phrase_table
+
+    vocab_config = config_from_args(VocabConfig, args)
+    config = config_from_args(PhrasesConfig, args)
+    _check_creatable(Path(args.out), f"--out {args.out}")
+    if args.engine == "spark":
+        from .distributed.phrases import find_phrases_on_spark
+
+        table, stats = find_phrases_on_spark(args.sources, vocab_config, config,
+                                             config_from_args(SparkConfig, args),
+                                             _progress(args.quiet), _log(args.quiet))
+    else:
+        from .phrases import find_phrases
+
+        table, stats = find_phrases(args.sources, vocab_config, config, _progress(args.quiet),
+                                    _log(args.quiet))
+        _log(args.quiet)("read " + describe_stats(stats))
+    write_phrase_table(args.out, table)
+    print(f"{len(table):,} phrase(s) ({config.scoring} score above {config.min_score:g}) "
+          f"written to {args.out}")
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -317,6 +342,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="vocabulary file to write")
     add_config_options(p, VocabConfig, "vocabulary")
     p.set_defaults(run=cmd_vocab)
+
+    p = command("phrases", "find phrases (bigrams that occur together far more often than "
+                "apart, as word2phrase and gensim's Phrases do) and write them as a TSV for "
+                "`train --phrases`; a bigram seen fewer than --min-count times is never one")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--out", required=True, help="phrase table to write (TSV: phrase, score, "
+                   "count, pass, left, right)")
+    p.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="count on this machine, or on Spark's executors (default: local)")
+    add_config_options(p, PhrasesConfig, "phrases")
+    add_config_options(p, VocabConfig, "counting (as `distw2v vocab`)",
+                       exclude=("max_final_vocab", "phrases"))
+    add_config_options(p, SparkConfig, "spark engine (with --engine spark)",
+                       exclude=tuple(f.name for f in dataclasses.fields(SparkConfig)
+                                     if f.name not in ("spark_master", "partitions",
+                                                       "max_cores")))
+    p.set_defaults(run=cmd_phrases)
 
     p = command("encode", "turn a corpus into int32 id shards for repeated training")
     p.add_argument("sources", nargs="+", metavar="SOURCE")

@@ -221,6 +221,9 @@ class VocabConfig:
         None, "keep at most this many of the most frequent words", default_text="no limit",
         minimum=1, maximum=INT32_MAX,
     )
+    phrases: str | None = option(
+        None, "join the phrases of this table (from `distw2v phrases`) as the corpus is read: "
+        "'new york' becomes the one word new_york", default_text="no phrases", group="corpus")
 
     def __post_init__(self) -> None:
         require(self.format in FORMATS, f"format must be one of {', '.join(FORMATS)}")
@@ -446,7 +449,45 @@ class RunConfig:
         check_types(self)
 
 
-C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig, RunConfig)
+PhraseScoring = Literal["word2phrase", "npmi"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhrasesConfig:
+    """How `distw2v phrases` scores bigrams and which it keeps (its counting and reading
+    settings are a VocabConfig's: min_count, max_vocab_size, the tokenizer)."""
+
+    scoring: PhraseScoring = option(
+        "word2phrase", "'word2phrase': (n(ab) - min_count) / (n(a) n(b)) * N, N the corpus "
+        "words; 'npmi': normalised pointwise mutual information, from -1 to 1",
+        choices=("word2phrase", "npmi"))
+    threshold: float | None = option(
+        None, "keep a bigram whose score is above this", default_text="100 for word2phrase, "
+        "0.5 for npmi", minimum=-1.0, maximum=1e12)
+    passes: int = option(
+        1, "passes over the corpus: each joins the phrases found so far and counts again, so "
+        "2 passes find phrases of up to 4 words", minimum=1, maximum=10)
+    max_bigrams: int | None = option(
+        None, "memory bound while counting: when more distinct bigrams than this are held, "
+        "the rarest are pruned (as --max-vocab-size prunes words)", default_text="no bound",
+        minimum=1, maximum=10**10)
+
+    def __post_init__(self) -> None:
+        require(self.scoring in ("word2phrase", "npmi"), "scoring must be 'word2phrase' or "
+                "'npmi'")
+        check_bounds(self)
+        require(self.scoring != "npmi" or self.threshold is None or self.threshold < 1,
+                "threshold must be below 1 with scoring npmi (its scores are at most 1)")
+
+    @property
+    def min_score(self) -> float:
+        """The threshold in effect: a bigram is kept when its score is above it."""
+        if self.threshold is not None:
+            return self.threshold
+        return 100.0 if self.scoring == "word2phrase" else 0.5
+
+
+C = TypeVar("C", VocabConfig, TrainConfig, SparkConfig, RunConfig, PhrasesConfig)
 
 
 def require(ok: bool, message: str) -> None:
@@ -455,7 +496,8 @@ def require(ok: bool, message: str) -> None:
         raise Distw2vError(message + ".")
 
 
-def to_dict(config: VocabConfig | TrainConfig | SparkConfig | RunConfig) -> dict[str, Any]:
+def to_dict(config: VocabConfig | TrainConfig | SparkConfig | RunConfig | PhrasesConfig
+            ) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from . import __version__
 from .checkpoints import RunCheckpoints, prepare_dir
 from .config import RunConfig, TrainConfig, VocabConfig, to_dict
-from .corpus import CorpusStats, describe_stats, iter_sentences
+from .corpus import CorpusStats, PhraseTable, describe_stats, iter_sentences, load_phrases
 from .corpus.hints import TOP_WORDS, reading_warnings
 from .corpus.sources import absolute_sources
+from .corpus.stats import tracked
 from .encode import EncodedCorpus, encode_corpus
 from .errors import Distw2vError
 from .memory import peak_rss_mb
@@ -26,18 +27,6 @@ from .training import Progress, train
 from .vectors import Vectors
 from .vocab import Vocabulary, build_vocabulary
 from .vocab import describe as describe_vocab
-
-
-def _tracked(sentences: Iterator[list[str]], stats: CorpusStats,
-             phase: Phase) -> Iterator[list[str]]:
-    """`sentences`, advancing `phase` by the raw bytes read."""
-    seen = 0
-    for tokens in sentences:
-        if stats.bytes_read - seen >= 1 << 20:
-            phase.advance(stats.bytes_read - seen)
-            seen = stats.bytes_read
-        yield tokens
-    phase.advance(stats.bytes_read - seen)
 
 
 def _words(sentences: Iterable[list[str]], phase: Phase) -> Iterator[list[str]]:
@@ -66,7 +55,7 @@ def build_vocab(
     stats = CorpusStats()
     sentences, phase = _read(sources, config, stats, "vocabulary", on_progress)
     with phase:
-        vocab = build_vocabulary(_tracked(sentences, stats, phase), config)
+        vocab = build_vocabulary(tracked(sentences, stats, phase.advance), config)
     return vocab, stats
 
 
@@ -77,7 +66,7 @@ def encode(
     stats = CorpusStats()
     sentences, phase = _read(sources, vocab.config, stats, "encoding", on_progress)
     with phase:
-        encoded = encode_corpus(_tracked(sentences, stats, phase), vocab, out_dir)
+        encoded = encode_corpus(tracked(sentences, stats, phase.advance), vocab, out_dir)
     return encoded, stats
 
 
@@ -111,19 +100,21 @@ class Sentences:
     """A corpus held in memory, or produced again on every iteration: token lists, as
     gensim's `sentences`. It is read twice (the vocabulary, then the encoding)."""
 
-    def __init__(self, sentences: Iterable[list[str]]) -> None:
+    def __init__(self, sentences: Iterable[list[str]],
+                 phrases: PhraseTable | None = None) -> None:
         if iter(sentences) is sentences:
             raise Distw2vError(
                 "the corpus is an iterator, which can be read only once; give a list, or an "
                 "object whose __iter__ starts the corpus again (training reads it twice).")
         self.sentences = sentences
+        self.phrases = phrases  # joined into every sentence, as the reader joins them
 
     def __iter__(self) -> Iterator[list[str]]:
         for tokens in self.sentences:
             if isinstance(tokens, str):
                 raise Distw2vError("each sentence of the corpus must be a list of tokens, not "
                                    "a string (split it first).")
-            yield list(tokens)
+            yield self.phrases.join(list(tokens)) if self.phrases else list(tokens)
 
 
 def train_local(
@@ -148,6 +139,8 @@ def train_local(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
     sources = [] if isinstance(corpus, Sentences) else absolute_sources(corpus)
+    if isinstance(corpus, Sentences) and vocab_config.phrases:
+        corpus = Sentences(corpus.sentences, load_phrases(vocab_config))
     checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)

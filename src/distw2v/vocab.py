@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .tsv import read_word_counts, write_word_counts
 FORMAT = "distw2v-vocab"
 FORMAT_VERSION = 1
 NEGATIVE_POWER = 0.75
+K = TypeVar("K", str, tuple[str, str])  # a word, or a bigram
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,16 +94,17 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.minimum(keep, 1.0).astype(np.float32)
 
 
-class _BoundedCounter:
-    """Counts words; past `limit` distinct words it drops the rarest, as word2vec's ReduceVocab."""
+class BoundedCounter(Generic[K]):
+    """Counts words (or bigrams: phrases.py); past `limit` distinct keys it drops the rarest,
+    as word2vec's ReduceVocab."""
 
     def __init__(self, limit: int | None) -> None:
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[K] = Counter()
         self.limit = limit
         self.min_reduce = 1
         self.prune_passes = 0
 
-    def add(self, tokens: list[str]) -> None:
+    def add(self, tokens: Iterable[K]) -> None:
         self.counts.update(tokens)
         if self.limit is not None and len(self.counts) > self.limit:
             self._prune(self.limit)
@@ -154,7 +157,7 @@ def build_vocabulary(
     on_sentences: Callable[[int], None] | None = None,
 ) -> Vocabulary:
     """Count tokens from a stream of sentences and keep the frequent ones."""
-    counter = _BoundedCounter(config.max_vocab_size)
+    counter: BoundedCounter[str] = BoundedCounter(config.max_vocab_size)
     corpus_words = 0
     batch = 0
     for tokens in sentences:

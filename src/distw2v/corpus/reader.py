@@ -15,6 +15,7 @@ from typing import cast
 from ..config import VocabConfig
 from ..errors import CorpusError
 from .hints import sniff
+from .phrases import PhraseTable, read_phrase_table
 from .records import iter_record_sentences
 from .sources import _expand_with_sizes
 from .stats import CorpusStats
@@ -51,12 +52,14 @@ def iter_sentences(
     stats: CorpusStats | None = None,
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    phrases: PhraseTable | None = None,
 ) -> Iterator[list[str]]:
     """Yield one list of tokens per line of every source file, in order.
 
     Sources are expanded (and missing ones reported) before the first sentence. Lines
     longer than ``config.max_sentence_length`` tokens are cut into pieces; empty lines
-    yield nothing. Memory is bounded by ``block_size`` whatever the line lengths.
+    yield nothing. Memory is bounded by ``block_size`` whatever the line lengths. The
+    phrases of `phrases`, or else of the table ``config.phrases`` names, are joined.
     """
     if block_size < 16:
         raise CorpusError("block_size must be at least 16 bytes.")
@@ -65,17 +68,32 @@ def iter_sentences(
         stats = CorpusStats()
     sizes = [size for _, size in files]
     stats.total_bytes = None if None in sizes else sum(cast(list[int], sizes))
-    return _iter_files([uri for uri, _ in files], config, stats, block_size)
+    return _joined(_iter_files([uri for uri, _ in files], config, stats, block_size),
+                   config, phrases)
 
 
 def iter_sentences_in_range(
     uri: str, start: int, end: int | None, config: VocabConfig,
-    stats: CorpusStats | None = None,
+    stats: CorpusStats | None = None, phrases: PhraseTable | None = None,
 ) -> Iterator[list[str]]:
     """The sentences of the lines of `uri` that start in bytes [start, end) (a split from
-    `input_splits`; end None: the whole file), cut and transformed as by iter_sentences."""
+    `input_splits`; end None: the whole file), cut, transformed and joined as by
+    iter_sentences (a Spark task is given the driver's `phrases`)."""
     byte_range = None if end is None else (start, end)
-    return _iter_files([uri], config, stats or CorpusStats(), DEFAULT_BLOCK_SIZE, byte_range)
+    return _joined(_iter_files([uri], config, stats or CorpusStats(), DEFAULT_BLOCK_SIZE,
+                               byte_range), config, phrases)
+
+
+def load_phrases(config: VocabConfig) -> PhraseTable | None:
+    """The phrase table `config.phrases` names, or None."""
+    return read_phrase_table(config.phrases) if config.phrases else None
+
+
+def _joined(sentences: Iterator[list[str]], config: VocabConfig,
+            phrases: PhraseTable | None) -> Iterator[list[str]]:
+    # the table is read here, before the first sentence: a bad one is reported at once
+    table = phrases if phrases is not None else load_phrases(config)
+    return table.join_all(sentences) if table else sentences
 
 
 def _iter_files(

@@ -3,6 +3,7 @@ sentence that says it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -60,3 +61,16 @@ def malformed_warning(stats: CorpusStats) -> str | None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def tracked(sentences: Iterable[list[str]], stats: CorpusStats,
+            advance: Callable[[int], None]) -> Iterator[list[str]]:
+    """`sentences`, calling `advance` with the raw bytes read since its last call (each MiB
+    or more, and once at the end): a progress phase in bytes."""
+    seen = 0
+    for tokens in sentences:
+        if stats.bytes_read - seen >= 1 << 20:
+            advance(stats.bytes_read - seen)
+            seen = stats.bytes_read
+        yield tokens
+    advance(stats.bytes_read - seen)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..checkpoints import save_arrays
 from ..config import SparkConfig, TrainConfig, VocabConfig
-from ..corpus import CorpusStats, describe_stats, iter_sentences_in_range
+from ..corpus import CorpusStats, describe_stats, iter_sentences_in_range, load_phrases
 from ..corpus.hints import TOP_WORDS, reading_warnings
 from ..errors import CorpusError
 from ..vocab import (
@@ -35,10 +35,12 @@ BUCKET_WORDS = 1_000_000  # vocabulary words one task of the encoding join holds
 
 
 def _read_split(split: tuple[str, int, int | None], config: VocabConfig,
-                seen: Any = None) -> Iterator[list[str]]:
-    """One split's sentences; what reading saw is added to the accumulator `seen` after."""
+                seen: Any = None, phrases: Any = None) -> Iterator[list[str]]:
+    """One split's sentences, with the phrases of the broadcast table `phrases` joined; what
+    reading saw is added to the accumulator `seen` after."""
     stats = CorpusStats()
-    yield from iter_sentences_in_range(*split, config, stats)
+    table = phrases.value if phrases is not None else None
+    yield from iter_sentences_in_range(*split, config, stats, table)
     if split[1] > 0:  # a file read in pieces counts once: in the piece at its start
         stats.files = 0
     if seen is not None:
@@ -208,8 +210,10 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
 
     files = list(dict.fromkeys(uri for uri, _, _ in splits))
     seen = sc.accumulator(CorpusStats(), StatsSum())
+    # read by the driver (as the source policy allows), so executors need not reach the file
+    phrases = sc.broadcast(load_phrases(vocab_config)) if vocab_config.phrases else None
     sentences = (sc.parallelize(splits, len(splits))  # a big plain file is read in pieces
-                 .flatMap(lambda split: _read_split(split, vocab_config, seen))
+                 .flatMap(lambda split: _read_split(split, vocab_config, seen, phrases))
                  .repartition(partitions)
                  .persist(StorageLevel.MEMORY_AND_DISK))
     ranked: Any = None

@@ -204,6 +204,16 @@ def _v1(service: Service) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         if not remote and size == 0:
             raise HTTPException(422, "the dataset is empty: every file in the sources is empty.")
+        if vocab.phrases:  # a phrase table is read as a source is, so checked as one
+            try:
+                await service.listings.check([vocab.phrases], service.config.source_policy())
+            except SourceError as exc:
+                raise HTTPException(403, f"vocab.phrases: {exc}") from None
+            except Busy as exc:
+                raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+            except CorpusError as exc:  # named as sources.0 by the listing: it is not one
+                raise HTTPException(422, "vocab.phrases: "
+                                    + str(exc).removeprefix("sources.0: ")) from None
         await run_in_threadpool(service.quota.check, who)
         job = await run_in_threadpool(
             store.create,

@@ -127,7 +127,8 @@ def cmd_submit(args: argparse.Namespace) -> None:
         "sources": [_absolute(s) for s in args.sources],
         "format": args.format,  # the request's own field, not a vocab setting
         "engine": args.engine,
-        "vocab": {k: v for k, v in to_dict(config_from_args(VocabConfig, args)).items()
+        "vocab": {k: _absolute(v) if k == "phrases" and v else v
+                  for k, v in to_dict(config_from_args(VocabConfig, args)).items()
                   if k != "format"},
         "train": to_dict(config_from_args(TrainConfig, args)),
     }
