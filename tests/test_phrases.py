@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -267,3 +268,24 @@ def test_spark_training_joins_the_phrases_on_the_executors(tmp_path) -> None:
     words = Vectors.load(tmp_path / "m").words
     assert "new_york" in words and "york" in words  # york also stands alone
 
+
+# --- the planted-names generator ---------------------------------------------------------
+
+
+def test_planted_names_are_found_and_their_words_also_stand_alone(tmp_path) -> None:
+    from distw2v.synthetic import write_phrase_corpus
+
+    info = write_phrase_corpus(tmp_path / "n.txt", tokens=150_000, entities=40, seed=2)
+    again = write_phrase_corpus(tmp_path / "again.txt", tokens=150_000, entities=40, seed=2)
+    assert (tmp_path / "n.txt").read_bytes() == (tmp_path / "again.txt").read_bytes()
+    assert again.names == info.names and len(info.names) == 3 * 40
+    truth = set((tmp_path / "n.phrases.txt").read_text().split())
+    assert truth == set(info.names)
+    words = Counter(w for line in (tmp_path / "n.txt").read_text().splitlines()
+                    for w in line.split())
+    first, second = info.names[0].split("_")
+    assert words[first] > 1.5 * words[second] / 2  # written alone as well as in the name
+    table, _ = find_phrases([info.path], VocabConfig(min_count=5), PhrasesConfig(passes=2))
+    joined = Counter(w for s in iter_sentences([info.path], VocabConfig(), phrases=table)
+                     for w in s if "_" in w)
+    assert {w for w, n in joined.items() if n >= 5} == truth

@@ -1,10 +1,12 @@
 """Synthetic corpora for tests and benchmarks: Zipf-like pseudo-words at any scale
 (`zipf`), planted relations with an analogies file (`planted`), item sessions from planted
-clusters with a labels file (`sessions`), Common Crawl-style WET files (`wet`) and Reddit-style
-dumps (`reddit`). `python -m distw2v.synthetic` writes the first three.
+clusters with a labels file (`sessions`), planted multi-word names (`phrases`), Common
+Crawl-style WET files (`wet`) and Reddit-style dumps (`reddit`). `python -m
+distw2v.synthetic` writes the first four.
 """
 
 from .command import main
+from .phrases import PhraseCorpus, write_phrase_corpus
 from .planted import PlantedCorpus, write_planted_corpus
 from .reddit import write_reddit_corpus, write_reddit_dump
 from .sessions import SessionCorpus, write_session_corpus
@@ -23,6 +25,7 @@ from .zipf import (
 __all__ = [
     "BLOCK_TOKENS",
     "MANIFEST",
+    "PhraseCorpus",
     "PlantedCorpus",
     "SessionCorpus",
     "SyntheticCorpus",
@@ -30,6 +33,7 @@ __all__ = [
     "read_manifest",
     "word",
     "word_table",
+    "write_phrase_corpus",
     "write_planted_corpus",
     "write_reddit_corpus",
     "write_reddit_dump",

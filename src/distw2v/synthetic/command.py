@@ -1,5 +1,5 @@
 """The generators' command line: `zipf` (the default, so the old flags still work),
-`planted` and `sessions`."""
+`planted`, `sessions` and `phrases`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from .phrases import write_phrase_corpus
 from .planted import write_planted_corpus
 from .sessions import write_session_corpus
 from .zipf import write_zipf_corpus
@@ -57,6 +58,29 @@ def _planted(argv: Sequence[str]) -> str:
             f"{info.entities} entities to {info.path}, analogies to {info.analogies}")
 
 
+def _phrases(argv: Sequence[str]) -> str:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} phrases", description="Write a corpus of planted multi-word names "
+        "(countries, capitals, leaders) whose words also occur apart, the names and an "
+        "analogies file over the joined names.")
+    parser.add_argument("--out", required=True, help="corpus file; <stem>.phrases.txt and "
+                        "<stem>.analogies.txt go beside it")
+    parser.add_argument("--tokens", type=int, default=2_000_000, help="words (2,000,000)")
+    parser.add_argument("--entities", type=int, default=60, help="countries (60)")
+    parser.add_argument("--distractor-rate", type=float, default=1.0,
+                        help="chance that a name's word is also written alone, each time the "
+                        "name is written (1.0)")
+    parser.add_argument("--filler-vocab", type=int, default=20_000,
+                        help="distinct Zipf filler words (20,000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    args = parser.parse_args(argv)
+    info = _run(parser, lambda: write_phrase_corpus(
+        args.out, tokens=args.tokens, entities=args.entities,
+        distractor_rate=args.distractor_rate, filler_vocab=args.filler_vocab, seed=args.seed))
+    return (f"wrote {info.tokens:,} words with {len(info.names)} planted names to {info.path}, "
+            f"the names to {info.phrases}, analogies to {info.analogies}")
+
+
 def _sessions(argv: Sequence[str]) -> str:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} sessions", description="Write item-id sessions drawn from planted "
@@ -84,7 +108,7 @@ def _run(parser: argparse.ArgumentParser, write: Callable[[], T]) -> T:
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], str]] = {
-    "zipf": _zipf, "planted": _planted, "sessions": _sessions}
+    "zipf": _zipf, "planted": _planted, "sessions": _sessions, "phrases": _phrases}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
