@@ -233,6 +233,16 @@ def test_phrases_command_then_train_puts_new_york_in_the_vocabulary(tmp_path, ca
     assert "new_york" not in Vectors.load(tmp_path / "plain").words
 
 
+def test_the_command_says_when_the_bound_pruned_the_count(tmp_path, capsys) -> None:
+    corpus = write_corpus(tmp_path / "c.txt", planted_sentences())
+    assert main(["phrases", corpus, "--out", str(tmp_path / "p.tsv"), "--threshold", "5",
+                 "--max-bigrams", "300"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"max_bigrams=300 and pruned rare words 0 and rare bigrams [1-9]\d* "
+                     r"time\(s\), so their counts are approximate", err), err
+    assert "new_york" in {p.text for p in read_phrase_table(str(tmp_path / "p.tsv")).phrases}
+
+
 def test_in_memory_sentences_are_joined_too(tmp_path) -> None:
     write_phrase_table(tmp_path / "p.tsv", PhraseTable([Phrase("new", "york", 9.0, 5, 1)]))
     vectors, _ = train_local(Sentences(planted_sentences(600)), None,
