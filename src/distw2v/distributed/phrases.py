@@ -26,12 +26,16 @@ from .session import reported_jobs, spark_context, spark_failure
 UNITS = 0
 
 
-def _counter(table: Any, vocab_config: VocabConfig,
-             config: PhrasesConfig) -> Callable[[Iterator[list[str]]], Iterator[Any]]:
+def _counter(table: Any, vocab_config: VocabConfig, config: PhrasesConfig,
+             prunes: tuple[Any, Any]) -> Callable[[Iterator[list[str]]], Iterator[Any]]:
+    """Each partition's counts, pruned as the local count is; how often each counter pruned
+    goes to the accumulators `prunes` (words, bigrams)."""
     def count(sentences: Iterator[list[str]]) -> Iterator[tuple[Any, int]]:
         counts = PassCounts.bounded(vocab_config, config)
         for tokens in table.value.join_all(sentences):
             counts.add(tokens)
+        prunes[0].add(counts.words.prune_passes)
+        prunes[1].add(counts.bigrams.prune_passes)
         yield UNITS, counts.corpus_words
         yield from counts.words.counts.items()
         yield from counts.bigrams.counts.items()
@@ -81,8 +85,10 @@ def find_phrases_on_spark(
             try:
                 for pass_number in range(1, config.passes + 1):
                     table = sc.broadcast(PhraseTable(found))
+                    prunes = (sc.accumulator(0), sc.accumulator(0))
                     with reported_jobs(sc, on_progress, f"phrases pass {pass_number}"):
-                        counts = (sentences.mapPartitions(_counter(table, vocab_config, config))
+                        counter = _counter(table, vocab_config, config, prunes)
+                        counts = (sentences.mapPartitions(counter)
                                   .reduceByKey(add).persist(StorageLevel.MEMORY_AND_DISK))
                         units = counts.filter(lambda kv: kv[0] == UNITS).values().sum()
                         if pass_number == 1:
@@ -92,8 +98,9 @@ def find_phrases_on_spark(
                         new = _select(counts, units, vocab_config, config, pass_number)
                     counts.unpersist()
                     table.unpersist()
-                    log(describe_pass(pass_number, len(new), units, 0, 0, config,
-                                      vocab_config) + " (distributed count)")
+                    log(describe_pass(pass_number, len(new), units, prunes[0].value,
+                                      prunes[1].value, config, vocab_config)
+                        + " (distributed count)")
                     found += new
                     corpus_words.append(units)
                     if not new:
