@@ -94,6 +94,7 @@ def _join_pairs(tokens: list[str], pairs: dict[tuple[str, str], str]) -> list[st
 def write_phrase_table(path: str | Path, table: PhraseTable) -> None:
     """Write `table` to `path` atomically (a temporary name beside it, then a rename)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as out:
