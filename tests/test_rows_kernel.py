@@ -13,6 +13,7 @@ from distw2v.config import VocabConfig
 from distw2v.evaluate import evaluate_analogies
 from distw2v.kernels import build_alias_table, mix_seed
 from distw2v.kernels import reference as ref
+from distw2v.kernels.local import LOSS_MASK
 from distw2v.kernels.rows import (
     POOL_STREAM,
     ChunkPlan,
@@ -58,7 +59,7 @@ def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1:
                    total_words: int, state: int) -> tuple[int, int, float]:
     """reference.py's skip-gram and CBOW on whole matrices, negatives taken from `pool`."""
     rng = ref.Lcg(state)
-    taken = words = pairs = 0
+    taken = words = pairs = sampled = 0
     loss = 0.0
     for s in range(len(offsets) - 1):
         alpha = ref._alpha(alpha0, alpha_min, words_before + words, total_words)
@@ -77,7 +78,9 @@ def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1:
                 neu1 = neu1.copy()
                 neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
                 dots = [neu1 @ syn1[t] for t in targets]  # all before any update
-                loss += ref._loss(dots, targets, center)
+                if pairs & LOSS_MASK == 0:  # the kernels' sample of the pairs
+                    loss += ref._loss(dots, targets, center)
+                    sampled += 1
                 for k, t in enumerate(targets):
                     if k > 0 and t == center:
                         continue
@@ -87,7 +90,7 @@ def pool_reference(ids: np.ndarray, offsets: np.ndarray, syn0: np.ndarray, syn1:
                 for c in context if model == "cbow" else [ctx]:
                     syn0[c] += neu1e
                 pairs += 1
-    return words, pairs, loss
+    return words, pairs, ref._estimated(loss, sampled, pairs)
 
 
 # ---- plans -------------------------------------------------------------------------------

@@ -116,11 +116,11 @@ def apply_updates(
             target_dots(syn0[ctx], syn1, targets, gains)  # the dots now
             for k in range(negative + 1):
                 gains[k] = dots[j, k] + weight * (gains[k] - partial[j, k])
-            tally_loss(tally, set_gains(gains, targets, center, rate))
+            tally_loss(tally, set_gains(gains, targets, center, rate, True), True)
             update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
             for x in range(dim):
                 syn0[ctx, x] += neu1e[x]
-    return tallied(tally)
+    return tallied(tally, contexts.shape[0])
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -183,13 +183,13 @@ def apply_updates_cbow(
         target_dots(neu1, syn1, targets, gains)  # the dots now
         for k in range(negative + 1):
             gains[k] = dots[i, k] + weight * (gains[k] - partial[i, k])
-        tally_loss(tally, set_gains(gains, targets, center, rate))
+        tally_loss(tally, set_gains(gains, targets, center, rate, True), True)
         update_outputs(neu1, syn1, targets, gains, neu1e)
         for j in range(lo, hi):
             ctx = contexts[j]
             for x in range(dim):
                 syn0[ctx, x] += neu1e[x]
-    return tallied(tally)
+    return tallied(tally, centers.shape[0])
 
 
 @numba.njit(nogil=True, cache=True)

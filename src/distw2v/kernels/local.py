@@ -31,6 +31,9 @@ from .memory import prefetch_row
 from .sampling import draw_negative, lcg_below, lcg_next, lcg_uniform
 
 MAX_EXP = np.float32(8.0)  # beyond this the sigmoid is 0 or 1 to float32 precision
+# The loss is tallied on every 4th pair a kernel trains (an unbiased sample: which pairs
+# does not depend on their values): on every pair it cost 4% of skip-gram's time.
+LOSS_MASK = 3
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -69,29 +72,34 @@ def window_bounds(state: np.uint64, i: int, n: int, window: int) -> tuple[np.uin
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
-def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float) -> float:
+def set_gains(gains: np.ndarray, targets: np.ndarray, center: int, alpha: float,
+              with_loss: bool) -> float:
     """Turn the dots of (input, targets[k]) in `gains` into gradient scales: label minus
     prediction, times alpha. A negative that is the true word gets 0: it teaches nothing.
-    Returns the likelihood of the labels, sigmoid(f_0) * prod(1 - sigmoid(f_k)) over the
-    negatives that teach: the pair's SGNS loss is minus its log (see `tally_loss`)."""
-    likelihood = 1.0
+    With `with_loss`, returns the likelihood of the labels, sigmoid(f_0) * prod(1 -
+    sigmoid(f_k)) over the negatives that teach: the pair's SGNS loss is minus its log (see
+    `tally_loss`); else 1."""
+    likelihood = np.float32(1.0)
     for k in range(gains.shape[0]):
+        label = np.float32(1.0) if k == 0 else np.float32(0.0)
         p = sigmoid(gains[k])
-        if k == 0:
-            gains[k] = (np.float32(1.0) - p) * alpha
-            likelihood *= p
-        elif targets[k] == center:
+        gains[k] = (label - p) * alpha
+        if with_loss:  # the label's probability: p for the centre, 1 - p for a negative
+            likelihood *= np.float32(1.0) - label - p + np.float32(2.0) * label * p
+        if k > 0 and targets[k] == center:
             gains[k] = 0.0
-        else:
-            gains[k] = -p * alpha
-            likelihood *= np.float32(1.0) - p
-    return max(likelihood, 1e-300)  # hundreds of negatives at the sigmoid's clip: no 0
+            if with_loss:
+                likelihood /= np.float32(1.0) - p  # it teaches nothing, and costs nothing
+    return max(likelihood, np.float32(1e-30))  # tens of negatives at the sigmoid's clip
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
-def tally_loss(tally: np.ndarray, likelihood: float) -> None:
-    """Add a pair's loss, -log(likelihood), to `tally` ([-log of what is folded, product
-    since]) with a log only every few dozen pairs: one a pair cost 3-4% of the kernel."""
+def tally_loss(tally: np.ndarray, likelihood: float, with_loss: bool) -> None:
+    """Add a sampled pair's loss, -log(likelihood), to `tally` ([-log of what is folded,
+    product since, pairs sampled]) with a log only every few dozen pairs."""
+    if not with_loss:
+        return
+    tally[2] += 1.0
     if likelihood < 1e-100:
         tally[0] -= np.log(likelihood)
         return
@@ -103,16 +111,19 @@ def tally_loss(tally: np.ndarray, likelihood: float) -> None:
 
 @numba.njit(inline="always", cache=True)
 def new_tally() -> np.ndarray:
-    tally = np.empty(2, dtype=np.float64)
+    tally = np.empty(3, dtype=np.float64)
     tally[0] = 0.0
     tally[1] = 1.0
+    tally[2] = 0.0
     return tally
 
 
 @numba.njit(inline="always", cache=True)
-def tallied(tally: np.ndarray) -> float:
-    """The summed loss of the pairs `tally` has taken."""
-    return tally[0] - np.log(tally[1])
+def tallied(tally: np.ndarray, pairs: int) -> float:
+    """The summed loss of `pairs` pairs, estimated from the ones `tally` sampled."""
+    if tally[2] == 0:
+        return 0.0
+    return (tally[0] - np.log(tally[1])) * (pairs / tally[2])
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -130,11 +141,11 @@ def target_dots(vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, out: np.
 @numba.njit(inline="always", fastmath=True, cache=True)
 def target_gains(
     vec: np.ndarray, syn1: np.ndarray, targets: np.ndarray, center: int, alpha: float,
-    gains: np.ndarray,
+    gains: np.ndarray, with_loss: bool,
 ) -> float:
     """Gradient scales of input `vec` against every target; the labels' likelihood."""
     target_dots(vec, syn1, targets, gains)
-    return set_gains(gains, targets, center, alpha)
+    return set_gains(gains, targets, center, alpha, with_loss)
 
 
 @numba.njit(inline="always", fastmath=True, cache=True)
@@ -200,12 +211,14 @@ def skipgram_chunk(
                 ctx = sent[j]
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
-                tally_loss(tally, target_gains(syn0[ctx], syn1, targets, center, alpha, gains))
+                sample = (pairs & LOSS_MASK) == 0
+                tally_loss(tally, target_gains(syn0[ctx], syn1, targets, center, alpha, gains,
+                                               sample), sample)
                 update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
                 for x in range(dim):
                     syn0[ctx, x] += neu1e[x]
                 pairs += 1
-    return words, pairs, tallied(tally)
+    return words, pairs, tallied(tally, pairs)
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
@@ -251,7 +264,9 @@ def cbow_chunk(
             inv = np.float32(1.0) / np.float32(hi - lo - 1)
             for x in range(dim):
                 neu1[x] *= inv
-            tally_loss(tally, target_gains(neu1, syn1, targets, center, alpha, gains))
+            sample = (pairs & LOSS_MASK) == 0
+            tally_loss(tally, target_gains(neu1, syn1, targets, center, alpha, gains, sample),
+                       sample)
             update_outputs(neu1, syn1, targets, gains, neu1e)
             for j in range(lo, hi):
                 if j != i:
@@ -259,4 +274,4 @@ def cbow_chunk(
                     for x in range(dim):
                         syn0[ctx, x] += neu1e[x]
             pairs += 1
-    return words, pairs, tallied(tally)
+    return words, pairs, tallied(tally, pairs)

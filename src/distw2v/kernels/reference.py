@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .columns import extrapolation
+from .local import LOSS_MASK
 
 MUL = 6364136223846793005
 ADD = 1442695040888963407
@@ -57,6 +58,11 @@ def _loss(dots: list[np.float32], targets: list[int], center: int) -> float:
     return float(loss)
 
 
+def _estimated(loss: float, sampled: int, pairs: int) -> float:
+    """The kernels' estimate of all `pairs` pairs' loss from every LOSS_MASK + 1-th one's."""
+    return loss * pairs / sampled if sampled else 0.0
+
+
 def _alpha(alpha0: float, alpha_min: float, done: int, total: int) -> np.float32:
     return np.float32(max(alpha0 - (alpha0 - alpha_min) * (done / total), alpha_min))
 
@@ -79,7 +85,7 @@ def skipgram_reference(
     """Skip-gram over every sentence of (ids, offsets); returns the pairs trained and their
     summed loss."""
     rng = Lcg(state)
-    words = pairs = 0
+    words = pairs = sampled = 0
     loss = 0.0
     for s in range(len(offsets) - 1):
         alpha = _alpha(alpha0, alpha_min, words_before + words, total_words)
@@ -96,7 +102,9 @@ def skipgram_reference(
                 ctx = sent[j]
                 neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
                 dots = [syn0[ctx] @ syn1[t] for t in targets]  # all before any update
-                loss += _loss(dots, targets, center)
+                if pairs & LOSS_MASK == 0:
+                    loss += _loss(dots, targets, center)
+                    sampled += 1
                 for k, t in enumerate(targets):
                     if k > 0 and t == center:
                         continue
@@ -105,7 +113,7 @@ def skipgram_reference(
                     syn1[t] += g * syn0[ctx]  # at once: the next context sees this step
                 syn0[ctx] += neu1e
                 pairs += 1
-    return pairs, loss
+    return pairs, _estimated(loss, sampled, pairs)
 
 
 def cbow_reference(
@@ -117,7 +125,7 @@ def cbow_reference(
     """CBOW (mean of the context) over every sentence; returns the centre words trained and
     their summed loss."""
     rng = Lcg(state)
-    words = trained = 0
+    words = trained = sampled = 0
     loss = 0.0
     for s in range(len(offsets) - 1):
         alpha = _alpha(alpha0, alpha_min, words_before + words, total_words)
@@ -132,7 +140,9 @@ def cbow_reference(
             neu1e = np.zeros(syn0.shape[1], dtype=np.float32)
             targets = [center] + [rng.negative(neg_prob, neg_alias) for _ in range(negative)]
             dots = [neu1 @ syn1[t] for t in targets]  # all before any update, as the kernel
-            loss += _loss(dots, targets, center)
+            if trained & LOSS_MASK == 0:
+                loss += _loss(dots, targets, center)
+                sampled += 1
             for k, t in enumerate(targets):
                 if k > 0 and t == center:
                     continue
@@ -142,7 +152,7 @@ def cbow_reference(
             for ctx in context:
                 syn0[ctx] += neu1e
             trained += 1
-    return trained, loss
+    return trained, _estimated(loss, sampled, trained)
 
 
 def columns_reference(

@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from .local import (
+    LOSS_MASK,
     learning_rate,
     longest_sentence,
     new_tally,
@@ -221,12 +222,14 @@ def skipgram_rows(
                 ctx = sent[j]
                 if j + 1 < hi:
                     prefetch_row(syn0, sent[j + 1])
-                tally_loss(tally, target_gains(syn0[ctx], syn1, targets, center, alpha, gains))
+                sample = (pairs & LOSS_MASK) == 0
+                tally_loss(tally, target_gains(syn0[ctx], syn1, targets, center, alpha, gains,
+                                               sample), sample)
                 update_outputs(syn0[ctx], syn1, targets, gains, neu1e)
                 for x in range(dim):
                     syn0[ctx, x] += neu1e[x]
                 pairs += 1
-    return words, pairs, tallied(tally)
+    return words, pairs, tallied(tally, pairs)
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
@@ -272,7 +275,9 @@ def cbow_rows(
             inv = np.float32(1.0) / np.float32(hi - lo - 1)
             for x in range(dim):
                 neu1[x] *= inv
-            tally_loss(tally, target_gains(neu1, syn1, targets, center, alpha, gains))
+            sample = (pairs & LOSS_MASK) == 0
+            tally_loss(tally, target_gains(neu1, syn1, targets, center, alpha, gains, sample),
+                       sample)
             update_outputs(neu1, syn1, targets, gains, neu1e)
             for j in range(lo, hi):
                 if j != i:
@@ -280,7 +285,7 @@ def cbow_rows(
                     for x in range(dim):
                         syn0[ctx, x] += neu1e[x]
             pairs += 1
-    return words, pairs, tallied(tally)
+    return words, pairs, tallied(tally, pairs)
 
 
 def train_chunk_rows(
