@@ -131,7 +131,7 @@ def test_gensims_own_names_are_settings_here() -> None:
     ({"sentences": [["a"]]}, "gensim's sentences is the corpus here: train(corpus, ...)"),
     ({"corpus_file": "c.txt"}, "gensim's corpus_file is the corpus here"),
     ({"callbacks": []}, "no epoch callbacks; on_progress receives a ProgressEvent"),
-    ({"compute_loss": True}, "does not compute the training loss yet."),
+    ({"compute_loss": True}, "always computes the training loss"),
     ({"ns_exponent": 0.5}, "always drawn from count**0.75"),
     ({"min_cout": 2}, "has no setting 'min_cout'; did you mean 'min_count'?"),
     ({"shards": 4}, "a setting of the spark engine, engine=Spark(shards=...)."),

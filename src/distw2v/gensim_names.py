@@ -31,9 +31,12 @@ GENSIM: dict[str, Entry] = {
     "corpus_file": Entry(CORPUS),
     "hs": Entry(why="distw2v trains with negative sampling only (the negative setting), "
                 "not with hierarchical softmax"),
-    "compute_loss": Entry(why="distw2v does not compute the training loss yet"),
+    "compute_loss": Entry(why="distw2v always computes the training loss: each epoch's "
+                          "mean loss a pair is ProgressEvent.loss as the run goes and "
+                          "meta['epoch_loss'] in the model"),
     "callbacks": Entry(why="distw2v has no epoch callbacks; on_progress receives a "
-                       "ProgressEvent (phase, epoch, words done, learning rate) as the run goes"),
+                       "ProgressEvent (phase, epoch, words done, learning rate, loss) as the "
+                       "run goes"),
     "ns_exponent": Entry(why="negatives are always drawn from count**0.75, gensim's default"),
     "cbow_mean": Entry(why="CBOW always averages the context vectors, gensim's default "
                        "cbow_mean=1"),
