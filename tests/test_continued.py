@@ -238,3 +238,9 @@ def test_the_spark_engines_new_words_land_near_their_partners(model, tmp_path) -
         assert all(w.startswith("c") for w in near), (word, near)
     near = [w for w, _ in cont.most_similar("a3", topn=5)]
     assert all(w.startswith("a") for w in near), near
+
+
+def test_gensims_update_is_answered_with_init() -> None:
+    with pytest.raises(Distw2vError, match="no setting 'update': to continue training, give "
+                       "the model's directory as init"):
+        distw2v.train([["a", "b"]], update=True)
