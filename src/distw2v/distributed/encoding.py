@@ -253,8 +253,10 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
         if not n_words:
             raise too_rare_error(vocab_config, counts.values().max())
         vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
+        # a continued run's counts hold the model's too: those are not this corpus's
+        covered = int(vocab_counts.sum()) - (int(base.counts.sum()) if base is not None else 0)
         log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
-            f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
+            f"{covered:,} of {corpus_words:,} corpus words (distributed count)")
         for warning in reading_warnings(vocab_config, seen.value,
                                         islice(read_words(words_file), TOP_WORDS)):
             log(warning)
