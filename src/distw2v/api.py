@@ -51,6 +51,8 @@ def train(
     engine: Engine | EngineName | None = None,
     out: str | Path | None = None,
     checkpoint_dir: str | None = None,
+    init: str | Path | None = None,
+    keep_output: bool = False,
     word2vec_out: str | Path | None = None,
     on_progress: OnProgress | None = None,
     log: Callable[[str], None] | None = None,
@@ -66,6 +68,8 @@ def train(
     min_count=5`); given with a `vocab=` or `train=` config as well, the named one wins.
     `engine`: `Local()` (the default), `Spark(master=..., shards=...)`, or "local"/"spark".
     `out`: a model directory to save to; None keeps the vectors in memory only.
+    `init`: a model directory to continue training (saved with `keep_output=True`, which
+    keeps the output matrix): its words keep their vectors and ids, new words are added.
     Progress goes to the `logging` logger "distw2v" (INFO lines, as gensim's), to
     `on_progress` as `ProgressEvent`s and, with `progress=True`, to a bar on a terminal
     ("always": anywhere); the engines' lines go to `log` instead of the logger if given.
@@ -78,7 +82,9 @@ def train(
     bars = Bars(always=progress == "always") if progress else None
     vectors, summary = engine.train(
         _corpus(corpus), Path(out) if out is not None else None, vocab, train,
-        run_config=RunConfig(engine=engine.name, checkpoint_dir=checkpoint_dir),
+        run_config=RunConfig(engine=engine.name, checkpoint_dir=checkpoint_dir,
+                             init=str(init) if init is not None else None,
+                             keep_output=keep_output),
         word2vec=Path(word2vec_out) if word2vec_out is not None else None,
         on_progress=fan_out(on_progress, LogLines(logger), bars), log=log or _log,
         ann_threshold=ann_threshold)

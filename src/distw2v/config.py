@@ -444,6 +444,13 @@ class RunConfig:
         "saved epoch",
         default_text="no checkpoints",
     )
+    init: str | None = option(
+        None, "continue training this model directory (saved with --keep-output): its words "
+        "keep their vectors and ids, the corpus's new words are added, counts are summed, "
+        "and the learning rate starts again", default_text="a fresh model")
+    keep_output: bool = option(
+        False, "also save the output matrix (output.npy), which --init needs to continue "
+        "from the model")
 
     def __post_init__(self) -> None:
         check_types(self)

@@ -48,6 +48,9 @@ GENSIM: dict[str, Entry] = {
     "null_word": Entry(why="there is no padding word"),
     "hashfxn": Entry(why="the initial vectors come from the seed setting alone"),
     "comment": Entry(why="a saved model records its settings and sources instead"),
+    "update": Entry(why="to continue training, give the model's directory as init (--init), "
+                    "saved with keep_output (--keep-output); its vocabulary grows as "
+                    "build_vocab(update=True) grows gensim's"),
 }
 
 

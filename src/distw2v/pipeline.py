@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .checkpoints import RunCheckpoints, prepare_dir
 from .config import RunConfig, TrainConfig, VocabConfig, to_dict
+from .continued import base_vocabulary, open_init, provenance, start_matrices
 from .corpus import CorpusStats, PhraseTable, describe_stats, iter_sentences, load_phrases
 from .corpus.hints import TOP_WORDS, reading_warnings
 from .corpus.sources import absolute_sources
@@ -50,12 +51,14 @@ def _read(sources: Sequence[str], config: VocabConfig, stats: CorpusStats, name:
 
 
 def build_vocab(
-    sources: Sequence[str], config: VocabConfig, on_progress: OnProgress | None = None
+    sources: Sequence[str], config: VocabConfig, on_progress: OnProgress | None = None,
+    base: Vocabulary | None = None,
 ) -> tuple[Vocabulary, CorpusStats]:
+    """Count the sources' words; with `base`, extend it (vocab.extended_vocabulary)."""
     stats = CorpusStats()
     sentences, phase = _read(sources, config, stats, "vocabulary", on_progress)
     with phase:
-        vocab = build_vocabulary(tracked(sentences, stats, phase.advance), config)
+        vocab = build_vocabulary(tracked(sentences, stats, phase.advance), config, base=base)
     return vocab, stats
 
 
@@ -73,7 +76,10 @@ def encode(
 def train_vectors(
     encoded: EncodedCorpus, vocab: Vocabulary, config: TrainConfig,
     on_progress: OnProgress | None = None, checkpoints: RunCheckpoints | None = None,
+    init: Vectors | None = None, keep_output: bool = False,
 ) -> tuple[Vectors, int]:
+    """Train; from `init`'s matrices (a continued run) when given; the result keeps its output
+    matrix with `keep_output`."""
     first = min(checkpoints.epochs_done(), config.epochs) if checkpoints else 0
     # trained by an earlier attempt: progress, not speed
     phase = Phase(on_progress, "training", encoded.words * config.epochs, "word",
@@ -83,8 +89,10 @@ def train_vectors(
         phase.note(epoch=p.epoch, epochs=config.epochs, learning_rate=p.alpha, loss=p.loss)
         phase.advance(p.words_done - phase.event.done)
 
+    start = start_matrices(init, len(vocab), config.seed) if init is not None else None
     with phase:
-        result = train(encoded, vocab, config, on_progress=report, checkpoints=checkpoints)
+        result = train(encoded, vocab, config, on_progress=report, checkpoints=checkpoints,
+                       init=start)
     meta = {
         "distw2v_version": __version__,
         "train_config": to_dict(config),
@@ -93,7 +101,8 @@ def train_vectors(
         "train_seconds": round(result.seconds, 3),
         "epoch_loss": loss_record(result.epoch_loss),
     }
-    return Vectors(vocab.words, result.syn0, counts=vocab.counts, meta=meta), result.words
+    return Vectors(vocab.words, result.syn0, counts=vocab.counts, meta=meta,
+                   output=result.syn1 if keep_output else None), result.words
 
 
 class Sentences:
@@ -141,24 +150,34 @@ def train_local(
     sources = [] if isinstance(corpus, Sentences) else absolute_sources(corpus)
     if isinstance(corpus, Sentences) and vocab_config.phrases:
         corpus = Sentences(corpus.sentences, load_phrases(vocab_config))
-    checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
+    run_config = run_config or RunConfig()
+    checkpoint_dir = run_config.checkpoint_dir
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)
+    init = open_init(run_config.init, train_config) if run_config.init else None
+    if init is not None and vocab is not None:
+        raise Distw2vError("--init extends the model's vocabulary with the corpus's own count; "
+                           "drop --vocab and --encoded.")
+    base = base_vocabulary(init, vocab_config) if init is not None else None
     if vocab is None and isinstance(corpus, Sentences):
         with Phase(on_progress, "vocabulary", None, "word") as phase:
-            vocab = build_vocabulary(_words(corpus, phase), vocab_config)
+            vocab = build_vocabulary(_words(corpus, phase), vocab_config, base=base)
     elif vocab is None:
-        vocab, stats = build_vocab(sources, vocab_config, on_progress)
+        vocab, stats = build_vocab(sources, vocab_config, on_progress, base)
         log("read " + describe_stats(stats))
         for warning in reading_warnings(vocab.config, stats, vocab.words[:TOP_WORDS]):
             log(warning)
     log(describe_vocab(vocab))
+    if init is not None:
+        log(f"continuing {run_config.init}: {len(init):,} words of the model, "
+            f"{len(vocab) - len(init):,} new")
     checkpoints = None
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {
             "engine": "local", "train_config": to_dict(train_config),
             "vocab_config": to_dict(vocab.config), "sources": sources,
-            "vocab_size": len(vocab), "corpus_words": vocab.corpus_words})
+            "vocab_size": len(vocab), "corpus_words": vocab.corpus_words,
+            **({"init": run_config.init} if run_config.init else {})})
         first = min(checkpoints.epochs_done(), train_config.epochs)  # another run: refused now
         if first:
             log(f"resuming after epoch {first} of {train_config.epochs}, saved in "
@@ -176,12 +195,15 @@ def train_local(
                     encoded = encode_corpus(_words(corpus, phase), vocab, work_dir / "encoded")
             else:
                 encoded, _ = encode(sources, vocab, work_dir / "encoded", on_progress)
-        vectors, words = train_vectors(encoded, vocab, train_config, on_progress, checkpoints)
+        vectors, words = train_vectors(encoded, vocab, train_config, on_progress, checkpoints,
+                                       init, run_config.keep_output)
     finally:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
     seconds = time.perf_counter() - start
     vectors.meta["sources"] = sources
+    if init is not None and run_config.init:
+        vectors.meta["init"] = provenance(run_config.init, init)
     if out is not None:
         vectors.save(out, ann_threshold)
     if word2vec is not None:

@@ -106,17 +106,22 @@ def train(
     on_progress: Callable[[Progress], None] | None = None,
     report_every: float = 0.25,
     checkpoints: RunCheckpoints | None = None,
+    init: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
     """Train input and output vectors on `corpus`; `on_progress` is called from this thread.
 
     With `checkpoints` the vectors are saved after every epoch, and a run that finds saved
     epochs starts after the last of them; since every task's seed and learning rate are fixed
-    in advance, a resumed one-worker run ends bit-identical to an uninterrupted one."""
+    in advance, a resumed one-worker run ends bit-identical to an uninterrupted one.
+    `init` (input and output matrices, trained in place) replaces the initial vectors: a
+    continued run's (continued.start_matrices)."""
     corpus.check_matches(vocab)
     first = min(checkpoints.epochs_done(), config.epochs) if checkpoints else 0
     if checkpoints and first:
         syn0, syn1 = load_arrays(checkpoints.epoch_uri(first), ("syn0", "syn1"),
                                  (len(vocab), config.dim))
+    elif init is not None:
+        syn0, syn1 = init
     else:
         syn0, syn1 = initial_vectors(len(vocab), config.dim, config.seed)
     keep = vocab.keep_probabilities(config.sample)

@@ -135,7 +135,8 @@ def frequency_order(word_count: tuple[str, int]) -> tuple[int, str]:
 
 
 def within_final_vocab(rank: int, config: VocabConfig) -> bool:
-    """Whether the survivor at 0-based `rank` in frequency order stays (max_final_vocab)."""
+    """Whether the survivor at 0-based `rank` in frequency order stays (max_final_vocab). A
+    continued run's new words rank after the model's (`rank` counts those too)."""
     return config.max_final_vocab is None or rank < config.max_final_vocab
 
 
@@ -155,8 +156,10 @@ def build_vocabulary(
     sentences: Iterable[list[str]],
     config: VocabConfig,
     on_sentences: Callable[[int], None] | None = None,
+    base: Vocabulary | None = None,
 ) -> Vocabulary:
-    """Count tokens from a stream of sentences and keep the frequent ones."""
+    """Count tokens from a stream of sentences and keep the frequent ones; with `base` (a
+    continued run's model), extend it (`extended_vocabulary`)."""
     counter: BoundedCounter[str] = BoundedCounter(config.max_vocab_size)
     corpus_words = 0
     batch = 0
@@ -171,7 +174,36 @@ def build_vocabulary(
         on_sentences(batch)
     if corpus_words == 0:
         raise empty_corpus_error()
+    if base is not None:
+        return extended_vocabulary(base, counter.counts, corpus_words, config,
+                                   counter.prune_passes)
     return vocabulary_from_counts(counter.counts, corpus_words, config, counter.prune_passes)
+
+
+def extended_vocabulary(
+    base: Vocabulary, counts: dict[str, int], corpus_words: int, config: VocabConfig,
+    prune_passes: int = 0,
+) -> Vocabulary:
+    """A continued run's vocabulary, as gensim's build_vocab(update=True): the model's words
+    keep their ids, with old + new counts (the sampling tables see both corpora); the new
+    corpus's words that pass min_count and are not the model's follow, in frequency order."""
+    merged = base.counts.copy()
+    index = base.index
+    for word, count in counts.items():
+        at = index.get(word)
+        if at is not None:
+            merged[at] += count
+    new = sorted(((w, c) for w, c in counts.items() if w not in index and survives(c, config)),
+                 key=frequency_order)
+    new = [wc for rank, wc in enumerate(new, len(base)) if within_final_vocab(rank, config)]
+    return Vocabulary(
+        words=base.words + [w for w, _ in new],
+        counts=np.concatenate([merged, np.array([c for _, c in new], dtype=np.int64)]),
+        corpus_words=corpus_words,
+        config=config,
+        prune_passes=prune_passes,
+        distinct=len(counts),
+    )
 
 
 def vocabulary_from_counts(

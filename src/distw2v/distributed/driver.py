@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,12 @@ import numpy as np
 from .. import __version__
 from ..checkpoints import RunCheckpoints, prepare_dir
 from ..config import RunConfig, SparkConfig, TrainConfig, VocabConfig, to_dict
+from ..continued import base_vocabulary, open_init, provenance
 from ..corpus import input_splits
 from ..errors import Distw2vError
 from ..memory import peak_rss_mb, process_peak_rss_mb
 from ..progress import OnProgress, Phase, Summary, loss_record
-from ..vectors import VectorsWriter, Word2VecWriter
+from ..vectors import OUTPUT_FILE, VECTORS_FILE, Vectors, VectorsWriter, Word2VecWriter
 from .client import PSClient, column_ranges
 from .encoding import SparkCorpus, encode_on_spark, read_words
 from .epochs import Trainer, TrainingLoop
@@ -38,6 +40,7 @@ from .server import new_secret
 from .session import reported_jobs, spark_context, spark_failure
 from .shard import ShardSpec
 from .spark_shards import SparkShards
+from .start_rows import write_init
 from .tls import with_tls
 from .worker import ColumnsTrainer, WorkerSettings
 
@@ -72,8 +75,10 @@ def train_spark(
     Returns the run's figures (words, pairs, bytes on the wire, ...) and the summary."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    run_config = run_config or RunConfig()
+    init = open_init(run_config.init, train_config) if run_config.init else None
     splits = input_splits(sources, SPLIT_BYTES, vocab_config)
-    checkpoint_dir = (run_config or RunConfig()).checkpoint_dir
+    checkpoint_dir = run_config.checkpoint_dir
     if checkpoint_dir:
         prepare_dir(checkpoint_dir)
     local = tempfile.mkdtemp(prefix=f".{out.name}.spark-", dir=out.parent)  # the driver's
@@ -84,23 +89,46 @@ def train_spark(
             try:
                 partitions = _partitions(sc, spark_config, log)
                 log(_describe_run(sc, spark_config, partitions))
+                base = base_vocabulary(init, vocab_config) if init is not None else None
                 with reported_jobs(sc, on_progress, "counting and encoding"):
                     corpus = encode_on_spark(sc, splits, partitions, work,
                                              Path(local) / "words.txt", vocab_config,
-                                             train_config, spark_config, log)
+                                             train_config, spark_config, log, base)
+                initial = _start(init, run_config, work, len(corpus.counts), log)
                 # The shards start once the corpus is encoded: as Spark tasks, they would
                 # hold task slots the counting and encoding need.
                 with _shard_group(sc, spark_config, work, checkpoint_dir) as shards:
                     _log_placement(shards, log)
                     return _train(sc, shards, corpus, out, word2vec, work, vocab_config,
-                                  train_config, spark_config, checkpoint_dir, on_progress, log,
-                                  ann_threshold)
+                                  train_config, spark_config, run_config, initial, on_progress,
+                                  log, ann_threshold)
             except Distw2vError:
                 raise
             except Exception as exc:  # a failed Spark job: Py4J wraps the executor's error
                 raise spark_failure(exc) from None
     finally:
         shutil.rmtree(local, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Start:
+    """A continued run's start: the model's matrices copied under the work dir, and what
+    meta.json records of it."""
+
+    uri: str
+    rows: int
+    provenance: dict[str, Any]
+
+
+def _start(init: Vectors | None, run_config: RunConfig, work: str, vocab_size: int,
+           log: Callable[[str], None]) -> Start | None:
+    if init is None or not run_config.init:
+        return None
+    log(f"continuing {run_config.init}: {len(init):,} words of the model, "
+        f"{vocab_size - len(init):,} new")
+    model = Path(run_config.init)
+    uri = write_init(work, str(model / VECTORS_FILE), str(model / OUTPUT_FILE))
+    return Start(uri, len(init), provenance(run_config.init, init))
 
 
 def _describe_run(sc: Any, config: SparkConfig, partitions: int) -> str:
@@ -176,12 +204,15 @@ def _partitions(sc: Any, config: SparkConfig, log: Callable[[str], None]) -> int
 
 def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, out: Path,
            word2vec: Path | None, work: str, vocab_config: VocabConfig,
-           train_config: TrainConfig, spark_config: SparkConfig, checkpoint_dir: str | None,
-           on_progress: OnProgress | None, log: Callable[[str], None],
+           train_config: TrainConfig, spark_config: SparkConfig, run_config: RunConfig,
+           initial: Start | None, on_progress: OnProgress | None, log: Callable[[str], None],
            ann_threshold: int | None) -> tuple[dict[str, Any], Summary]:
     n_words, dim, trained_words = len(corpus.counts), train_config.dim, corpus.trained_words
     specs, trainer = _strategy(n_words, train_config, spark_config, len(shards.addresses),
                                work)
+    if initial is not None:
+        specs = [replace(spec, init_uri=initial.uri, init_rows=initial.rows) for spec in specs]
+    checkpoint_dir = run_config.checkpoint_dir
     checkpoints = None
     if checkpoint_dir:
         checkpoints = RunCheckpoints(checkpoint_dir, {
@@ -189,7 +220,8 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
             "train_config": to_dict(train_config), "vocab_config": to_dict(vocab_config),
             "sources": corpus.files, "vocab_size": n_words, "trained_words": trained_words,
             "shards": len(shards.addresses), "strategy": spark_config.strategy,
-            "optimizer": spark_config.optimizer})
+            "optimizer": spark_config.optimizer,
+            **({"init": run_config.init} if run_config.init else {})})
         checkpoints.position()  # another run's checkpoints are refused before any training
     rows = spark_config.strategy == "rows"
     settings = WorkerSettings(
@@ -222,8 +254,10 @@ def _train(sc: Any, shards: ShardProcesses | SparkShards, corpus: SparkCorpus, o
                 "spark_config": to_dict(spark_config), "trained_words": loop.figures["words"],
                 "train_seconds": round(seconds, 3), "sources": corpus.files,
                 "epoch_loss": loss_record(loop.epoch_loss)}
+        if initial is not None:
+            meta["init"] = initial.provenance
         export(control, out, corpus.words_file, corpus.counts, dim, meta, word2vec,
-               ann_threshold)
+               ann_threshold, run_config.keep_output)
         loop.count_driver_traffic(control)
     finally:
         control.close()
@@ -278,20 +312,23 @@ def jvm_peak_rss_mb(sc: Any) -> float:
 
 def export(client: PSClient, out: Path, words_file: Path, counts: np.ndarray, dim: int,
            meta: dict[str, Any], word2vec: Path | None = None,
-           ann_threshold: int | None = None) -> None:
+           ann_threshold: int | None = None, keep_output: bool = False) -> None:
     """Stream row blocks from the shards into the native format (and a word2vec file: binary,
-    or text when its name ends in .txt), never holding more than one block of rows or
-    words: `words_file` has one word a line, as many as `counts`."""
+    or text when its name ends in .txt; with `keep_output`, the output matrix too), never
+    holding more than one block of rows or words: `words_file` has one word a line, as many
+    as `counts`."""
     n = len(counts)
     rows = max(1, EXPORT_BLOCK_BYTES // (4 * dim))
     side: Any = (Word2VecWriter(word2vec, n, dim, binary=word2vec.suffix != ".txt")
                  if word2vec is not None else nullcontext())
     block_words = read_words(words_file)
     with VectorsWriter(out, read_words(words_file), counts, dim, meta,
-                       ann_threshold=ann_threshold) as native, side as w2v:
+                       ann_threshold=ann_threshold, output=keep_output) as native, side as w2v:
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             block = client.pull(lo, hi)
             native.write_rows(lo, block)
+            if keep_output:
+                native.write_output_rows(lo, client.pull(lo, hi, "syn1"))
             if w2v is not None:
                 w2v.write_rows(list(islice(block_words, hi - lo)), block)

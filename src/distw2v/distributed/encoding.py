@@ -23,6 +23,7 @@ from ..corpus import CorpusStats, describe_stats, iter_sentences_in_range, load_
 from ..corpus.hints import TOP_WORDS, reading_warnings
 from ..errors import CorpusError
 from ..vocab import (
+    Vocabulary,
     empty_corpus_error,
     frequency_order,
     keep_probabilities,
@@ -200,12 +201,31 @@ class SparkCorpus:
     files: list[str]
 
 
+def _ranked(sc: Any, counts: Any, config: VocabConfig, base: Vocabulary | None) -> Any:
+    """((word, count), id) of the vocabulary, in id order: the distributed count selected
+    and ordered by distw2v.vocab's rules; with `base` (a continued run's model), extended as
+    vocab.extended_vocabulary does (its words first, with old + new counts)."""
+    kept = counts.filter(lambda wc: survives(wc[1], config))
+    if base is None:
+        return (kept.sortBy(frequency_order).zipWithIndex()
+                .filter(lambda r: within_final_vocab(r[1], config)))
+    size = len(base)
+    old = sc.parallelize([(w, (i, c)) for i, (w, c) in
+                          enumerate(zip(base.words, base.counts.tolist()))])
+    merged = old.leftOuterJoin(counts).map(
+        lambda r: ((r[0], r[1][0][1] + (r[1][1] or 0)), r[1][0][0]))
+    new = (kept.subtractByKey(old).sortBy(frequency_order).zipWithIndex()
+           .map(lambda r: (r[0], r[1] + size))
+           .filter(lambda r: within_final_vocab(r[1], config)))
+    return merged.union(new).sortBy(lambda r: r[1])
+
+
 def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitions: int,
                     work: str, words_file: Path, vocab_config: VocabConfig,
                     train_config: TrainConfig, spark_config: SparkConfig,
-                    log: Callable[[str], None]) -> SparkCorpus:
-    """Count the vocabulary, write the counts for shards and executors to `work`, and encode
-    the corpus as ids on the executors."""
+                    log: Callable[[str], None], base: Vocabulary | None = None) -> SparkCorpus:
+    """Count the vocabulary (extending `base`, a continued run's model's), write the counts
+    for shards and executors to `work`, and encode the corpus as ids on the executors."""
     from pyspark import StorageLevel
 
     files = list(dict.fromkeys(uri for uri, _, _ in splits))
@@ -225,11 +245,7 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
         log("read " + describe_stats(seen.value))
         if corpus_words == 0:
             raise empty_corpus_error()
-        # the selection rules of distw2v.vocab, applied to the distributed count
-        kept = counts.filter(lambda wc: survives(wc[1], vocab_config))
-        ranked = (kept.sortBy(frequency_order).zipWithIndex()
-                  .filter(lambda r: within_final_vocab(r[1], vocab_config))
-                  .persist(StorageLevel.MEMORY_AND_DISK))
+        ranked = _ranked(sc, counts, vocab_config, base).persist(StorageLevel.MEMORY_AND_DISK)
         # The driver keeps the words in a file, not a list: at hundreds of millions of words a
         # list of str would be tens of GB. Counts are an array, 8 bytes a word.
         counts_array = array("q")
@@ -241,8 +257,10 @@ def encode_on_spark(sc: Any, splits: list[tuple[str, int, int | None]], partitio
         if not n_words:
             raise too_rare_error(vocab_config, counts.values().max())
         vocab_counts = np.frombuffer(counts_array, dtype=np.int64)
+        # a continued run's counts hold the model's too: those are not this corpus's
+        covered = int(vocab_counts.sum()) - (int(base.counts.sum()) if base is not None else 0)
         log(f"vocabulary: {n_words:,} words (min_count={vocab_config.min_count}) covering "
-            f"{int(vocab_counts.sum()):,} of {corpus_words:,} corpus words (distributed count)")
+            f"{covered:,} of {corpus_words:,} corpus words (distributed count)")
         for warning in reading_warnings(vocab_config, seen.value,
                                         islice(read_words(words_file), TOP_WORDS)):
             log(warning)

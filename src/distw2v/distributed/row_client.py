@@ -109,9 +109,10 @@ class RowClient(PSClient):
         self._call("RowLoad", requests)
 
     def pull(self, lo: int, hi: int, which: str = "syn0") -> np.ndarray:
-        """The input rows of ids [lo, hi), gathered from every shard (for the export)."""
+        """The input (or output) rows of ids [lo, hi), gathered from every shard (for the
+        export)."""
         block = np.empty((hi - lo, self.dim), dtype=np.float32)
-        for reply in self._same("RowPullRange", {"lo": lo, "hi": hi}):
+        for reply in self._same("RowPullRange", {"lo": lo, "hi": hi, "which": which}):
             _, arrays = unpack(reply)
             block[arrays["ids"] - lo] = arrays["rows"]
         return block

@@ -28,6 +28,7 @@ from ..training import initial_inputs
 from . import checks
 from .checks import bounded
 from .gate import CheckpointGate
+from .start_rows import init_blocks
 
 CHECKPOINT_FORMAT = "distw2v-rows"
 BLOCK_VALUES = 1 << 22  # floats drawn at a time when initialising: bounded memory
@@ -139,6 +140,8 @@ class RowSpec:
     adagrad_eta: float = bounded(0, 10.0, default=0.05)
     damping: float = bounded(0, 10.0, default=1.0)  # SGD deltas are scaled by it
     model: str = "skipgram"  # or "cbow"
+    init_uri: str = ""  # a continued run's start, as ShardSpec's
+    init_rows: int = bounded(0, INT32_MAX, default=0)
 
 
 def placement(spec: RowSpec) -> Placement:
@@ -160,6 +163,9 @@ def _check(spec: RowSpec) -> None:
         raise Distw2vError(f"unknown optimizer {spec.optimizer!r}; use 'sgd' or 'adagrad'.")
     if spec.model not in ("skipgram", "cbow"):
         raise Distw2vError(f"unknown model {spec.model!r}; use 'skipgram' or 'cbow'.")
+    if spec.init_rows > spec.vocab_size:
+        raise Distw2vError(f"a start of {spec.init_rows} rows does not fit a vocabulary of "
+                           f"{spec.vocab_size}.")
     if not (np.isfinite(spec.damping) and np.isfinite(spec.adagrad_eta)
             and spec.adagrad_eta > 0):
         raise Distw2vError("damping must be finite and adagrad_eta finite and positive.")
@@ -234,6 +240,12 @@ class RowShard:
             syn0[where.positions(ids[mine])] = drawn[mine]
         self.syn0 = syn0
         self.syn1 = np.zeros_like(syn0)
+        for name, matrix in (("syn0", self.syn0), ("syn1", self.syn1)):
+            for first, rows in init_blocks(spec.init_uri, name, spec.init_rows, spec.dim) \
+                    if spec.init_rows else ():
+                ids = np.arange(first, first + len(rows))
+                mine = where.owners(ids) == spec.shard
+                matrix[where.positions(ids[mine])] = rows[mine]
         if spec.optimizer == "adagrad":
             self.acc0, self.acc1 = np.zeros_like(syn0), np.zeros_like(syn0)
         self.spec = spec
@@ -351,16 +363,20 @@ class RowShard:
 
     # --- reading and persistence -----------------------------------------------------------
 
-    def pull_range(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """The held ids in [lo, hi) and copies of their syn0 rows (to export the model)."""
+    def pull_range(self, lo: int, hi: int,
+                   which: str = "syn0") -> tuple[np.ndarray, np.ndarray]:
+        """The held ids in [lo, hi) and copies of their syn0 (or syn1) rows (to export the
+        model)."""
         with self._gate.call():
             spec = self._require_spec()
+            if which not in ("syn0", "syn1"):
+                raise Distw2vError(f"there is no matrix {str(which)[:20]!r}; use syn0 or syn1.")
             if not 0 <= lo <= hi <= spec.vocab_size:
                 raise Distw2vError(f"ids [{lo}, {hi}) are outside the vocabulary.")
             ids = np.arange(lo, hi, dtype=np.int64)
             where = self.placement
             ids = ids[where.owners(ids) == spec.shard]
-            return ids, self.syn0[where.positions(ids)]
+            return ids, (self.syn0 if which == "syn0" else self.syn1)[where.positions(ids)]
 
     def _names(self, spec: RowSpec) -> list[str]:
         names = ["syn0", "syn1"] + (["acc0", "acc1"] if spec.optimizer == "adagrad" else [])
@@ -401,7 +417,8 @@ class RowShard:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise Distw2vError(f"no readable checkpoint of row shard {spec.shard} of "
                                f"{spec.shards} in {uri}: {exc}.") from None
-        if replace(saved, damping=spec.damping, adagrad_eta=spec.adagrad_eta) != spec:
+        if replace(saved, damping=spec.damping, adagrad_eta=spec.adagrad_eta,
+                   init_uri=spec.init_uri) != spec:
             raise Distw2vError(f"the checkpoint in {uri} belongs to another model "
                                f"({saved.vocab_size} words x {saved.dim}, seed {saved.seed}, "
                                f"{saved.optimizer}).")

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -37,8 +37,11 @@ from .roots import under_root
 from .rowcodec import decode_rows, pack_deltas, unpack_deltas
 from .rows import RowShard, RowSpec
 from .shard import Batch, Finish, ParameterShard, ShardSpec
+from .start_rows import is_init_dir
 from .stream import INVALID, REFUSED, Refused, StreamServer
 from .wire import Message, joined, message_size, pack, pack_parts, unpack
+
+AnySpec = TypeVar("AnySpec", ShardSpec, RowSpec)
 
 SERVICE = "distw2v.ParameterShard"
 MAX_MESSAGE = 1 << 30
@@ -98,17 +101,35 @@ class ShardService:
         self.methods = self._method_table()  # built once: every call looks its method up
         self._lock = threading.Lock()
 
-    def _spec(self, header: dict[str, Any]) -> ShardSpec:
-        """The request's spec, its counts file checked to be a counts.npy under the work dir
-        (without one: a local path, as a driver on this machine sends)."""
-        spec = checks.spec_from(ShardSpec, header.get("spec"))
+    def _work_path(self, uri: str) -> str:
+        """`uri` checked to lie under the work dir (without one: a local path, as a driver on
+        this machine sends)."""
         root, what = ((self.work_root, "this shard's --work-dir") if self.work_root
                       else ("/", "a local path: this shard has no --work-dir"))
-        counts = under_root(spec.counts_uri, root, what)
+        return under_root(uri, root, what)
+
+    def _spec(self, header: dict[str, Any]) -> ShardSpec:
+        """The request's spec, its counts file checked to be a counts.npy under the work dir,
+        its start (if any) as `_start` checks it."""
+        spec = self._start(checks.spec_from(ShardSpec, header.get("spec")))
+        counts = self._work_path(spec.counts_uri)
         if posixpath.basename(counts) != "counts.npy":
             raise Distw2vError(f"{spec.counts_uri} is not a counts.npy; a shard reads only the "
                                "run's word counts.")
         return replace(spec, counts_uri=counts)
+
+    def _start(self, spec: AnySpec) -> AnySpec:
+        """A spec's continued-run start checked: an init directory under the work dir, named
+        exactly when it has rows to read."""
+        if not spec.init_uri:
+            if spec.init_rows:
+                raise checks.BadRequest("a spec with init_rows needs its init_uri.")
+            return spec
+        path = self._work_path(spec.init_uri)
+        if not is_init_dir(path):
+            raise Distw2vError(f"{spec.init_uri} is not an init directory; a shard reads a "
+                               "start only from the run's.")
+        return replace(spec, init_uri=path)
 
     def _checkpoint_uri(self, header: dict[str, Any]) -> str:
         if self.checkpoint_root is None:
@@ -154,7 +175,7 @@ class ShardService:
     # --- the rows strategy: rows named by position (rowcodec), deltas maybe float16 ---------
 
     def row_configure(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
-        self.rows.configure(checks.spec_from(RowSpec, header.get("spec")))
+        self.rows.configure(self._start(checks.spec_from(RowSpec, header.get("spec"))))
         self.strategy = "rows"
         return pack({"ok": True})
 
@@ -196,7 +217,8 @@ class ShardService:
 
     def row_pull_range(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         ids, rows = self.rows.pull_range(checks.integer(header, "lo", 0, INT32_MAX),
-                                         checks.integer(header, "hi", 0, INT32_MAX))
+                                         checks.integer(header, "hi", 0, INT32_MAX),
+                                         header.get("which", "syn0"))
         return pack({}, ids=ids, rows=rows)
 
     def row_checkpoint(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
@@ -205,7 +227,8 @@ class ShardService:
 
     def row_load(self, header: dict[str, Any], _: dict[str, np.ndarray]) -> bytes:
         words = header.get("global_words")
-        self.rows.load(self._checkpoint_uri(header), checks.spec_from(RowSpec, header.get("spec")),
+        self.rows.load(self._checkpoint_uri(header),
+                       self._start(checks.spec_from(RowSpec, header.get("spec"))),
                        None if words is None else
                        checks.integer(header, "global_words", 0, checks.WORDS_MAX))
         self.strategy = "rows"

@@ -34,6 +34,7 @@ from ..vocab import negative_table
 from . import checks
 from .checks import bounded
 from .gate import CheckpointGate
+from .start_rows import init_blocks
 
 CHECKPOINT_FORMAT = "distw2v-shard"
 PENDING_BATCHES = 4096  # round-1 partials kept for round 2: far more than clients in flight
@@ -77,6 +78,10 @@ class ShardSpec:
     counts_uri: str  # .npy of int64 word counts (for the negative-sampling table)
     shards: int = bounded(1, MAX_DIM, default=1)  # how many shards split the columns
     model: str = "skipgram"  # or "cbow": one dot product per centre, of its contexts' mean
+    # a continued run's: the model's first init_rows rows replace the initial ones, read
+    # from the init directory under the work dir (start_rows.py)
+    init_uri: str = ""
+    init_rows: int = bounded(0, INT32_MAX, default=0)
 
 
 @dataclass
@@ -133,6 +138,10 @@ class ParameterShard:
             rng = np.random.default_rng([spec.seed, spec.lo])
             self.syn0 = initial_inputs(rng, spec.vocab_size, width, spec.dim)
             self.syn1 = np.zeros((spec.vocab_size, width), dtype=np.float32)
+            for name, matrix in (("syn0", self.syn0), ("syn1", self.syn1)):
+                for first, block in init_blocks(spec.init_uri, name, spec.init_rows, spec.dim) \
+                        if spec.init_rows else ():
+                    matrix[first:first + len(block)] = block[:, spec.lo:spec.hi]
             self.spec = spec
 
     def _prepare(self, spec: ShardSpec) -> None:
@@ -143,6 +152,9 @@ class ParameterShard:
             )
         if spec.model not in ("skipgram", "cbow"):
             raise Distw2vError(f"unknown model {spec.model!r}; use 'skipgram' or 'cbow'.")
+        if spec.init_rows > spec.vocab_size:
+            raise Distw2vError(f"a start of {spec.init_rows} rows does not fit a vocabulary "
+                               f"of {spec.vocab_size}.")
         checks.affordable(2 * 4 * spec.vocab_size * (spec.hi - spec.lo), "this shard's columns")
         counts = read_counts(spec.counts_uri)
         if counts.shape != (spec.vocab_size,):
@@ -295,7 +307,7 @@ class ParameterShard:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise Distw2vError(f"no readable checkpoint of columns [{lo}, {hi}) in {uri}: "
                                f"{exc}.") from None
-        if replace(saved, counts_uri=spec.counts_uri) != spec:
+        if replace(saved, counts_uri=spec.counts_uri, init_uri=spec.init_uri) != spec:
             raise Distw2vError(f"the checkpoint in {uri} belongs to another model "
                                f"({saved.vocab_size} words x {saved.dim}, seed {saved.seed}).")
         with self._gate.paused():  # as configure: no call sees the matrices change

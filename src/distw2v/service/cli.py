@@ -242,7 +242,7 @@ def add_commands(command: CommandFactory) -> None:
     add_config_options(p, ServiceConfig, "service")
     add_config_options(p, SparkConfig, "spark engine (jobs submitted with engine 'spark')")
     add_config_options(p, RunConfig, "checkpoints (every job gets a sub-directory)",
-                       exclude=("engine",))  # each job names its own
+                       exclude=("engine", "init", "keep_output"))  # each job's own
     p.set_defaults(run=cmd_serve)
 
     p = command("submit", "submit a training job to a running service")

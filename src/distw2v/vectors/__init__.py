@@ -14,6 +14,7 @@ from .writers import (
     FORMAT_VERSION,
     INDEX_FILE,
     META_FILE,
+    OUTPUT_FILE,
     VECTORS_FILE,
     WORDS_FILE,
     VectorsWriter,
@@ -21,6 +22,7 @@ from .writers import (
     build_index,
 )
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FILE", "META_FILE", "VECTORS_FILE", "WORDS_FILE",
+__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FILE", "META_FILE", "OUTPUT_FILE",
+           "VECTORS_FILE", "WORDS_FILE",
            "Vectors", "VectorsWriter", "Word2VecWriter", "add_index", "build_index",
            "unit_rows"]

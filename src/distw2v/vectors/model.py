@@ -29,6 +29,7 @@ from .writers import (
     FORMAT_VERSION,
     INDEX_FILE,
     META_FILE,
+    OUTPUT_FILE,
     VECTORS_FILE,
     WORDS_FILE,
     VectorsWriter,
@@ -42,6 +43,21 @@ from .writers import (
 )
 
 _ROWS_PER_WRITE = 1 << 16
+
+
+def _load_matrix(file: Path, mmap: bool) -> np.ndarray:
+    """A float32 matrix from a .npy file of a model directory (memory-mapped when `mmap`)."""
+    try:
+        matrix = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{file} is missing.") from None
+    except (ValueError, EOFError, OSError):
+        raise ModelFormatError(f"{file} is truncated or not a .npy array.") from None
+    if matrix.dtype != np.float32 or matrix.ndim != 2:
+        raise ModelFormatError(
+            f"{file} holds a {matrix.dtype} array of shape {matrix.shape}, not a float32 matrix."
+        )
+    return matrix
 
 
 # Scores of one query batch against one vocabulary block are held at once: bound that block.
@@ -58,6 +74,7 @@ class Vectors(KeyedVectorsMixin):
         matrix: np.ndarray,
         counts: np.ndarray | None = None,
         meta: dict[str, Any] | None = None,
+        output: np.ndarray | None = None,
     ) -> None:
         if matrix.dtype != np.float32:
             matrix = matrix.astype(np.float32)
@@ -75,8 +92,13 @@ class Vectors(KeyedVectorsMixin):
                 raise Distw2vError(
                     f"counts has shape {counts.shape} but there are {len(words)} words."
                 )
+        if output is not None and output.shape != matrix.shape:
+            raise Distw2vError(f"The output matrix has shape {output.shape}, not the vector "
+                               f"matrix's {matrix.shape}.")
         self.words = list(words)
         self.matrix = matrix
+        # the output (context) vectors, kept to continue training from (--keep-output)
+        self.output = output
         self.counts = counts
         self.meta: dict[str, Any] = dict(meta or {})
         self.index: dict[str, int] = {word: i for i, word in enumerate(self.words)}
@@ -136,9 +158,11 @@ class Vectors(KeyedVectorsMixin):
         """Save atomically as a model directory; an existing model at `path` is replaced.
         `ann_threshold`: see VectorsWriter."""
         with VectorsWriter(path, self.words, self.counts, self.dim, self.meta,
-                           ann_threshold) as writer:
+                           ann_threshold, output=self.output is not None) as writer:
             for start in range(0, len(self), _ROWS_PER_WRITE):
                 writer.write_rows(start, self.matrix[start : start + _ROWS_PER_WRITE])
+                if self.output is not None:
+                    writer.write_output_rows(start, self.output[start : start + _ROWS_PER_WRITE])
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> Vectors:
@@ -167,18 +191,7 @@ class Vectors(KeyedVectorsMixin):
                 f"this distw2v reads version {FORMAT_VERSION}."
             )
         header, words, counts = read_word_counts(path / WORDS_FILE)
-        vec_path = path / VECTORS_FILE
-        try:
-            matrix = np.load(vec_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except FileNotFoundError:
-            raise ModelFormatError(f"{vec_path} is missing.") from None
-        except (ValueError, EOFError, OSError):
-            raise ModelFormatError(f"{vec_path} is truncated or not a .npy array.") from None
-        if matrix.dtype != np.float32 or matrix.ndim != 2:
-            raise ModelFormatError(
-                f"{vec_path} holds a {matrix.dtype} array of shape {matrix.shape}, "
-                "not a float32 matrix."
-            )
+        matrix = _load_matrix(path / VECTORS_FILE, mmap)
         expected = (info.get("size"), info.get("dim"))
         if matrix.shape != (len(words), expected[1]) or expected[0] != len(words):
             raise ModelFormatError(
@@ -187,7 +200,13 @@ class Vectors(KeyedVectorsMixin):
             )
         has_counts = header.get("has_counts", True)
         meta = info.get("meta") or {}
-        vectors = cls(words, matrix, counts if has_counts else None, meta)
+        output = None
+        if "output" in info:  # models saved without --keep-output have none
+            output = _load_matrix(path / OUTPUT_FILE, mmap)
+            if output.shape != matrix.shape:
+                raise ModelFormatError(f"{path} is inconsistent: {OUTPUT_FILE} is "
+                                       f"{output.shape} and {VECTORS_FILE} {matrix.shape}.")
+        vectors = cls(words, matrix, counts if has_counts else None, meta, output)
         if "ann" in info:
             vectors.ann = ann.open_index(path, info["ann"], matrix)
         elif (path / INDEX_FILE).exists():

@@ -1,8 +1,9 @@
 """Writing models: the native directory (`words.tsv`, the project's word-count TSV;
 `vectors.npy`, float32 and memory-mappable; `meta.json`, format, version, shape, free meta;
-and for models of at least `ann_threshold` words `ann.index`, described under "ann" in
-meta.json, see ann.py), and the word2vec text and binary formats. Every write is atomic: the
-directory or file at the target path is either complete or absent."""
+for models of at least `ann_threshold` words `ann.index`, described under "ann" in
+meta.json, see ann.py; when asked, `output.npy`, the output matrix that continued training
+starts from, described under "output"), and the word2vec text and binary formats. Every
+write is atomic: the directory or file at the target path is either complete or absent."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ VECTORS_FILE = "vectors.npy"
 
 
 META_FILE = "meta.json"
+
+
+# An optional file of format version 1: a reader that ignores it reads the model correctly,
+# so it needs no new version (nor do older readers refuse models that have it).
+OUTPUT_FILE = "output.npy"
 
 
 INDEX_FILE = ann.INDEX_FILE
@@ -90,6 +96,7 @@ class VectorsWriter:
     which is renamed onto `path` only when the block exits without an exception and every row
     was written. A model of at least `ann_threshold` words (None: ann.DEFAULT_THRESHOLD,
     0: never) gets its nearest-neighbour index built in that temp directory before the rename.
+    With `output`, the output matrix is written too (`write_output_rows`), into output.npy.
     """
 
     def __init__(
@@ -100,8 +107,10 @@ class VectorsWriter:
         dim: int,
         meta: dict[str, Any] | None = None,
         ann_threshold: int | None = None,
+        output: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.output = output
         self.words = words
         self.ann_threshold = ann.DEFAULT_THRESHOLD if ann_threshold is None else ann_threshold
         if counts is not None:
@@ -123,6 +132,8 @@ class VectorsWriter:
         self._matrix: BinaryIO | None = None  # vectors.npy, open for positional writes
         self._data_offset = 0
         self._written: np.ndarray | None = None
+        self._output: BinaryIO | None = None  # output.npy, the same way
+        self._output_written: np.ndarray | None = None
 
     def __enter__(self) -> VectorsWriter:
         if self.path.exists() and not _is_model_dir(self.path):
@@ -137,21 +148,41 @@ class VectorsWriter:
             counts = self.counts if self.counts is not None else np.zeros(n, dtype=np.int64)
             header = {"size": n, "has_counts": self.counts is not None}
             write_word_counts(self._tmp / WORDS_FILE, _checked(self.words), counts, header)
-            self._matrix = open(self._tmp / VECTORS_FILE, "wb")
-            npy: dict[str, Any] = {"descr": "<f4", "fortran_order": False, "shape": (n, self.dim)}
-            np.lib.format.write_array_header_1_0(self._matrix, npy)
+            self._matrix = self._open_npy(self._tmp / VECTORS_FILE)
             self._data_offset = self._matrix.tell()
-            self._matrix.truncate(self._data_offset + n * self.dim * 4)
             self._written = np.zeros(n, dtype=bool)
+            if self.output:
+                self._output = self._open_npy(self._tmp / OUTPUT_FILE)
+                self._output_written = np.zeros(n, dtype=bool)
         except BaseException:
             self._discard()
             raise
         return self
 
+    def _open_npy(self, path: Path) -> BinaryIO:
+        """A new .npy of (size, dim) float32, open after its header."""
+        file = open(path, "wb")
+        npy: dict[str, Any] = {"descr": "<f4", "fortran_order": False,
+                               "shape": (self.size, self.dim)}
+        np.lib.format.write_array_header_1_0(file, npy)
+        file.truncate(file.tell() + self.size * self.dim * 4)
+        return file
+
     def write_rows(self, start: int, block: np.ndarray) -> None:
         """Write `block` (k, dim) into rows [start, start + k)."""
         if self._matrix is None or self._written is None:
             raise Distw2vError("VectorsWriter.write_rows is only valid inside its `with` block.")
+        self._write(self._matrix, self._written, start, block)
+
+    def write_output_rows(self, start: int, block: np.ndarray) -> None:
+        """Write `block` (k, dim) into rows [start, start + k) of the output matrix."""
+        if self._output is None or self._output_written is None:
+            raise Distw2vError("VectorsWriter.write_output_rows needs output=True and its "
+                               "`with` block.")
+        self._write(self._output, self._output_written, start, block)
+
+    def _write(self, file: BinaryIO, written: np.ndarray, start: int,
+               block: np.ndarray) -> None:
         block = np.asarray(block)
         n = self.size
         if block.ndim != 2 or block.shape[1] != self.dim:
@@ -161,8 +192,9 @@ class VectorsWriter:
                 f"Rows [{start}, {start + block.shape[0]}) are outside the matrix of {n} rows."
             )
         data = np.ascontiguousarray(block, dtype="<f4").tobytes()
-        os.pwrite(self._matrix.fileno(), data, self._data_offset + start * self.dim * 4)
-        self._written[start : start + block.shape[0]] = True
+        # both files' headers have the same length: the same shape and dtype
+        os.pwrite(file.fileno(), data, self._data_offset + start * self.dim * 4)
+        written[start : start + block.shape[0]] = True
 
     def __exit__(
         self,
@@ -182,14 +214,15 @@ class VectorsWriter:
     def _commit(self) -> None:
         if self._tmp is None or self._matrix is None or self._written is None:
             raise Distw2vError("VectorsWriter was used outside its `with` block.")
-        if not self._written.all():
-            first = int(np.flatnonzero(~self._written)[0])
-            raise Distw2vError(
-                f"Row {first} of {self.path} was never written; the model was not saved."
-            )
+        for written in (self._written, self._output_written):
+            if written is not None and not written.all():
+                first = int(np.flatnonzero(~written)[0])
+                raise Distw2vError(
+                    f"Row {first} of {self.path} was never written; the model was not saved."
+                )
         self._matrix.close()
         self._matrix = None
-        meta = {
+        meta: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "dim": self.dim,
@@ -197,6 +230,11 @@ class VectorsWriter:
             "meta": self.meta,
         }
         names = [WORDS_FILE, VECTORS_FILE]
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+            meta["output"] = {"file": OUTPUT_FILE}
+            names.append(OUTPUT_FILE)
         if 0 < self.ann_threshold <= self.size:
             if ann.available():
                 meta["ann"] = build_index(self._tmp, self.size, self.dim)
@@ -213,9 +251,10 @@ class VectorsWriter:
         self._tmp = None
 
     def _discard(self) -> None:
-        if self._matrix is not None:
-            self._matrix.close()
-        self._matrix = None
+        for file in (self._matrix, self._output):
+            if file is not None:
+                file.close()
+        self._matrix = self._output = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
