@@ -174,18 +174,16 @@ class ParameterShard:
         return self.spec
 
     def _check(self, batch: Batch) -> None:
-        """Refuse a batch the kernels would read or write outside their arrays with."""
+        """Refuse a batch the kernels would read or write outside their arrays with (its
+        arrays' types and its seed are checked where a request becomes a Batch:
+        server.batch_from)."""
         spec = self._require_spec()
-        for name, kind in (("centers", "int32"), ("ctx_offsets", "int64"),
-                           ("contexts", "int32")):
-            checks.array(vars(batch), name, kind, 1)
         if batch.pairs > checks.PAIRS_MAX:
             raise Distw2vError(f"a batch of {batch.pairs} pairs is over the limit of "
                                f"{checks.PAIRS_MAX}.")
         checks.offsets(batch.ctx_offsets, len(batch.centers), batch.pairs)
         checks.word_ids(batch.centers, spec.vocab_size, "a batch's centres")
         checks.word_ids(batch.contexts, spec.vocab_size, "a batch's contexts")
-        checks.integer(vars(batch), "seed", 0, checks.SEED_MAX)
 
     def _negatives(self, batch: Batch) -> np.ndarray:
         return draw_batch_negatives(len(batch.centers), self._require_spec().negative,
